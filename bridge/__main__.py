@@ -1,0 +1,3 @@
+from bridge.cli import cli
+
+cli(prog_name="python -m bridge")

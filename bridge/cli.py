@@ -1,0 +1,129 @@
+"""Operator commands: ``python -m bridge <command>``.
+
+``check`` validates the settings; ``banner`` prints the webhook addresses and secret;
+``login`` is a person's Kotak login (the way out after an unattended login failed);
+``instruments refresh`` loads today's scrip master; ``instruments lookup`` shows what a
+signal's symbol resolves to.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+
+from bridge.clock import ist_text
+from bridge.config import ConfigError, Settings, environment, load_settings
+from bridge.domain import Exchange
+from bridge.kotak.auth import AuthFlow
+from bridge.kotak.errors import KotakError
+from bridge.kotak.instruments import InstrumentError
+from bridge.log import Redactor, configure_logging
+from bridge.startup import banner as banner_text
+from bridge.wiring import Services, build_services
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings(environment())
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+
+
+@contextmanager
+def _services() -> Iterator[Services]:
+    settings = _settings()
+    redactor = Redactor(settings.secrets())
+    configure_logging(settings.log_level, settings.log_format.value, redactor)
+    services = build_services(settings, redactor=redactor)
+    try:
+        yield services
+    finally:
+        services.close()
+
+
+@click.group()
+def cli() -> None:
+    """Kotak signal bridge."""
+
+
+@cli.command()
+def check() -> None:
+    """Validate the settings and report every problem."""
+    settings = _settings()
+    for warning in settings.warnings:
+        click.echo(f"warning: {warning}")
+    click.echo(f"settings are valid (mode {settings.mode.value}, database "
+               f"{settings.database_url.split(':', 1)[0]})")
+
+
+@cli.command()
+def banner() -> None:
+    """Print the webhook addresses and the secret alerts must carry."""
+    click.echo(banner_text(_settings(), show_secret=True))
+
+
+@cli.command()
+@click.option("--totp", default="", help="the 6-digit code from your authenticator app")
+@click.option("--mpin", default="", help="your Neo MPIN (asked for when not set)")
+@click.option("--otp", default="", help="legacy flow: the OTP Kotak sent (asked for)")
+def login(totp: str, mpin: str, otp: str) -> None:
+    """Log in to Kotak as a person (also clears a failed unattended login)."""
+    with _services() as services:
+        manager = services.broker().sessions
+        creds = manager.credentials
+        try:
+            if creds.flow is AuthFlow.TOTP:
+                if not totp and not creds.totp_secret:
+                    totp = click.prompt("TOTP from your authenticator app")
+                if not mpin and not creds.mpin:
+                    mpin = click.prompt("MPIN", hide_input=True)
+                session = manager.login(attended=True, totp=totp, mpin=mpin)
+            elif mpin or creds.mpin:
+                session = manager.login(attended=True, mpin=mpin)
+            else:
+                manager.begin_otp()
+                session = manager.complete_otp(otp or click.prompt("OTP Kotak sent you"))
+        except KotakError as exc:
+            click.echo(f"login failed: {exc.message}", err=True)
+            sys.exit(1)
+        click.echo(f"logged in; the Kotak session is valid until "
+                   f"{ist_text(session.expires_at)}")
+
+
+@cli.group()
+def instruments() -> None:
+    """The scrip master."""
+
+
+@instruments.command("refresh")
+def instruments_refresh() -> None:
+    """Download and load today's scrip master (the old one stays if this fails)."""
+    with _services() as services:
+        try:
+            report = services.instruments.refresh(services.broker())
+        except (KotakError, InstrumentError) as exc:
+            click.echo(f"refresh failed, previous scrip master kept: {exc}", err=True)
+            sys.exit(1)
+        counts = ", ".join(f"{seg} {n}" for seg, n in sorted(report.counts.items()))
+        click.echo(f"{report.total} instruments for {report.trading_day} ({counts})")
+
+
+@instruments.command("lookup")
+@click.argument("symbol")
+@click.option("--exchange", type=click.Choice([e.value for e in Exchange]), default=None)
+def instruments_lookup(symbol: str, exchange: str | None) -> None:
+    """Show the instrument a signal's SYMBOL resolves to."""
+    with _services() as services:
+        try:
+            found = services.instruments.current().resolve(
+                symbol, Exchange(exchange) if exchange else None)
+        except InstrumentError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(1)
+        click.echo(f"{found.exchange}:{found.trading_symbol} ({found.kind}) lot {found.lot_size} "
+                   f"tick {found.tick_size} expiry {found.expiry or '-'} "
+                   f"freeze {found.freeze_quantity or '-'} token {found.token}")

@@ -1,0 +1,445 @@
+"""Settings, read once at start from the environment (and ``.env``), strictly.
+
+Every value is parsed explicitly; all problems are collected and reported together, and the
+process refuses to start with any. Secret values are wrapped in :class:`Secret`, so they
+print as ``***`` and never reach a message, a log line or a response. Names follow
+``DESIGN.md`` section 4 (Kotak's own names where they exist); ``.env.sample`` documents each.
+
+Nothing here runs at import: :func:`environment` reads ``os.environ`` and the ``.env`` file
+when called, and :func:`load_settings` parses a mapping, so tests pass their own.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import time
+from enum import StrEnum
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+from bridge.domain import Exchange
+from bridge.kotak.auth import AuthFlow
+
+T = TypeVar("T")
+
+
+class Mode(StrEnum):
+    PAPER = "paper"
+    LIVE = "live"
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class Secret:
+    """A secret value that never shows itself by accident."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str = "") -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class ConfigError(Exception):
+    """The settings are unusable; ``problems`` lists every one of them."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("the bridge cannot start:\n" + "\n".join(f"  - {p}" for p in problems))
+        self.problems = problems
+
+
+DEFAULT_SQUAREOFF = "NSE=15:15,BSE=15:15,NFO=15:15,BFO=15:15,CDS=16:45,MCX=23:25"
+KNOWN_KEYS = frozenset({
+    "BROKER_API_KEY", "BROKER_API_SECRET", "REDIRECT_URL", "BRIDGE_MODE", "BRIDGE_BIND",
+    "WEBHOOK_SECRET", "DATABASE_URL", "KOTAK_AUTH", "KOTAK_UCC", "KOTAK_MOBILE", "KOTAK_PAN",
+    "KOTAK_MPIN", "KOTAK_TOTP_SECRET", "KOTAK_PASSWORD", "KOTAK_LOGIN_URL", "KOTAK_OAUTH_URL",
+    "KOTAK_GATEWAY_URL", "KOTAK_ORDER_RATE", "KOTAK_CONNECT_TIMEOUT_S", "KOTAK_READ_TIMEOUT_S",
+    "KOTAK_PROXY", "SQUAREOFF_TIMES", "SESSION_RENEW_AT", "DEDUP_WINDOW_S",
+    "TRADINGVIEW_IPS_ONLY", "TRUSTED_PROXIES", "ADMIN_PASSWORD", "TELEGRAM_BOT_TOKEN",
+    "TELEGRAM_CHAT_ID", "DATA_DIR", "LOG_LEVEL", "LOG_FORMAT", "BRIDGE_SECRET_KEY",
+})
+_WATCHED_PREFIXES = ("KOTAK_", "BRIDGE_")
+
+
+@dataclass(frozen=True)
+class KotakSettings:
+    auth: AuthFlow
+    api_key: Secret
+    api_secret: Secret
+    ucc: str
+    mobile: str
+    pan: str
+    mpin: Secret
+    totp_secret: Secret
+    password: Secret
+    login_url: str
+    oauth_url: str
+    gateway_url: str
+    order_rate: int
+    connect_timeout_s: float
+    read_timeout_s: float
+    proxy: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: Mode
+    bind_host: str
+    bind_port: int
+    webhook_secret: Secret
+    database_url: str
+    data_dir: Path
+    redirect_url: str
+    kotak: KotakSettings
+    squareoff_times: dict[Exchange, time]
+    session_renew_at: time
+    dedup_window_s: int
+    tradingview_ips_only: bool
+    trusted_proxies: int
+    admin_password: Secret
+    telegram_bot_token: Secret
+    telegram_chat_id: str
+    log_level: str
+    log_format: LogFormat
+    secret_key: Secret
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def bind(self) -> str:
+        return f"{self.bind_host}:{self.bind_port}"
+
+    def secrets(self) -> list[str]:
+        """Every configured secret value, for the log redactor."""
+        values = (self.webhook_secret, self.admin_password, self.telegram_bot_token,
+                  self.secret_key, self.kotak.api_key, self.kotak.api_secret, self.kotak.mpin,
+                  self.kotak.totp_secret, self.kotak.password)
+        return [value.reveal() for value in values if value]
+
+
+def environment(env_file: Path | None = None) -> dict[str, str]:
+    """Return the process environment over the ``.env`` file (the environment wins).
+
+    The file is ``$ENV_FILE`` when set, else ``.env`` in the working directory.
+    """
+    path = env_file or Path(os.environ.get("ENV_FILE", ".env"))
+    values: dict[str, str] = {}
+    if path.is_file():
+        values.update({key: value for key, value in dotenv_values(path).items()
+                       if value is not None})
+    values.update(os.environ)
+    return values
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Parse and check every setting.
+
+    :raises ConfigError: listing every problem found (values of secrets are never shown).
+    """
+    r = _Reader(environ)
+    mode = r.choice("BRIDGE_MODE", Mode, Mode.PAPER)
+    host, port = r.bind("BRIDGE_BIND", "127.0.0.1:5000")
+    webhook_secret = r.secret("WEBHOOK_SECRET")
+    if not webhook_secret:
+        r.problem("WEBHOOK_SECRET is required: every signal must carry it (`make run` "
+                  "writes a fresh one into .env)")
+    elif len(webhook_secret.reveal()) < 16:
+        r.warn("WEBHOOK_SECRET is shorter than 16 characters: anyone who guesses it can trade")
+    kotak = _kotak_settings(r, mode)
+    squareoff = r.squareoff("SQUAREOFF_TIMES")
+    telegram_token = r.secret("TELEGRAM_BOT_TOKEN")
+    telegram_chat = r.text("TELEGRAM_CHAT_ID")
+    if bool(telegram_token) != bool(telegram_chat):
+        r.problem("TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID go together: set both or neither")
+    secret_key = r.secret("BRIDGE_SECRET_KEY")
+    if secret_key and not _is_fernet_key(secret_key.reveal()):
+        r.problem("BRIDGE_SECRET_KEY must be 32 url-safe base64 bytes (value not shown); "
+                  "generate one with: python -c \"from cryptography.fernet import Fernet; "
+                  "print(Fernet.generate_key().decode())\"")
+    settings = Settings(
+        mode=mode,
+        bind_host=host,
+        bind_port=port,
+        webhook_secret=webhook_secret,
+        database_url=r.database_url("DATABASE_URL", "sqlite:///instance/bridge.db"),
+        data_dir=Path(r.text("DATA_DIR", "instance")),
+        redirect_url=r.url("REDIRECT_URL", "http://127.0.0.1:5000/kotak/callback"),
+        kotak=kotak,
+        squareoff_times=squareoff,
+        session_renew_at=r.hhmm("SESSION_RENEW_AT", "08:30"),
+        dedup_window_s=r.integer("DEDUP_WINDOW_S", 10, 0, 3600),
+        tradingview_ips_only=r.boolean("TRADINGVIEW_IPS_ONLY", False),
+        trusted_proxies=r.integer("TRUSTED_PROXIES", 0, 0, 5),
+        admin_password=r.secret("ADMIN_PASSWORD"),
+        telegram_bot_token=telegram_token,
+        telegram_chat_id=telegram_chat,
+        log_level=r.choice_text("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
+        log_format=r.choice("LOG_FORMAT", LogFormat, LogFormat.TEXT),
+        secret_key=secret_key,
+        warnings=(),
+    )
+    for key in sorted(environ):
+        if key.startswith(_WATCHED_PREFIXES) and key not in KNOWN_KEYS:
+            r.warn(f"{key} is not a setting of the bridge and is ignored (misspelt?)")
+    if r.problems:
+        raise ConfigError(r.problems)
+    return dataclasses.replace(settings, warnings=tuple(r.warnings))
+
+
+def _kotak_settings(r: _Reader, mode: Mode) -> KotakSettings:
+    auth = r.choice("KOTAK_AUTH", AuthFlow, AuthFlow.TOTP)
+    settings = KotakSettings(
+        auth=auth,
+        api_key=r.secret("BROKER_API_KEY"),
+        api_secret=r.secret("BROKER_API_SECRET"),
+        ucc=r.pattern("KOTAK_UCC", r"[A-Za-z0-9]{1,12}", "letters and digits, e.g. AB123").upper(),
+        mobile=r.mobile("KOTAK_MOBILE"),
+        pan=r.pattern("KOTAK_PAN", r"[A-Za-z]{5}[0-9]{4}[A-Za-z]", "like ABCDE1234F").upper(),
+        mpin=r.secret("KOTAK_MPIN", check=lambda v: bool(re.fullmatch(r"\d{6}", v)),
+                      rule="must be the 6-digit Neo MPIN"),
+        totp_secret=r.secret("KOTAK_TOTP_SECRET", check=_is_base32,
+                             rule="must be the base32 TOTP seed shown at TOTP registration"),
+        password=r.secret("KOTAK_PASSWORD"),
+        login_url=r.url("KOTAK_LOGIN_URL", "https://mis.kotaksecurities.com"),
+        oauth_url=r.url("KOTAK_OAUTH_URL", "https://napi.kotaksecurities.com"),
+        gateway_url=r.url("KOTAK_GATEWAY_URL", "https://gw-napi.kotaksecurities.com"),
+        order_rate=r.integer("KOTAK_ORDER_RATE", 10, 1, 100),
+        connect_timeout_s=r.number("KOTAK_CONNECT_TIMEOUT_S", 2.0, 0.1, 30.0),
+        read_timeout_s=r.number("KOTAK_READ_TIMEOUT_S", 4.0, 0.5, 60.0),
+        proxy=r.url("KOTAK_PROXY", "", required=False),
+    )
+    if mode is Mode.LIVE:
+        needed = {"BROKER_API_KEY": bool(settings.api_key)}
+        if auth is AuthFlow.TOTP:
+            needed.update({"KOTAK_UCC": bool(settings.ucc), "KOTAK_MOBILE": bool(settings.mobile)})
+        else:
+            needed.update({"BROKER_API_SECRET": bool(settings.api_secret),
+                           "KOTAK_MOBILE or KOTAK_PAN": bool(settings.mobile or settings.pan),
+                           "KOTAK_PASSWORD": bool(settings.password)})
+        for name, present in needed.items():
+            if not present:
+                r.problem(f"{name} is required in live mode with KOTAK_AUTH={auth.value}")
+    return settings
+
+
+class _Reader:
+    """Read values from a mapping, collecting problems instead of stopping at the first."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._env = environ
+        self.problems: list[str] = []
+        self.warnings: list[str] = []
+
+    def problem(self, message: str) -> None:
+        self.problems.append(message)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+    def raw(self, name: str) -> str:
+        return self._env.get(name, "").strip()
+
+    def text(self, name: str, default: str = "") -> str:
+        return self.raw(name) or default
+
+    def secret(self, name: str, check: Callable[[str], bool] | None = None,
+               rule: str = "") -> Secret:
+        value = self.raw(name)
+        if value and check is not None and not check(value):
+            self.problem(f"{name} {rule} (value not shown)")
+        return Secret(value)
+
+    def choice(self, name: str, kind: type[T], default: T) -> T:
+        value = self.raw(name).lower()
+        if not value:
+            return default
+        try:
+            return kind(value)  # type: ignore[call-arg]
+        except ValueError:
+            options = ", ".join(str(item.value) for item in kind)  # type: ignore[attr-defined]
+            self.problem(f"{name}={value!r} is not one of {options}")
+            return default
+
+    def choice_text(self, name: str, options: tuple[str, ...], default: str) -> str:
+        value = self.raw(name).upper()
+        if not value:
+            return default
+        if value not in options:
+            self.problem(f"{name}={value!r} is not one of {', '.join(options)}")
+            return default
+        return value
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        value = self.raw(name)
+        if not value:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            self.problem(f"{name}={value!r} is not a whole number")
+            return default
+        if not low <= number <= high:
+            self.problem(f"{name}={number} must be between {low} and {high}")
+            return default
+        return number
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        value = self.raw(name)
+        if not value:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            self.problem(f"{name}={value!r} is not a number")
+            return default
+        if not low <= number <= high:
+            self.problem(f"{name}={number:g} must be between {low:g} and {high:g}")
+            return default
+        return number
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.raw(name).lower()
+        if not value:
+            return default
+        if value in ("true", "1", "yes", "on"):
+            return True
+        if value in ("false", "0", "no", "off"):
+            return False
+        self.problem(f"{name}={value!r} is not true or false")
+        return default
+
+    def url(self, name: str, default: str, required: bool = True) -> str:
+        value = self.raw(name) or default
+        if not value:
+            return ""
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            self.problem(f"{name}={value!r} is not an http(s) URL")
+            return default
+        return value.rstrip("/")
+
+    def bind(self, name: str, default: str) -> tuple[str, int]:
+        value = self.raw(name) or default
+        host, sep, port_text = value.rpartition(":")
+        if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            self.problem(f"{name}={value!r} must be host:port, e.g. 127.0.0.1:5000")
+            host, _, port_text = default.rpartition(":")
+        return host.strip("[]"), int(port_text)
+
+    def database_url(self, name: str, default: str) -> str:
+        value = self.raw(name) or default
+        if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://",
+                                 "postgres://")):
+            self.problem(f"{name} must start with sqlite:/// or postgresql:// (value not "
+                         "shown: it may hold a password)")
+            return default
+        return value
+
+    def pattern(self, name: str, regex: str, rule: str) -> str:
+        value = self.raw(name)
+        if value and not re.fullmatch(regex, value):
+            self.problem(f"{name}={value!r} is not valid: {rule}")
+            return ""
+        return value
+
+    def mobile(self, name: str) -> str:
+        value = self.raw(name)
+        if not value:
+            return ""
+        digits = re.sub(r"[\s-]", "", value).removeprefix("+")
+        if len(digits) == 12 and digits.startswith("91"):
+            digits = digits[2:]
+        if not re.fullmatch(r"[6-9]\d{9}", digits):
+            self.problem(f"{name} must be a 10-digit Indian mobile number (value not shown)")
+            return ""
+        return digits
+
+    def hhmm(self, name: str, default: str) -> time:
+        value = self.raw(name) or default
+        parsed = _parse_hhmm(value)
+        if parsed is None:
+            self.problem(f"{name}={value!r} is not a time of day HH:MM (IST)")
+            parsed = _parse_hhmm(default)
+            assert parsed is not None
+        return parsed
+
+    def squareoff(self, name: str) -> dict[Exchange, time]:
+        """Parse ``EXCH=HH:MM,...``; exchanges not listed keep their default time."""
+        result = {Exchange(k): t for k, t in _pairs(DEFAULT_SQUAREOFF).items()}
+        value = self.raw(name)
+        if not value:
+            return result
+        for item in value.split(","):
+            exch, sep, when = item.strip().partition("=")
+            parsed = _parse_hhmm(when.strip())
+            try:
+                exchange = Exchange(exch.strip().upper())
+            except ValueError:
+                self.problem(f"{name}: {exch.strip()!r} is not an exchange (NSE, BSE, NFO, "
+                             "BFO, CDS, MCX)")
+                continue
+            if not sep or parsed is None:
+                self.problem(f"{name}: {item.strip()!r} must be EXCHANGE=HH:MM")
+                continue
+            result[exchange] = parsed
+        return result
+
+
+def _pairs(text: str) -> dict[str, time]:
+    pairs: dict[str, time] = {}
+    for item in text.split(","):
+        key, _, when = item.partition("=")
+        parsed = _parse_hhmm(when)
+        assert parsed is not None
+        pairs[key] = parsed
+    return pairs
+
+
+def _parse_hhmm(text: str) -> time | None:
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text.strip())
+    return time(int(match.group(1)), int(match.group(2))) if match else None
+
+
+def _is_base32(value: str) -> bool:
+    cleaned = value.replace(" ", "").upper()
+    if len(cleaned) < 16 or not re.fullmatch(r"[A-Z2-7]+=*", cleaned):
+        return False
+    try:
+        base64.b32decode(cleaned + "=" * (-len(cleaned) % 8))
+    except (binascii.Error, ValueError):
+        return False
+    return True
+
+
+def _is_fernet_key(value: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(value.encode())) == 32
+    except (binascii.Error, ValueError):
+        return False

@@ -1,0 +1,278 @@
+"""The bridge's trading vocabulary: enums and frozen value types.
+
+Pure data, no I/O. Prices are ``Decimal`` rupees, quantities are ``int`` units (shares, or
+lot size x lots for derivatives), times are timezone-aware. Every layer speaks these types;
+Kotak's wire spelling of them lives only in :mod:`bridge.kotak.wire`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+DEFAULT_ACCOUNT = "default"
+
+
+class Exchange(StrEnum):
+    NSE = "NSE"
+    BSE = "BSE"
+    NFO = "NFO"
+    BFO = "BFO"
+    CDS = "CDS"
+    MCX = "MCX"
+
+    @property
+    def is_derivatives(self) -> bool:
+        return self in (Exchange.NFO, Exchange.BFO, Exchange.CDS, Exchange.MCX)
+
+
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class OrderType(StrEnum):
+    MARKET = "MARKET"
+    LIMIT = "LIMIT"
+    SL = "SL"
+    SL_M = "SL-M"
+
+    @property
+    def needs_price(self) -> bool:
+        return self in (OrderType.LIMIT, OrderType.SL)
+
+    @property
+    def needs_trigger(self) -> bool:
+        return self in (OrderType.SL, OrderType.SL_M)
+
+
+class Product(StrEnum):
+    MIS = "MIS"
+    CNC = "CNC"
+    NRML = "NRML"
+    MTF = "MTF"
+
+
+class Validity(StrEnum):
+    DAY = "DAY"
+    IOC = "IOC"
+
+
+class OrderStatus(StrEnum):
+    """An order's state, reduced from Kotak's free-text ``ordSt`` to what a trader acts on."""
+
+    PENDING = "pending"  # accepted by Kotak, not yet confirmed open at the exchange
+    OPEN = "open"
+    TRIGGER_PENDING = "trigger_pending"
+    COMPLETE = "complete"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (OrderStatus.COMPLETE, OrderStatus.REJECTED, OrderStatus.CANCELLED)
+
+    @property
+    def is_working(self) -> bool:
+        """True while the order can still fill, be modified or be cancelled."""
+        return not self.is_final
+
+
+class InstrumentKind(StrEnum):
+    EQUITY = "equity"
+    INDEX = "index"
+    FUTURE = "future"
+    OPTION = "option"
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """One tradable (or, for indices, quotable) contract from Kotak's scrip master."""
+
+    exchange: Exchange
+    trading_symbol: str  # Kotak's pTrdSymbol, what orders carry
+    symbol: str  # the name or underlying (SBIN, NIFTY, M&M)
+    token: str  # exchange token (pSymbol)
+    kind: InstrumentKind
+    lot_size: int
+    tick_size: Decimal  # rupees
+    series: str = ""  # EQ, BE, ... for cash; empty for derivatives
+    expiry: date | None = None
+    strike: Decimal | None = None  # rupees
+    option_type: str = ""  # CE / PE for options
+    freeze_quantity: int | None = None  # Kotak's lFreezeQty: orders this large are frozen
+    precision: int = 2
+    isin: str = ""
+
+    @property
+    def tradable(self) -> bool:
+        return self.kind is not InstrumentKind.INDEX
+
+    @property
+    def max_order_quantity(self) -> int | None:
+        """The largest whole-lot quantity one order may carry, or None when unlimited.
+
+        The exchange freezes an order of ``freeze_quantity`` units or more (Kotak writes
+        NIFTY's 1800-unit limit as 1801), so the cap is the last lot multiple below it.
+        """
+        if not self.freeze_quantity or self.freeze_quantity <= 1:
+            return None
+        lots = (self.freeze_quantity - 1) // self.lot_size
+        return lots * self.lot_size if lots > 0 else self.lot_size
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """A new order as the bridge means it, before Kotak's wire spelling."""
+
+    instrument: Instrument
+    side: Side
+    quantity: int
+    product: Product
+    order_type: OrderType = OrderType.MARKET
+    price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    validity: Validity = Validity.DAY
+    disclosed_quantity: int = 0
+    amo: bool = False
+    tag: str = ""  # our correlation id, echoed back by Kotak on the order and its fills
+
+
+@dataclass(frozen=True, slots=True)
+class ModifyRequest:
+    """New terms for a working order; Kotak wants the full set, not a delta."""
+
+    order_id: str
+    instrument: Instrument
+    side: Side  # unchanged by a modify, but SL-M's protective limit depends on it
+    quantity: int
+    order_type: OrderType
+    price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    validity: Validity = Validity.DAY
+    disclosed_quantity: int = 0
+    amo: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerOrder:
+    """One row of Kotak's order book or order history."""
+
+    order_id: str
+    status: OrderStatus
+    broker_status: str  # Kotak's own wording, kept for the journal
+    exchange: Exchange
+    trading_symbol: str
+    side: Side
+    product: str
+    order_type: str
+    quantity: int
+    filled_quantity: int
+    pending_quantity: int
+    cancelled_quantity: int
+    price: Decimal
+    average_price: Decimal
+    trigger_price: Decimal
+    validity: str
+    tag: str
+    rejection_reason: str
+    exchange_order_id: str
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One fill from Kotak's trade book."""
+
+    order_id: str
+    fill_id: str
+    exchange: Exchange
+    trading_symbol: str
+    side: Side
+    product: str
+    quantity: int
+    price: Decimal
+    filled_at: datetime | None
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A net position as Kotak reports it, with its day (fl) and carried (cf) parts."""
+
+    exchange: Exchange
+    trading_symbol: str
+    symbol: str
+    token: str
+    product: str
+    day_buy_quantity: int
+    day_sell_quantity: int
+    carry_buy_quantity: int
+    carry_sell_quantity: int
+    buy_amount: Decimal  # day + carried, rupees
+    sell_amount: Decimal
+    lot_size: int
+    multiplier: Decimal  # lMultiplier x genNum/genDen x prcNum/prcDen
+
+    @property
+    def buy_quantity(self) -> int:
+        return self.day_buy_quantity + self.carry_buy_quantity
+
+    @property
+    def sell_quantity(self) -> int:
+        return self.day_sell_quantity + self.carry_sell_quantity
+
+    @property
+    def net_quantity(self) -> int:
+        return self.buy_quantity - self.sell_quantity
+
+    @property
+    def average_price(self) -> Decimal:
+        """Average of the side that is open, per Kotak's position formula; 0 when flat."""
+        net = self.net_quantity
+        if net > 0 and self.buy_quantity:
+            return self.buy_amount / (self.buy_quantity * self.multiplier)
+        if net < 0 and self.sell_quantity:
+            return self.sell_amount / (self.sell_quantity * self.multiplier)
+        return Decimal(0)
+
+    def pnl(self, last_price: Decimal) -> Decimal:
+        """Realised plus unrealised P&L at ``last_price``, Kotak's formula."""
+        return (self.sell_amount - self.buy_amount) + (
+            Decimal(self.net_quantity) * last_price * self.multiplier
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Funds:
+    """The parts of Kotak's limits answer a trader looks at."""
+
+    cash: Decimal  # cash and collateral deposited, before margin
+    margin_used: Decimal
+    available: Decimal  # Kotak's "Net": what new orders may still use
+    collateral: Decimal
+    realised_pnl: Decimal
+    unrealised_pnl: Decimal
+
+
+def round_to_tick(price: Decimal, tick: Decimal, *, up: bool | None = None) -> Decimal:
+    """Round ``price`` onto the tick grid: to the nearest tick, or up/down when asked.
+
+    Exchanges refuse prices off the grid, so every price the bridge sends passes through here.
+    """
+    if tick <= 0:
+        raise ValueError("tick size must be positive")
+    steps = price / tick
+    if up is None:
+        whole = steps.quantize(Decimal(1), rounding="ROUND_HALF_UP")
+    elif up:
+        whole = steps.quantize(Decimal(1), rounding="ROUND_CEILING")
+    else:
+        whole = steps.quantize(Decimal(1), rounding="ROUND_FLOOR")
+    return (whole * tick).quantize(tick) if tick != tick.to_integral_value() else whole * tick

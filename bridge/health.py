@@ -1,0 +1,60 @@
+"""Liveness and readiness.
+
+``/healthz``: the process answers. ``/readyz``: it can do its job now: the journal accepts
+writes, each account holds a valid Kotak session, and a scrip master is loaded. When not
+ready it answers 503 with every reason, in words an operator can act on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify
+from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import SQLAlchemyError
+
+from bridge.journal.db import check_writable
+from bridge.kotak.instruments import InstrumentsUnavailable
+from bridge.wiring import Services
+
+bp = Blueprint("health", __name__)
+
+
+def _services() -> Services:
+    services: Services = current_app.extensions["bridge"]
+    return services
+
+
+@bp.get("/healthz")
+def healthz() -> ResponseReturnValue:
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> ResponseReturnValue:
+    services = _services()
+    checks: dict[str, Any] = {}
+    reasons: list[str] = []
+    try:
+        check_writable(services.engine)
+        checks["journal"] = "writable"
+    except SQLAlchemyError as exc:
+        checks["journal"] = "not writable"
+        reasons.append(f"the journal database is not writable: {type(exc).__name__}")
+    for account, client in services.brokers.items():
+        status = client.sessions.status()
+        checks[f"kotak_session:{account}"] = {
+            "valid": status.valid, "detail": status.detail,
+            "expires_at": status.expires_at.isoformat() if status.expires_at else None,
+        }
+        if not status.valid:
+            reasons.append(f"account {account}: no valid Kotak session ({status.detail})")
+    try:
+        index = services.instruments.current()
+        checks["instruments"] = {"count": len(index), "day": index.trading_day.isoformat()}
+    except InstrumentsUnavailable as exc:
+        checks["instruments"] = "not loaded"
+        reasons.append(str(exc))
+    body = {"status": "not_ready" if reasons else "ready",
+            "mode": services.settings.mode.value, "checks": checks, "reasons": reasons}
+    return jsonify(body), 503 if reasons else 200

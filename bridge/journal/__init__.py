@@ -1,0 +1,1 @@
+"""The journal: the bridge's durable record (sessions now; signals and orders next)."""

@@ -1,0 +1,103 @@
+"""Named locks that hold across every process sharing the journal's database.
+
+* PostgreSQL: a session-level advisory lock on a dedicated connection (works across hosts).
+* SQLite: an ``flock`` on a file beside the database (every process on the host shares it;
+  SQLite itself cannot be shared across hosts). An advisory file lock does not hold SQLite's
+  write lock, so other journal writes go on while, say, a login takes seconds.
+
+In-memory SQLite cannot hold a journal shared by anyone, so it is refused.
+
+A lock held by a process that dies is released by the operating system or by PostgreSQL when
+its connection closes, so a crash never leaves a lock behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from bridge.journal.db import sqlite_path
+
+
+class LockTimeout(Exception):
+    """The lock was not obtained in time."""
+
+
+@contextlib.contextmanager
+def named_lock(engine: Engine, name: str, timeout: float = 60.0) -> Iterator[None]:
+    """Hold the lock ``name`` for the block.
+
+    :raises LockTimeout: another holder kept it longer than ``timeout`` seconds.
+    """
+    if engine.dialect.name == "postgresql":
+        with _advisory(engine, name, timeout):
+            yield
+        return
+    path = sqlite_path(engine)
+    if path is None:
+        raise ValueError("named locks need a SQLite file or PostgreSQL, not in-memory SQLite")
+    with _file_lock(path.parent / f".{path.name}.locks" / _file_name(name), timeout):
+        yield
+
+
+def try_lock(engine: Engine, name: str) -> contextlib.AbstractContextManager[None]:
+    """The same lock without waiting (raises :class:`LockTimeout` at once when held)."""
+    return named_lock(engine, name, timeout=0.0)
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit key for PostgreSQL's advisory locks."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def _advisory(engine: Engine, name: str, timeout: float) -> Iterator[None]:
+    key = lock_key(name)
+    deadline = time.monotonic() + timeout
+    with engine.connect() as conn:
+        while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+            conn.rollback()
+            if time.monotonic() >= deadline:
+                raise LockTimeout(f"lock {name!r} is held elsewhere")
+            time.sleep(0.05)
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            conn.commit()
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path, timeout: float) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(f"lock {path.name!r} is held elsewhere") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _file_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".lock"

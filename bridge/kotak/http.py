@@ -1,0 +1,309 @@
+"""The one door to Kotak: every HTTP request of the connector goes through :class:`KotakHttp`.
+
+Policy, in the order it is applied:
+
+1. A ``(connect, read)`` timeout on every request; redirects are never followed (a redirect
+   means a wrong URL setting, and following one would re-send an order body elsewhere).
+2. Transport failures are split by whether the request may have reached Kotak: a failed
+   connect is :class:`BrokerUnavailable` (nothing sent); a read timeout or a connection lost
+   after sending is :class:`OutcomeUnknown` for order-changing calls.
+3. The reply is checked in order: HTTP status, content type, JSON, then Kotak's own
+   ``stat``/``stCode`` and error fields (:func:`bridge.kotak.wire.reply_error`).
+4. Only reads are retried, with exponential back-off and ``Retry-After`` honoured. Order
+   placement, modification, cancellation and login submissions are sent exactly once.
+
+Nothing here logs headers or bodies: they carry tokens and credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from bridge.kotak.errors import (
+    BrokerRejected,
+    BrokerUnavailable,
+    KotakError,
+    LoginFailed,
+    OutcomeUnknown,
+    ProtocolError,
+    RateLimited,
+    SessionInvalid,
+)
+from bridge.kotak.wire import NO_DATA_CODE, SESSION_CODES, Call, explain, reply_error
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds to wait. Order calls must answer inside TradingView's 3 s budget."""
+
+    connect: float = 2.0
+    read: float = 4.0
+    login: float = 10.0
+    download: float = 60.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How reads are retried: ``attempts`` in all, waiting ``backoff`` x 2^n (capped)."""
+
+    attempts: int = 3
+    backoff: float = 0.25
+    max_wait: float = 2.0
+
+
+_NOT_SENT_MARKERS = ("NewConnectionError", "ConnectTimeoutError", "NameResolutionError",
+                     "Failed to establish", "Connection refused", "getaddrinfo failed")
+
+
+class KotakHttp:
+    """Send requests to Kotak (or anything speaking its protocol) and judge the replies."""
+
+    def __init__(
+        self,
+        session: requests.Session | None = None,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        *,
+        proxy: str = "",
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.session = session or new_session()
+        if proxy:
+            self.session.proxies = {"http": proxy, "https": proxy}
+        self.timeouts = timeouts or Timeouts()
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+
+    def request(
+        self,
+        call: Call,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        headers: Mapping[str, str],
+        params: Mapping[str, str] | None = None,
+        form: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        empty_ok: bool = False,
+    ) -> Any:
+        """Send one request and return its decoded JSON, or ``None`` for an empty book.
+
+        :param call: what the request does; decides retries and how failures read.
+        :param what: a short name for messages ("place", "order book", ...).
+        :param empty_ok: treat Kotak's 5203 "No Data" as an empty answer, not an error.
+        :raises KotakError: a subclass saying what the caller may do next.
+        """
+        return self._retrying(call is Call.READ, what, lambda: self._send(
+            call, method, url, what=what, headers=headers, params=params, form=form,
+            json_body=json_body, empty_ok=empty_ok))
+
+    def download(self, url: str, *, what: str) -> bytes:
+        """Fetch a file (the scrip-master CSVs need no credentials), retrying like a read."""
+        return self._retrying(True, what, lambda: self._fetch(url, what))
+
+    def _retrying(self, retry: bool, what: str, send: Callable[[], T]) -> T:
+        """Run ``send``; when ``retry``, run it again after back-off while Kotak is unavailable."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return send()
+            except BrokerUnavailable as exc:
+                if not retry or attempt >= self.retry.attempts:
+                    raise
+                wait = self._wait(attempt, exc)
+                log.warning("kotak %s unavailable (%s); retry %d in %.2fs",
+                            what, exc.message, attempt, wait)
+                self._sleep(wait)
+
+    def _wait(self, attempt: int, exc: BrokerUnavailable) -> float:
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            return min(max(float(exc.retry_after), 0.0), self.retry.max_wait)
+        return min(self.retry.backoff * (2.0 ** (attempt - 1)), self.retry.max_wait)
+
+    def _send(
+        self,
+        call: Call,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        headers: Mapping[str, str],
+        params: Mapping[str, str] | None,
+        form: Mapping[str, str] | None,
+        json_body: Any,
+        empty_ok: bool,
+    ) -> Any:
+        read_timeout = self.timeouts.login if call is Call.LOGIN else self.timeouts.read
+        started = time.monotonic()
+        try:
+            response = self.session.request(
+                method, url, headers=dict(headers), params=params, data=form, json=json_body,
+                timeout=(self.timeouts.connect, read_timeout), allow_redirects=False,
+            )
+        except requests.exceptions.RequestException as exc:
+            raise _transport_error(call, what, exc, read_timeout) from exc
+        elapsed = time.monotonic() - started
+        log.debug("kotak %s -> HTTP %d in %.0f ms", what, response.status_code, elapsed * 1000)
+        return _judge(call, what, response, empty_ok)
+
+    def _fetch(self, url: str, what: str) -> bytes:
+        try:
+            response = self.session.get(
+                url, timeout=(self.timeouts.connect, self.timeouts.download),
+                allow_redirects=False, headers={"Accept": "*/*"},
+            )
+            content = response.content
+        except requests.exceptions.RequestException as exc:
+            raise _transport_error(Call.READ, what, exc, self.timeouts.download) from exc
+        if response.status_code == 429:
+            raise RateLimited(f"Kotak rate-limited the {what} download",
+                              _retry_after(response))
+        if response.status_code >= 500:
+            raise BrokerUnavailable(f"{what} download failed with HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise ProtocolError(f"{what} download failed with HTTP {response.status_code} "
+                                f"({_snippet(response)})")
+        return content
+
+
+def new_session() -> requests.Session:
+    """A requests session with the connector's transport policy."""
+    session = requests.Session()
+    # Proxies and credentials from the environment or ~/.netrc must not silently attach to
+    # broker calls; a proxy is an explicit setting.
+    session.trust_env = False
+    adapter = HTTPAdapter(max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def _transport_error(call: Call, what: str, exc: requests.exceptions.RequestException,
+                     read_timeout: float) -> KotakError:
+    if isinstance(exc, requests.exceptions.ConnectTimeout) or _not_sent(exc):
+        return BrokerUnavailable(f"could not connect to Kotak for {what}: {_reason(exc)}")
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                        requests.exceptions.InvalidSchema)):
+        return ProtocolError(f"bad Kotak URL for {what}: {exc}")
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        detail = f"no answer from Kotak to {what} within {read_timeout:g}s"
+    else:
+        detail = f"connection to Kotak lost during {what}: {_reason(exc)}"
+    if call is Call.READ:
+        return BrokerUnavailable(detail)
+    return OutcomeUnknown(detail, cause=type(exc).__name__)
+
+
+def _not_sent(exc: requests.exceptions.RequestException) -> bool:
+    """Tell a connect failure (nothing sent) from a failure after the request went out."""
+    if not isinstance(exc, requests.exceptions.ConnectionError):
+        return False
+    text = repr(exc)
+    return any(marker in text for marker in _NOT_SENT_MARKERS)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    match = re.search(r"\(Caused by (\w+)\(", text)
+    return match.group(1) if match else (type(exc).__name__ if not text else text[:160])
+
+
+def _judge(call: Call, what: str, response: requests.Response, empty_ok: bool) -> Any:
+    status = response.status_code
+    if status == 429:
+        raise RateLimited(f"Kotak rate-limited {what} (HTTP 429)", _retry_after(response))
+    if 300 <= status < 400:
+        raise ProtocolError(f"Kotak answered {what} with a redirect to "
+                            f"{response.headers.get('Location', '?')}: check the Kotak URL "
+                            "settings")
+    body, problem = _decode(response)
+    if status >= 500:
+        text = f"Kotak failed {what} with HTTP {status} ({_describe(body, problem, response)})"
+        if call is Call.READ:
+            raise BrokerUnavailable(text)
+        raise OutcomeUnknown(text, cause=f"HTTP {status}")
+    error = reply_error(body) if body is not None else None
+    if error is not None:
+        code, message = error
+        if code == NO_DATA_CODE and empty_ok:
+            return None
+        if call is Call.LOGIN:
+            raise LoginFailed(what, message or f"HTTP {status}", code)
+        if code in SESSION_CODES or (not code and status in (401, 403)):
+            raise SessionInvalid(f"Kotak refused the session for {what}: {message}", code)
+        rejection = explain(code, message)
+        raise BrokerRejected(code, message or f"HTTP {status}", rejection.explanation)
+    if 400 <= status < 500:
+        text = _describe(body, problem, response)
+        if call is Call.LOGIN:
+            raise LoginFailed(what, f"HTTP {status} ({text})", str(status))
+        if status in (401, 403):
+            raise SessionInvalid(f"Kotak refused the session for {what} (HTTP {status})",
+                                 str(status))
+        if status in (404, 405):
+            raise ProtocolError(f"Kotak has no {what} at this address (HTTP {status}): check "
+                                "the Kotak URL settings")
+        raise BrokerRejected(f"HTTP {status}", text)
+    if body is None:
+        text = f"Kotak's answer to {what} is unreadable: {problem}"
+        if call is Call.WRITE:
+            raise OutcomeUnknown(text, cause="unreadable reply")
+        raise ProtocolError(text)
+    return body
+
+
+def _decode(response: requests.Response) -> tuple[Any, str]:
+    """Return ``(decoded JSON or None, what was wrong)`` after the content-type check."""
+    raw = response.content or b""
+    head = raw.lstrip()[:1]
+    ctype = response.headers.get("Content-Type", "").lower()
+    if not raw.strip():
+        return None, "empty body"
+    if "html" in ctype or head == b"<":
+        return None, f"an HTML page{_title(raw)}"
+    if "json" not in ctype and head not in (b"{", b"["):
+        return None, f"content type {ctype or 'missing'}"
+    try:
+        return json.loads(raw), ""
+    except ValueError:
+        return None, "malformed JSON"
+
+
+def _title(raw: bytes) -> str:
+    match = re.search(rb"<title>(.{1,80}?)</title>", raw, re.IGNORECASE | re.DOTALL)
+    return f' "{match.group(1).decode("utf-8", "replace").strip()}"' if match else ""
+
+
+def _describe(body: Any, problem: str, response: requests.Response) -> str:
+    if body is not None:
+        error = reply_error(body)
+        if error:
+            return f"{error[0]} {error[1]}".strip()
+    return problem or f"HTTP {response.status_code}"
+
+
+def _snippet(response: requests.Response) -> str:
+    body, problem = _decode(response)
+    return _describe(body, problem, response)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    try:
+        return float(value)
+    except ValueError:
+        return None

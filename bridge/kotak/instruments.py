@@ -1,0 +1,574 @@
+"""Kotak's scrip master: parse it, index it, and keep one whole copy per trading day.
+
+Format (``docs/kotak-neo-api.md`` section 7): one CSV per segment, 79 columns in 2026 (78
+before), header names carrying stray spaces and a ``dStrikePrice;`` semicolon, tick size and
+strike in paise, expiries as integer seconds counted from 1980-01-01 IST (the NSE epoch) in
+``nse_fo``/``cde_fo`` and from 1970 in ``mcx_fo``/``bse_fo``. Columns are found by their
+cleaned names, never by position.
+
+Lookups accept every spelling a signal may carry (:meth:`InstrumentIndex.resolve`): Kotak's
+trading symbol (``SBIN-EQ``, ``NIFTY26DECFUT``), the plain name (``SBIN``), TradingView's forms
+(``NSE:SBIN``, ``M_M`` for ``M&M``, ``BAJAJ_AUTO`` for ``BAJAJ-AUTO``) and continuous futures
+(``NIFTY1!`` the nearest unexpired future, ``NIFTY2!`` the next, ``MCX:CRUDEOIL1!``).
+
+A refresh is all or nothing: every needed file is downloaded and parsed before the new index
+replaces the old one, and a structurally bad file (missing columns, truncated rows, rows of
+another segment) fails the whole refresh, leaving the previous index in use.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import io
+import itertools
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Protocol
+
+from bridge.clock import IST, Clock, today_ist
+from bridge.domain import Exchange, Instrument, InstrumentKind
+from bridge.kotak.wire import EXCHANGE_OF, SEGMENT_OF, ScripFiles
+
+log = logging.getLogger(__name__)
+
+NSE_EPOCH_OFFSET = 315513000  # 1980-01-01 00:00 IST in Unix seconds
+_NSE_EPOCH_SEGMENTS = frozenset({"nse_fo", "cde_fo"})
+_CASH_SEGMENTS = frozenset({"nse_cm", "bse_cm"})
+REQUIRED_SEGMENTS = frozenset({"nse_cm", "nse_fo"})
+_REQUIRED_COLUMNS = ("pSymbol", "pExchSeg", "pTrdSymbol", "pSymbolName", "pGroup",
+                     "pInstType", "pOptionType", "dTickSize", "lLotSize", "lExpiryDate",
+                     "dStrikePrice", "pISIN")
+#: share of rows that may be unreadable before the whole file counts as garbage
+_BAD_ROW_TOLERANCE = 0.01
+_SERIES_PREFERENCE = ("EQ", "BE", "BZ", "SM", "ST")
+# TradingView spells these NSE characters as "_" (M&M -> M_M, BAJAJ-AUTO -> BAJAJ_AUTO).
+_UNDERSCORE_STANDS_FOR = ("&", "-")
+_CONTINUOUS = re.compile(r"^(.+?)([1-9])!$")
+_PREFIX_FAMILY: dict[str, tuple[Exchange, ...]] = {
+    "NSE": (Exchange.NSE, Exchange.NFO, Exchange.CDS),
+    "BSE": (Exchange.BSE, Exchange.BFO),
+    "MCX": (Exchange.MCX,),
+    "NFO": (Exchange.NFO,),
+    "BFO": (Exchange.BFO,),
+    "CDS": (Exchange.CDS,),
+}
+_DERIVATIVE_OF = {Exchange.NSE: Exchange.NFO, Exchange.BSE: Exchange.BFO}
+
+
+class InstrumentError(Exception):
+    """Base of instrument lookup and scrip-master errors."""
+
+
+class ScripMasterError(InstrumentError):
+    """A scrip-master file or list that cannot be trusted; nothing was replaced."""
+
+
+class InstrumentsUnavailable(InstrumentError):
+    """No scrip master has been loaded yet."""
+
+
+class UnknownInstrument(InstrumentError):
+    def __init__(self, symbol: str, hint: str = "") -> None:
+        text = f"unknown symbol {symbol!r}"
+        super().__init__(f"{text}: {hint}" if hint else text)
+        self.symbol = symbol
+        self.hint = hint
+
+
+class AmbiguousInstrument(InstrumentError):
+    def __init__(self, symbol: str, candidates: list[Instrument]) -> None:
+        names = ", ".join(f"{i.exchange}:{i.trading_symbol}" for i in candidates[:6])
+        super().__init__(f"symbol {symbol!r} matches several instruments ({names}): "
+                         "set the exchange or use the exact trading symbol")
+        self.symbol = symbol
+        self.candidates = candidates
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+
+def clean_header(name: str) -> str:
+    return name.strip().strip(";").strip().strip('"').strip()
+
+
+def parse_scrip_csv(segment: str, raw: bytes) -> list[Instrument]:
+    """Parse one segment's CSV into instruments.
+
+    :raises ScripMasterError: wrong segment, missing columns, truncated or foreign rows, or
+        more than 1 % of rows unreadable.
+    """
+    if segment not in EXCHANGE_OF:
+        raise ScripMasterError(f"unknown scrip-master segment {segment!r}")
+    # Decode as a stream over the bytes: a 25 MB file is never held twice as text.
+    text = io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8-sig", newline="")
+    reader = csv.reader(text)
+    try:
+        try:
+            header = [clean_header(name) for name in next(reader)]
+        except StopIteration as exc:
+            raise ScripMasterError(f"{segment}: empty file") from exc
+        missing = [name for name in _REQUIRED_COLUMNS if name not in header]
+        if missing:
+            raise ScripMasterError(f"{segment}: missing columns {', '.join(missing)}")
+        return _RowReader(segment, header).read(reader)
+    except UnicodeDecodeError as exc:
+        raise ScripMasterError(f"{segment}: not UTF-8 text") from exc
+
+
+class _RowReader:
+    def __init__(self, segment: str, header: list[str]) -> None:
+        self.segment = segment
+        self.exchange = EXCHANGE_OF[segment]
+        self.width = len(header)
+        col = {name: index for index, name in enumerate(header)}
+        self.c_token, self.c_seg = col["pSymbol"], col["pExchSeg"]
+        self.c_ts, self.c_name = col["pTrdSymbol"], col["pSymbolName"]
+        self.c_group, self.c_inst = col["pGroup"], col["pInstType"]
+        self.c_opt, self.c_tick = col["pOptionType"], col["dTickSize"]
+        self.c_lot, self.c_exp = col["lLotSize"], col["lExpiryDate"]
+        self.c_strike, self.c_isin = col["dStrikePrice"], col["pISIN"]
+        self.c_freeze = col.get("lFreezeQty")
+        self.c_precision = col.get("lPrecision")
+        # Values repeated across thousands of contracts are shared, not copied per row.
+        self._ticks: dict[str, Decimal] = {}
+        self._strikes: dict[str, Decimal] = {}
+        self._expiries: dict[str, date | None] = {}
+        self._names: dict[str, str] = {}
+
+    def read(self, reader: Iterator[list[str]]) -> list[Instrument]:
+        instruments: list[Instrument] = []
+        bad: list[str] = []
+        line = 1
+        for line, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != self.width:
+                raise ScripMasterError(f"{self.segment}: line {line} has {len(row)} fields, "
+                                       f"the header {self.width} (truncated or corrupt file)")
+            if row[self.c_seg].strip().lower() != self.segment:
+                raise ScripMasterError(f"{self.segment}: line {line} belongs to segment "
+                                       f"{row[self.c_seg]!r}")
+            try:
+                instruments.append(self._instrument(row))
+            except (ValueError, InvalidOperation) as exc:
+                bad.append(f"line {line}: {exc}")
+        total = len(instruments) + len(bad)
+        if bad and len(bad) > max(1, total * _BAD_ROW_TOLERANCE):
+            raise ScripMasterError(f"{self.segment}: {len(bad)} of {total} rows unreadable, "
+                                   f"first: {bad[0]}")
+        if bad:
+            log.warning("scrip master %s: skipped %d unreadable rows (first: %s)",
+                        self.segment, len(bad), bad[0])
+        if not instruments:
+            raise ScripMasterError(f"{self.segment}: no instruments in the file")
+        return instruments
+
+    def _instrument(self, row: list[str]) -> Instrument:
+        trading_symbol = row[self.c_ts].strip()
+        token = row[self.c_token].strip()
+        if not trading_symbol or not token:
+            raise ValueError("no trading symbol or token")
+        option_type = row[self.c_opt].strip().upper()
+        inst_type = row[self.c_inst].strip().upper()
+        isin = row[self.c_isin].strip()
+        if self.segment in _CASH_SEGMENTS:
+            kind = InstrumentKind.EQUITY if isin else InstrumentKind.INDEX
+        elif option_type in ("CE", "PE"):
+            kind = InstrumentKind.OPTION
+        elif inst_type.startswith("FUT") or option_type in ("XX", ""):
+            kind = InstrumentKind.FUTURE
+        else:
+            raise ValueError(f"unknown instrument type {inst_type!r}/{option_type!r}")
+        expiry = self._expiry(row[self.c_exp])
+        if kind in (InstrumentKind.FUTURE, InstrumentKind.OPTION) and expiry is None:
+            raise ValueError(f"derivative {trading_symbol} has no expiry")
+        strike = None
+        if kind is InstrumentKind.OPTION:
+            strike = self._strike(row[self.c_strike])
+            if strike <= 0:
+                raise ValueError(f"option {trading_symbol} has no strike")
+        tick = self._tick(row[self.c_tick])
+        lot = _whole(row[self.c_lot]) if row[self.c_lot].strip() else 1
+        return Instrument(
+            exchange=self.exchange,
+            trading_symbol=trading_symbol,
+            symbol=self._shared(row[self.c_name].strip().upper()),
+            token=token,
+            kind=kind,
+            lot_size=lot if lot > 0 else 1,
+            tick_size=tick,
+            series=(self._shared(row[self.c_group].strip().upper())
+                    if self.segment in _CASH_SEGMENTS else ""),
+            expiry=expiry,
+            strike=strike,
+            option_type=self._shared(option_type) if kind is InstrumentKind.OPTION else "",
+            freeze_quantity=self._optional_int(self.c_freeze, row),
+            precision=self._optional_int(self.c_precision, row) or 2,
+            isin=isin,
+        )
+
+    def _tick(self, text: str) -> Decimal:
+        tick = self._ticks.get(text)
+        if tick is None:
+            paise = Decimal(text.strip())
+            if not paise.is_finite():
+                raise ValueError(f"bad tick size {text!r}")
+            # Index rows carry no tick; a cent keeps them harmless (they are never traded).
+            tick = (paise / 100).normalize() if paise > 0 else Decimal("0.01")
+            self._ticks[text] = tick
+        return tick
+
+    def _strike(self, text: str) -> Decimal:
+        strike = self._strikes.get(text)
+        if strike is None:
+            strike = (Decimal(text.strip()) / 100).normalize()
+            self._strikes[text] = strike
+        return strike
+
+    def _shared(self, text: str) -> str:
+        return self._names.setdefault(text, text)
+
+    def _expiry(self, text: str) -> date | None:
+        if text in self._expiries:
+            return self._expiries[text]
+        seconds = int(Decimal(text.strip())) if text.strip() else -1
+        if seconds <= 0:
+            result = None
+        else:
+            if self.segment in _NSE_EPOCH_SEGMENTS:
+                seconds += NSE_EPOCH_OFFSET
+            result = datetime.fromtimestamp(seconds, IST).date()
+        self._expiries[text] = result
+        return result
+
+    @staticmethod
+    def _optional_int(column: int | None, row: list[str]) -> int | None:
+        if column is None or not row[column].strip():
+            return None
+        value = _whole(row[column])
+        return value if value > 0 else None
+
+
+def _whole(text: str) -> int:
+    number = Decimal(text.strip())
+    if not number.is_finite() or number != number.to_integral_value():
+        raise ValueError(f"not a whole number: {text!r}")
+    return int(number)
+
+
+# --- the index ----------------------------------------------------------------------------
+
+
+class InstrumentIndex:
+    """Every instrument of one scrip master, indexed for the lookups signals need."""
+
+    def __init__(self, instruments: Iterable[Instrument], trading_day: date) -> None:
+        self.trading_day = trading_day
+        self._by_symbol: dict[tuple[Exchange, str], Instrument] = {}
+        self._cash_names: dict[tuple[Exchange, str], Instrument] = {}
+        self._index_names: dict[tuple[Exchange, str], Instrument] = {}
+        self._futures: dict[tuple[Exchange, str], list[Instrument]] = {}
+        count = 0
+        for item in instruments:
+            count += 1
+            self._by_symbol[(item.exchange, item.trading_symbol.upper())] = item
+            key = (item.exchange, item.symbol)
+            if item.kind is InstrumentKind.EQUITY:
+                held = self._cash_names.get(key)
+                if held is None or _series_rank(item.series) < _series_rank(held.series):
+                    self._cash_names[key] = item
+            elif item.kind is InstrumentKind.INDEX:
+                self._index_names[key] = item
+            elif item.kind is InstrumentKind.FUTURE:
+                self._futures.setdefault(key, []).append(item)
+        self._expiries: dict[tuple[Exchange, str], list[date]] = {}
+        for key, chain in self._futures.items():
+            chain.sort(key=lambda inst: (inst.expiry or date.max, inst.trading_symbol))
+            self._expiries[key] = [inst.expiry or date.max for inst in chain]
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def get(self, exchange: Exchange, trading_symbol: str) -> Instrument | None:
+        """Exact lookup by Kotak trading symbol (the fast path)."""
+        return self._by_symbol.get((exchange, trading_symbol.upper()))
+
+    def futures(self, exchange: Exchange, underlying: str,
+                on: date | None = None) -> list[Instrument]:
+        """Unexpired futures of ``underlying`` on ``exchange``, nearest first."""
+        key = (exchange, underlying.upper())
+        chain = self._futures.get(key)
+        if not chain:
+            return []
+        return chain[bisect.bisect_left(self._expiries[key], on or self.trading_day):]
+
+    def resolve(self, symbol: str, exchange: Exchange | None = None,
+                on: date | None = None) -> Instrument:
+        """Find the instrument a signal means.
+
+        :param exchange: restricts the search; a TradingView prefix must agree with it.
+        :param on: the day continuous futures roll against (the index's day by default).
+        :raises UnknownInstrument: nothing matches (with a hint when we can guess why).
+        :raises AmbiguousInstrument: several instruments match; the exchange would decide.
+        """
+        text = symbol.strip().upper()
+        if not text:
+            raise UnknownInstrument(symbol, "the symbol is empty")
+        exchanges = _candidate_exchanges(symbol, text, exchange)
+        if ":" in text:
+            text = text.split(":", 1)[1].strip()
+        continuous = _CONTINUOUS.match(text)
+        if continuous:
+            return self._continuous(symbol, continuous.group(1), int(continuous.group(2)),
+                                    exchanges, on or self.trading_day)
+        for variant in _spellings(text):
+            found = self._direct(variant, exchanges)
+            if len(found) == 1:
+                return found[0]
+            if found:
+                raise AmbiguousInstrument(symbol, found)
+        raise UnknownInstrument(symbol, self._hint(text, exchanges))
+
+    def _direct(self, text: str, exchanges: tuple[Exchange, ...]) -> list[Instrument]:
+        found: list[Instrument] = []
+        for exch in exchanges:
+            hit = self._by_symbol.get((exch, text)) or self._cash_names.get((exch, text))
+            if hit is not None and hit.kind is not InstrumentKind.INDEX and hit not in found:
+                found.append(hit)
+        return found
+
+    def _continuous(self, symbol: str, underlying: str, nth: int,
+                    exchanges: tuple[Exchange, ...], day: date) -> Instrument:
+        chains: list[list[Instrument]] = []
+        for exch in exchanges:
+            derivative = _DERIVATIVE_OF.get(exch, exch)
+            if derivative.is_derivatives and (exch is derivative or derivative not in exchanges):
+                chain = self.futures(derivative, underlying, day)
+                if chain and chain not in chains:
+                    chains.append(chain)
+        if not chains:
+            raise UnknownInstrument(symbol, f"no unexpired futures of {underlying}")
+        if len(chains) > 1:
+            raise AmbiguousInstrument(symbol, [chain[0] for chain in chains])
+        chain = chains[0]
+        if nth > len(chain):
+            raise UnknownInstrument(symbol, f"only {len(chain)} unexpired futures of "
+                                            f"{underlying} are listed")
+        return chain[nth - 1]
+
+    def _hint(self, text: str, exchanges: tuple[Exchange, ...]) -> str:
+        for exch in exchanges:
+            if (exch, text) in self._index_names:
+                return f"{text} is an index; trade a contract such as {text}1!"
+            if self._futures.get((_DERIVATIVE_OF.get(exch, exch), text)):
+                return f"name a contract, e.g. {text}1! for the nearest future"
+        return "not in today's scrip master for " + "/".join(e.value for e in exchanges)
+
+
+def _series_rank(series: str) -> int:
+    try:
+        return _SERIES_PREFERENCE.index(series)
+    except ValueError:
+        return len(_SERIES_PREFERENCE)
+
+
+def _candidate_exchanges(symbol: str, text: str,
+                         exchange: Exchange | None) -> tuple[Exchange, ...]:
+    prefix = text.split(":", 1)[0].strip() if ":" in text else ""
+    family = _PREFIX_FAMILY.get(prefix) if prefix else None
+    if prefix and family is None:
+        raise UnknownInstrument(symbol, f"unknown exchange prefix {prefix!r}")
+    if exchange is not None:
+        if family is not None and exchange not in family:
+            raise UnknownInstrument(symbol, f"the prefix {prefix} disagrees with exchange "
+                                            f"{exchange}")
+        return (exchange,)
+    return family if family is not None else tuple(Exchange)
+
+
+def _spellings(text: str) -> Iterator[str]:
+    """The symbol as written, then TradingView's '_' read as '&' or '-' (few underscores)."""
+    yield text
+    count = text.count("_")
+    if count == 0 or count > 3:
+        return
+    parts = text.split("_")
+    for replacements in itertools.product(_UNDERSCORE_STANDS_FOR, repeat=count):
+        yield parts[0] + "".join(r + p for r, p in zip(replacements, parts[1:], strict=True))
+
+
+# --- the store: one whole master per trading day ------------------------------------------
+
+
+class ScripSource(Protocol):
+    """Where a refresh gets the file list and files (the Kotak client)."""
+
+    def scrip_files(self) -> ScripFiles: ...
+
+    def download(self, url: str) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class RefreshReport:
+    trading_day: date
+    counts: dict[str, int]
+    skipped_files: tuple[str, ...]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+_MANIFEST = "manifest.json"
+_KEEP_DAYS = 3
+
+
+class InstrumentStore:
+    """The current :class:`InstrumentIndex`, cached on disk per trading day.
+
+    Several processes may share ``cache_dir``: each loads the day's files when they appear,
+    and a refresh publishes a finished folder with one rename, so a reader never sees half.
+    """
+
+    def __init__(self, cache_dir: Path, clock: Clock) -> None:
+        self._dir = cache_dir
+        self._clock = clock
+        self._index: InstrumentIndex | None = None
+        self._lock = threading.Lock()
+
+    def current(self) -> InstrumentIndex:
+        """Return today's index, loading it from the cache if another process refreshed.
+
+        Yesterday's index stays in use until today's is complete.
+
+        :raises InstrumentsUnavailable: no scrip master was ever loaded.
+        """
+        index = self._index
+        today = today_ist(self._clock)
+        if index is None or index.trading_day != today:
+            with self._lock:
+                if self._index is None or self._index.trading_day != today:
+                    self._load_latest(today)
+                index = self._index
+        if index is None:
+            raise InstrumentsUnavailable("the scrip master has not been loaded yet: run "
+                                         "`python -m bridge instruments refresh`")
+        return index
+
+    def loaded(self) -> InstrumentIndex | None:
+        return self._index
+
+    def refresh(self, source: ScripSource) -> RefreshReport:
+        """Download and parse today's files, then publish them and swap the index.
+
+        :raises ScripMasterError: a file or the list is bad; the previous index stays.
+        :raises KotakError: Kotak could not be reached or refused; the previous index stays.
+        """
+        day = today_ist(self._clock)
+        files = source.scrip_files()
+        wanted, skipped = _pick_files(files.urls)
+        absent = REQUIRED_SEGMENTS - wanted.keys()
+        if absent:
+            raise ScripMasterError("the scrip-master list lacks " + ", ".join(sorted(absent)))
+        raw: dict[str, bytes] = {}
+        parsed: list[Instrument] = []
+        counts: dict[str, int] = {}
+        for segment, url in sorted(wanted.items()):
+            raw[segment] = source.download(url)
+            rows = parse_scrip_csv(segment, raw[segment])
+            counts[segment] = len(rows)
+            parsed.extend(rows)
+        index = InstrumentIndex(parsed, day)
+        self._publish(day, raw, counts)
+        with self._lock:
+            self._index = index
+        log.info("scrip master for %s loaded: %d instruments (%s)", day, len(index),
+                 ", ".join(f"{seg} {n}" for seg, n in sorted(counts.items())))
+        return RefreshReport(trading_day=day, counts=counts, skipped_files=skipped)
+
+    def _load_latest(self, today: date) -> None:
+        folder = self._dir / today.isoformat()
+        if not (folder / _MANIFEST).exists():
+            return
+        try:
+            manifest = json.loads((folder / _MANIFEST).read_text())
+            instruments: list[Instrument] = []
+            for segment in manifest["segments"]:
+                instruments.extend(parse_scrip_csv(segment, (folder / f"{segment}.csv")
+                                                   .read_bytes()))
+        except (OSError, ValueError, KeyError, ScripMasterError) as exc:
+            log.error("cached scrip master %s is unusable (%s); keeping the previous one",
+                      folder, exc)
+            return
+        self._index = InstrumentIndex(instruments, today)
+        log.info("scrip master for %s loaded from cache: %d instruments", today,
+                 len(self._index))
+
+    def _publish(self, day: date, raw: dict[str, bytes], counts: dict[str, int]) -> None:
+        self._dir.mkdir(parents=True, exist_ok=True)
+        final = self._dir / day.isoformat()
+        staging = self._dir / f".{day.isoformat()}.{os.getpid()}.{threading.get_ident()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        for segment, content in raw.items():
+            (staging / f"{segment}.csv").write_bytes(content)
+        (staging / _MANIFEST).write_text(json.dumps(
+            {"segments": sorted(raw), "counts": counts,
+             "fetched_at": self._clock.now().isoformat()}))
+        if final.exists():
+            # A later refresh of the same day replaces the earlier one: move it aside first.
+            retired = self._dir / f".retired.{final.name}.{os.getpid()}.{threading.get_ident()}"
+            final.rename(retired)
+            shutil.rmtree(retired, ignore_errors=True)
+        staging.rename(final)
+        self._prune(day)
+
+    def _prune(self, day: date) -> None:
+        days = sorted(p for p in self._dir.iterdir() if p.is_dir() and _is_day(p.name))
+        for old in days[:-_KEEP_DAYS]:
+            if old.name != day.isoformat():
+                shutil.rmtree(old, ignore_errors=True)
+
+
+def _is_day(name: str) -> bool:
+    try:
+        date.fromisoformat(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _pick_files(urls: Iterable[str]) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Choose one file per segment from the list; ignore what we do not trade.
+
+    The 2026 list carries ``nse_cm-v1.csv`` beside the older-format ``nse_com.csv``; the ``-v1``
+    files are the current format.
+    """
+    wanted: dict[str, str] = {}
+    skipped: list[str] = []
+    for url in urls:
+        name = url.rsplit("/", 1)[-1].split("?", 1)[0].lower()
+        stem = name.removesuffix(".csv")
+        segment = stem.removesuffix("-v1")
+        if not name.endswith(".csv") or segment not in EXCHANGE_OF:
+            skipped.append(name)
+            continue
+        if segment in wanted and not stem.endswith("-v1"):
+            continue
+        wanted[segment] = url
+    return wanted, tuple(skipped)
+
+
+def segment_of(exchange: Exchange) -> str:
+    return SEGMENT_OF[exchange]

@@ -1,0 +1,102 @@
+"""Build the bridge's long-lived objects from settings: the one place they are wired.
+
+The web app, the CLI and (later) the scheduler all start from :func:`build_services`, so a
+broker client, session store or instrument cache is made the same way everywhere. Building
+connects to the database (to create missing tables) but starts no thread and calls no broker.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from bridge.clock import Clock, SystemClock
+from bridge.config import Mode, Settings
+from bridge.domain import DEFAULT_ACCOUNT
+from bridge.journal.db import create_db_engine, create_schema
+from bridge.journal.sessions import DbSessionStore
+from bridge.kotak.auth import KotakCredentials
+from bridge.kotak.client import KotakClient
+from bridge.kotak.http import KotakHttp, Timeouts, new_session
+from bridge.kotak.instruments import InstrumentStore
+from bridge.kotak.sandbox import paper
+from bridge.kotak.sandbox.broker import Sandbox
+from bridge.kotak.session import SessionManager
+from bridge.log import Redactor
+from bridge.secretbox import SecretBox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    redactor: Redactor
+    engine: Engine
+    instruments: InstrumentStore
+    brokers: dict[str, KotakClient] = field(default_factory=dict)
+    paper: Sandbox | None = None
+
+    def broker(self, account: str = DEFAULT_ACCOUNT) -> KotakClient:
+        return self.brokers[account]
+
+    def close(self) -> None:
+        for client in self.brokers.values():
+            client.http.session.close()
+        self.engine.dispose()
+
+
+def build_services(settings: Settings, *, clock: Clock | None = None,
+                   redactor: Redactor | None = None) -> Services:
+    clock = clock or SystemClock()
+    redactor = redactor or Redactor(settings.secrets())
+    engine = create_db_engine(settings.database_url)
+    create_schema(engine)
+    box = SecretBox.for_settings(settings.secret_key.reveal(), settings.data_dir)
+    store = DbSessionStore(engine, box, clock)
+    session = new_session()
+    sandbox: Sandbox | None = None
+    if settings.mode is Mode.PAPER:
+        sandbox = paper.paper_broker(settings.data_dir / "paper-broker.db", clock,
+                                     settings.kotak.order_rate)
+        paper.mount(session, sandbox)
+        credentials = paper_credentials(settings)
+    else:
+        credentials = live_credentials(settings)
+    http = KotakHttp(session=session,
+                     timeouts=Timeouts(connect=settings.kotak.connect_timeout_s,
+                                       read=settings.kotak.read_timeout_s),
+                     proxy=settings.kotak.proxy)
+    manager = SessionManager(DEFAULT_ACCOUNT, credentials, http, store, clock,
+                             on_secret=redactor.add)
+    return Services(
+        settings=settings, clock=clock, redactor=redactor, engine=engine,
+        instruments=InstrumentStore(settings.data_dir / "scrip", clock),
+        brokers={DEFAULT_ACCOUNT: KotakClient(http, manager)}, paper=sandbox,
+    )
+
+
+def live_credentials(settings: Settings) -> KotakCredentials:
+    kotak = settings.kotak
+    return KotakCredentials(
+        flow=kotak.auth, access_token=kotak.api_key.reveal(),
+        consumer_secret=kotak.api_secret.reveal(), ucc=kotak.ucc, mobile=kotak.mobile,
+        pan=kotak.pan, mpin=kotak.mpin.reveal(), totp_secret=kotak.totp_secret.reveal(),
+        password=kotak.password.reveal(), login_url=kotak.login_url,
+        oauth_url=kotak.oauth_url, gateway_url=kotak.gateway_url,
+    )
+
+
+def paper_credentials(settings: Settings) -> KotakCredentials:
+    account = paper.PAPER_ACCOUNT
+    return KotakCredentials(
+        flow=settings.kotak.auth, access_token=account.consumer_key,
+        consumer_secret=account.consumer_secret, ucc=account.ucc, mobile=account.mobile,
+        pan=account.pan, mpin=account.mpin, totp_secret=account.totp_secret,
+        password=account.password, login_url=paper.PAPER_HOST, oauth_url=paper.PAPER_HOST,
+        gateway_url=paper.PAPER_HOST,
+    )
+

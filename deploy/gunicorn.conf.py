@@ -1,0 +1,52 @@
+"""Gunicorn settings for the bridge (``make run`` and the systemd unit).
+
+The master process reads the settings once (refusing to start on any problem), then, before
+forking workers, logs in to Kotak and loads the scrip master once for all of them
+(:func:`bridge.startup.prepare`). Workers build their own database engines and HTTP sessions
+after the fork: nothing network- or file-backed is shared across it.
+"""
+
+import os
+import sys
+
+from bridge.config import ConfigError, environment, load_settings
+
+try:
+    _settings = load_settings(environment())
+except ConfigError as _error:
+    sys.stderr.write(f"{_error}\n")
+    sys.exit(2)
+
+bind = _settings.bind
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# Longer than any broker call (connect + read timeouts), so a slow Kotak yields a recorded
+# "outcome unknown" rather than a killed worker.
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+# Requests are logged by the app through its redacting logger: gunicorn's own access log
+# would write ChartInk's secret-bearing URL path in clear.
+accesslog = None
+errorlog = "-"
+capture_output = True
+# gunicorn's runtime control socket lives at one fixed path per user; two bridges on one
+# machine (or a test run beside `make run`) would fight over it, and nothing here uses it.
+control_socket_disable = True
+
+
+def on_starting(server: object) -> None:
+    from bridge.log import Redactor, configure_logging
+    from bridge.startup import banner, prepare
+    from bridge.wiring import build_services
+
+    redactor = Redactor(_settings.secrets())
+    configure_logging(_settings.log_level, _settings.log_format.value, redactor)
+    sys.stdout.write(banner(_settings, show_secret=False))
+    sys.stdout.flush()
+    services = build_services(_settings, redactor=redactor)
+    try:
+        prepare(services)
+    finally:
+        services.close()

@@ -1,0 +1,56 @@
+"""The standalone sandbox: it prints the credentials it accepts, and a live-mode bridge
+pointed at it works exactly as against Kotak, with either login generation."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bridge.config import load_settings
+from bridge.domain import OrderRequest, OrderStatus, Product, Side
+from bridge.startup import prepare
+from bridge.wiring import build_services
+from tests.e2e.helpers import free_port, start, stop, wait_for_text
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def printed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("sandbox") / "sandbox.log"
+    process = start([sys.executable, "-m", "bridge.kotak.sandbox", "--port", str(port),
+                     "--ucc", "ZX901", "--mpin", "246810"], {"PYTHONPATH": "."}, log)
+    try:
+        text = wait_for_text(log, "(legacy OTP:", process)
+        yield {key.strip(): value.strip() for key, _, value in
+               (line.partition("=") for line in text.splitlines()) if key.strip().isupper()}
+    finally:
+        stop(process)
+
+
+@pytest.mark.parametrize("flow", ["totp", "oauth2"])
+def test_live_bridge_against_the_standalone_sandbox(printed: dict[str, str], flow: str,
+                                                    tmp_path: Path) -> None:
+    assert printed["KOTAK_UCC"] == "ZX901" and printed["KOTAK_MPIN"] == "246810"
+    settings = load_settings({**printed, "KOTAK_AUTH": flow,
+                              "WEBHOOK_SECRET": "standalone-drill-secret-1",
+                              "DATA_DIR": str(tmp_path / "data"),
+                              "DATABASE_URL": f"sqlite:///{tmp_path / 'bridge.db'}"})
+    services = build_services(settings)
+    try:
+        prepare(services)
+        client = services.broker()
+        assert client.sessions.status().valid
+        nifty = services.instruments.current().resolve("NIFTY1!")
+
+        order_id = client.place_order(OrderRequest(nifty, Side.BUY, nifty.lot_size,
+                                                   Product.NRML, tag=f"drill-{flow}"))
+
+        order = next(o for o in client.order_book() if o.order_id == order_id)
+        assert order.status is OrderStatus.COMPLETE and order.tag == f"drill-{flow}"
+    finally:
+        services.close()

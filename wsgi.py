@@ -1,0 +1,5 @@
+"""The WSGI entry point: ``gunicorn -c deploy/gunicorn.conf.py wsgi:app``."""
+
+from bridge.app import create_app
+
+app = create_app()
