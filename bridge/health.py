@@ -13,7 +13,7 @@ from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
-from bridge.journal.db import check_writable
+from bridge.journal.schema import check_writable
 from bridge.kotak.instruments import InstrumentsUnavailable
 from bridge.wiring import Services
 

@@ -15,7 +15,8 @@ from sqlalchemy import Engine
 from bridge.clock import Clock, SystemClock
 from bridge.config import Mode, Settings
 from bridge.domain import DEFAULT_ACCOUNT
-from bridge.journal.db import create_db_engine, create_schema
+from bridge.journal.db import create_db_engine
+from bridge.journal.schema import create_schema
 from bridge.journal.sessions import DbSessionStore
 from bridge.kotak.auth import KotakCredentials
 from bridge.kotak.client import KotakClient

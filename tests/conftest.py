@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from bridge.clock import IST, Clock, ManualClock, SystemClock
-from bridge.journal.db import create_db_engine, create_schema
+from bridge.journal.db import create_db_engine
+from bridge.journal.schema import create_schema
 from bridge.kotak.auth import AuthFlow, KotakCredentials
 from bridge.kotak.client import KotakClient
 from bridge.kotak.http import KotakHttp, RetryPolicy, Timeouts

@@ -6,10 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
-
-from bridge.journal.tables import metadata
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +54,3 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-def create_schema(engine: Engine) -> None:
-    """Create missing tables (idempotent, safe from several processes at once)."""
-    metadata.create_all(engine, checkfirst=True)
-
-
-def check_writable(engine: Engine) -> None:
-    """Prove the journal accepts a write (readiness); raises on failure."""
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE bridge_meta SET value = value WHERE key = 'schema'"))

@@ -10,7 +10,8 @@ import pyotp
 import pytest
 
 from bridge.clock import IST, ManualClock
-from bridge.journal.db import create_db_engine, create_schema
+from bridge.journal.db import create_db_engine
+from bridge.journal.schema import create_schema
 from bridge.journal.sessions import DbSessionStore
 from bridge.kotak.auth import AuthFlow
 from bridge.kotak.errors import LoginBlocked, LoginFailed, SessionInvalid

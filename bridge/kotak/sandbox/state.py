@@ -256,7 +256,9 @@ class SqliteStateStore:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            conn.execute("UPDATE sandbox_state SET body = ? WHERE id = 1", (dumps(state),))
+            body = dumps(state)
+            if body != row[0]:  # reads leave the file alone
+                conn.execute("UPDATE sandbox_state SET body = ? WHERE id = 1", (body,))
             conn.execute("COMMIT")
         finally:
             conn.close()
