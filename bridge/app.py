@@ -7,23 +7,29 @@ import time
 
 from flask import Flask, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from bridge.config import Settings, environment, load_settings
+from bridge.errors import BridgeError, PayloadTooLarge
 from bridge.log import Redactor, configure_logging
+from bridge.webhooks.auth import InboundLimiter
+from bridge.webhooks.chartink import ChartinkConfig
 from bridge.wiring import Services, build_services
 
 access_log = logging.getLogger("bridge.access")
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
+def create_app(settings: Settings | None = None, services: Services | None = None, *,
+               background: bool | None = None) -> Flask:
     """Create the web application.
 
-    With neither argument (gunicorn's path) settings come from the environment and ``.env``
-    and logging is configured first; tests pass ``settings`` or ready-made ``services``.
+    With neither argument (gunicorn's path) settings come from the environment and ``.env``,
+    logging is configured first, and this process's dispatcher starts (``background``);
+    tests pass ``settings`` or ready-made ``services`` and start what they need.
 
     :raises ConfigError: the settings are unusable.
     """
+    production = services is None and settings is None
     if services is None:
         if settings is None:
             settings = load_settings(environment())
@@ -33,13 +39,24 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         else:
             services = build_services(settings)
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
+    # Werkzeug refuses bigger bodies with 413 before any of our code reads them.
+    app.config["MAX_CONTENT_LENGTH"] = services.settings.intake.max_body_bytes
     app.extensions["bridge"] = services
 
     from bridge import health
+    from bridge.webhooks import routes
 
+    app.extensions["bridge.webhooks"] = routes.Gate(
+        settings=services.settings, journal=services.journal, desk=services.desk,
+        limiter=InboundLimiter(services.settings.intake.inbound_limit_per_minute),
+        chartink=ChartinkConfig(services.settings.intake.chartink_config))
     app.register_blueprint(health.bp)
+    app.register_blueprint(routes.bp)
+    app.register_error_handler(BridgeError, routes.render_refusal)
+    app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.register_error_handler(HTTPException, _http_error)
+    if background if background is not None else production:
+        services.start_background()
     app.before_request(_start_timer)
     app.after_request(_log_request)
     return app
@@ -55,6 +72,12 @@ def _log_request(response: Response) -> Response:
     access_log.info("%s %s -> %d in %.0f ms", request.method, request.path,
                     response.status_code, elapsed)
     return response
+
+
+def _too_large(error: RequestEntityTooLarge) -> ResponseReturnValue:
+    from bridge.webhooks.routes import render_refusal
+
+    return render_refusal(PayloadTooLarge("the body is too large", {}))
 
 
 def _http_error(error: HTTPException) -> ResponseReturnValue:

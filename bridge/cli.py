@@ -3,7 +3,8 @@
 ``check`` validates the settings; ``banner`` prints the webhook addresses and secret;
 ``login`` is a person's Kotak login (the way out after an unattended login failed);
 ``instruments refresh`` loads today's scrip master; ``instruments lookup`` shows what a
-signal's symbol resolves to.
+signal's symbol resolves to; ``killswitch on|off`` switches close-only mode; ``signals``
+lists what became of the latest signals and ``signal <alert_id>`` shows one's timeline.
 """
 
 from __future__ import annotations
@@ -127,3 +128,50 @@ def instruments_lookup(symbol: str, exchange: str | None) -> None:
         click.echo(f"{found.exchange}:{found.trading_symbol} ({found.kind}) lot {found.lot_size} "
                    f"tick {found.tick_size} expiry {found.expiry or '-'} "
                    f"freeze {found.freeze_quantity or '-'} token {found.token}")
+
+
+@cli.command()
+@click.argument("state", type=click.Choice(["on", "off", "status"]), default="status")
+def killswitch(state: str) -> None:
+    """Close-only mode: with the switch on, new entries are refused and exits still go."""
+    with _services() as services:
+        if state != "status":
+            services.journal.set_kill_switch(state == "on")
+        on = services.journal.kill_switch()
+        click.echo("kill switch ON: entries refused, exits allowed" if on else
+                   "kill switch off: signals trade normally")
+
+
+@cli.command()
+@click.option("--last", default=20, show_default=True, help="how many signals")
+def signals(last: int) -> None:
+    """What became of the latest signals."""
+    with _services() as services:
+        for row in services.journal.recent_signals(limit=last):
+            orders = services.journal.orders_of(row.id)
+            sent = ", ".join(f"{o.side} {o.quantity} {o.trading_symbol} "
+                             f"{o.broker_order_id or '-'} {o.status.value}" for o in orders)
+            why = f" ({row.error.code}: {row.error.message})" if row.error else ""
+            click.echo(f"{ist_text(row.received_at)}  {row.source:11s} {row.alert_id:24s} "
+                       f"{row.status.value:10s} {sent or row.symbol}{why}")
+
+
+@cli.command()
+@click.argument("alert_id")
+def signal(alert_id: str) -> None:
+    """One signal's journal entry and timeline."""
+    with _services() as services:
+        rows = services.journal.signals_by_alert_id(alert_id)
+        if not rows:
+            click.echo(f"no signal {alert_id!r} in the journal", err=True)
+            sys.exit(1)
+        for row in rows:
+            click.echo(f"signal {row.id} ({row.alert_id}) from {row.source} at "
+                       f"{ist_text(row.received_at)}: {row.status.value}")
+            if row.error:
+                click.echo(f"  {row.error.code}: {row.error.message}")
+            click.echo(f"  body: {row.raw_body}")
+            for event in services.journal.events_of(row.id):
+                who = f"order {event.order_id}" if event.order_id else "signal"
+                click.echo(f"  {ist_text(event.at)}  {who:10s} {event.status:14s} "
+                           f"{event.detail}")

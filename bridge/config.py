@@ -77,6 +77,8 @@ class ConfigError(Exception):
 
 
 DEFAULT_SQUAREOFF = "NSE=15:15,BSE=15:15,NFO=15:15,BFO=15:15,CDS=16:45,MCX=23:25"
+DEFAULT_TRADING_HOURS = ("NSE=09:15-15:30,BSE=09:15-15:30,NFO=09:15-15:30,BFO=09:15-15:30,"
+                         "CDS=09:00-17:00,MCX=09:00-23:55")
 KNOWN_KEYS = frozenset({
     "BROKER_API_KEY", "BROKER_API_SECRET", "REDIRECT_URL", "BRIDGE_MODE", "BRIDGE_BIND",
     "WEBHOOK_SECRET", "DATABASE_URL", "KOTAK_AUTH", "KOTAK_UCC", "KOTAK_MOBILE", "KOTAK_PAN",
@@ -85,6 +87,9 @@ KNOWN_KEYS = frozenset({
     "KOTAK_PROXY", "SQUAREOFF_TIMES", "SESSION_RENEW_AT", "DEDUP_WINDOW_S",
     "TRADINGVIEW_IPS_ONLY", "TRUSTED_PROXIES", "ADMIN_PASSWORD", "TELEGRAM_BOT_TOKEN",
     "TELEGRAM_CHAT_ID", "DATA_DIR", "LOG_LEVEL", "LOG_FORMAT", "BRIDGE_SECRET_KEY",
+    "MARKET_HOURS", "TRADING_HOURS", "MAX_ORDERS_PER_DAY", "MAX_ORDERS_PER_STRATEGY",
+    "MAX_QUANTITY_PER_DAY", "FREEZE_SPLIT", "SIGNAL_TTL_S", "RESPONSE_BUDGET_MS",
+    "INBOUND_LIMIT_PER_MINUTE", "AUTH_FAILURE_LIMIT", "CHARTINK_CONFIG",
 })
 _WATCHED_PREFIXES = ("KOTAK_", "BRIDGE_")
 
@@ -110,6 +115,30 @@ class KotakSettings:
 
 
 @dataclass(frozen=True)
+class RiskSettings:
+    """Rules an order must pass before it reaches the broker (``bridge.orders.rules``)."""
+
+    market_hours: bool  # refuse outside trading hours and entries after square-off time
+    trading_hours: dict[Exchange, tuple[time, time]]
+    max_orders_per_day: int  # per account, entries only; 0 = no cap
+    max_orders_per_strategy: int  # per strategy per day, entries only; 0 = no cap
+    max_quantity_per_day: int  # units per strategy and instrument per day, entries; 0 = off
+    freeze_split: bool  # split orders above the freeze quantity (else refuse)
+
+
+@dataclass(frozen=True)
+class IntakeSettings:
+    """How signals are taken in and answered."""
+
+    signal_ttl_s: int  # a queued signal not sent by then expires
+    response_budget_ms: int  # what the caller waits for, at most
+    max_body_bytes: int
+    inbound_limit_per_minute: int  # per address, per worker process
+    auth_failure_limit: int  # failed secrets per address in 10 minutes before a block
+    chartink_config: Path
+
+
+@dataclass(frozen=True)
 class Settings:
     mode: Mode
     bind_host: str
@@ -130,6 +159,8 @@ class Settings:
     log_level: str
     log_format: LogFormat
     secret_key: Secret
+    risk: RiskSettings
+    intake: IntakeSettings
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -203,6 +234,23 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         log_level=r.choice_text("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
         log_format=r.choice("LOG_FORMAT", LogFormat, LogFormat.TEXT),
         secret_key=secret_key,
+        risk=RiskSettings(
+            market_hours=r.market_hours("MARKET_HOURS", mode),
+            trading_hours=r.trading_hours("TRADING_HOURS"),
+            max_orders_per_day=r.integer("MAX_ORDERS_PER_DAY", 500, 0, 100_000),
+            max_orders_per_strategy=r.integer("MAX_ORDERS_PER_STRATEGY", 200, 0, 100_000),
+            max_quantity_per_day=r.integer("MAX_QUANTITY_PER_DAY", 0, 0, 100_000_000),
+            freeze_split=r.boolean("FREEZE_SPLIT", True),
+        ),
+        intake=IntakeSettings(
+            signal_ttl_s=r.integer("SIGNAL_TTL_S", 120, 5, 3600),
+            response_budget_ms=r.integer("RESPONSE_BUDGET_MS", 800, 100, 2500),
+            max_body_bytes=128 * 1024,
+            inbound_limit_per_minute=r.integer("INBOUND_LIMIT_PER_MINUTE", 600, 1, 100_000),
+            auth_failure_limit=r.integer("AUTH_FAILURE_LIMIT", 10, 1, 1000),
+            chartink_config=Path(r.text("CHARTINK_CONFIG")
+                                 or str(Path(r.text("DATA_DIR", "instance")) / "chartink.json")),
+        ),
         warnings=(),
     )
     for key in sorted(environ):
@@ -230,7 +278,7 @@ def _kotak_settings(r: _Reader, mode: Mode) -> KotakSettings:
         login_url=r.url("KOTAK_LOGIN_URL", "https://mis.kotaksecurities.com"),
         oauth_url=r.url("KOTAK_OAUTH_URL", "https://napi.kotaksecurities.com"),
         gateway_url=r.url("KOTAK_GATEWAY_URL", "https://gw-napi.kotaksecurities.com"),
-        order_rate=r.integer("KOTAK_ORDER_RATE", 10, 1, 100),
+        order_rate=r.integer("KOTAK_ORDER_RATE", 10, 1, 10_000),
         connect_timeout_s=r.number("KOTAK_CONNECT_TIMEOUT_S", 2.0, 0.1, 30.0),
         read_timeout_s=r.number("KOTAK_READ_TIMEOUT_S", 4.0, 0.5, 60.0),
         proxy=r.url("KOTAK_PROXY", "", required=False),
@@ -389,6 +437,35 @@ class _Reader:
             parsed = _parse_hhmm(default)
             assert parsed is not None
         return parsed
+
+    def market_hours(self, name: str, mode: Mode) -> bool:
+        """``enforce`` or ``ignore``; by default enforced live and ignored on paper."""
+        value = self.raw(name).lower()
+        if not value:
+            return mode is Mode.LIVE
+        if value not in ("enforce", "ignore"):
+            self.problem(f"{name}={value!r} is not one of enforce, ignore")
+            return mode is Mode.LIVE
+        return value == "enforce"
+
+    def trading_hours(self, name: str) -> dict[Exchange, tuple[time, time]]:
+        """Parse ``EXCH=HH:MM-HH:MM,...``; exchanges not listed keep their default session."""
+        result: dict[Exchange, tuple[time, time]] = {}
+        for text in (DEFAULT_TRADING_HOURS, self.raw(name)):
+            for item in filter(None, (part.strip() for part in text.split(","))):
+                exch, _, span = item.partition("=")
+                opens, _, closes = span.partition("-")
+                start, end = _parse_hhmm(opens), _parse_hhmm(closes)
+                try:
+                    exchange = Exchange(exch.strip().upper())
+                except ValueError:
+                    self.problem(f"{name}: {exch.strip()!r} is not an exchange")
+                    continue
+                if start is None or end is None or not start < end:
+                    self.problem(f"{name}: {item!r} must be EXCHANGE=HH:MM-HH:MM, open < close")
+                    continue
+                result[exchange] = (start, end)
+        return result
 
     def squareoff(self, name: str) -> dict[Exchange, time]:
         """Parse ``EXCH=HH:MM,...``; exchanges not listed keep their default time."""

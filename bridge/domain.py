@@ -276,3 +276,73 @@ def round_to_tick(price: Decimal, tick: Decimal, *, up: bool | None = None) -> D
     else:
         whole = steps.quantize(Decimal(1), rounding="ROUND_FLOOR")
     return (whole * tick).quantize(tick) if tick != tick.to_integral_value() else whole * tick
+
+
+class SignalSource(StrEnum):
+    TRADINGVIEW = "tradingview"
+    AMIBROKER = "amibroker"
+    CHARTINK = "chartink"
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A validated trading signal, whichever door it came through."""
+
+    source: SignalSource
+    symbol: str
+    side: Side
+    exchange: Exchange | None = None
+    quantity: int = 0  # units; 0 allowed only with a target position
+    order_type: OrderType = OrderType.MARKET
+    product: Product = Product.MIS
+    price: Decimal | None = None  # limit price, or for a market order the caller's reference
+    trigger_price: Decimal | None = None
+    disclosed_quantity: int = 0
+    validity: Validity = Validity.DAY
+    amo: bool = False
+    position_size: int | None = None  # signed target net position
+    strategy: str = ""
+    alert_id: str = ""
+    comment: str = ""
+    account: str = DEFAULT_ACCOUNT
+
+    @property
+    def is_flatten(self) -> bool:
+        return self.position_size == 0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "source": self.source.value, "symbol": self.symbol, "side": self.side.value,
+            "exchange": self.exchange.value if self.exchange else None,
+            "quantity": self.quantity, "order_type": self.order_type.value,
+            "product": self.product.value,
+            "price": str(self.price) if self.price is not None else None,
+            "trigger_price": str(self.trigger_price) if self.trigger_price is not None else None,
+            "disclosed_quantity": self.disclosed_quantity, "validity": self.validity.value,
+            "amo": self.amo, "position_size": self.position_size, "strategy": self.strategy,
+            "alert_id": self.alert_id, "comment": self.comment, "account": self.account,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Signal:
+        def decimal(key: str) -> Decimal | None:
+            value = data.get(key)
+            return Decimal(str(value)) if value is not None else None
+
+        exchange = data.get("exchange")
+        position = data.get("position_size")
+        return cls(
+            source=SignalSource(str(data["source"])), symbol=str(data["symbol"]),
+            side=Side(str(data["side"])),
+            exchange=Exchange(str(exchange)) if exchange else None,
+            quantity=int(str(data.get("quantity", 0))),
+            order_type=OrderType(str(data.get("order_type", "MARKET"))),
+            product=Product(str(data.get("product", "MIS"))), price=decimal("price"),
+            trigger_price=decimal("trigger_price"),
+            disclosed_quantity=int(str(data.get("disclosed_quantity", 0))),
+            validity=Validity(str(data.get("validity", "DAY"))), amo=bool(data.get("amo")),
+            position_size=int(str(position)) if position is not None else None,
+            strategy=str(data.get("strategy", "")), alert_id=str(data.get("alert_id", "")),
+            comment=str(data.get("comment", "")),
+            account=str(data.get("account", DEFAULT_ACCOUNT)),
+        )

@@ -55,6 +55,9 @@ def readyz() -> ResponseReturnValue:
     except InstrumentsUnavailable as exc:
         checks["instruments"] = "not loaded"
         reasons.append(str(exc))
+    depth, oldest = services.journal.queue_depth()
+    checks["queue"] = {"queued": depth, "oldest_received_at": oldest.isoformat()
+                       if oldest else None, "kill_switch": services.journal.kill_switch()}
     body = {"status": "not_ready" if reasons else "ready",
             "mode": services.settings.mode.value, "checks": checks, "reasons": reasons}
     return jsonify(body), 503 if reasons else 200

@@ -45,17 +45,22 @@ def prepare(services: Services) -> None:
 
 
 def banner(settings: Settings, *, show_secret: bool) -> str:
-    """The lines a person needs to check the bridge and wire up their alerts."""
+    """The lines a person needs to wire up their alerts."""
     base = f"http://{settings.bind}"
     secret = settings.webhook_secret.reveal() if show_secret else "(see WEBHOOK_SECRET in .env)"
+    chartink = (f"{base}/webhook/chartink/{settings.webhook_secret.reveal()}" if show_secret
+                else f"{base}/webhook/chartink/<WEBHOOK_SECRET>")
     mode = ("PAPER (orders go to the built-in Kotak sandbox; no money moves)"
             if settings.mode is Mode.PAPER else "LIVE (orders go to Kotak)")
     return "\n".join([
         "",
         "Kotak signal bridge",
         f"  mode:            {mode}",
-        f"  health:          {base}/healthz",
-        f"  readiness:       {base}/readyz",
+        f"  TradingView:     {base}/webhook/tradingview",
+        f"  AmiBroker:       {base}/webhook/amibroker",
+        f"  ChartInk:        {chartink}",
         f"  webhook secret:  {secret}",
+        f"  health:          {base}/healthz  {base}/readyz",
+        "  (TradingView calls only ports 80/443: put nginx with TLS in front, see deploy/)",
         "",
     ])

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from sqlalchemy import Engine
 
 from bridge.clock import Clock, SystemClock
 from bridge.config import Mode, Settings
-from bridge.domain import DEFAULT_ACCOUNT
+from bridge.domain import DEFAULT_ACCOUNT, Instrument
 from bridge.journal.db import create_db_engine
 from bridge.journal.schema import create_schema
 from bridge.journal.sessions import DbSessionStore
+from bridge.journal.signals import Journal
 from bridge.kotak.auth import KotakCredentials
 from bridge.kotak.client import KotakClient
 from bridge.kotak.http import KotakHttp, Timeouts, new_session
@@ -26,6 +28,10 @@ from bridge.kotak.sandbox import paper
 from bridge.kotak.sandbox.broker import Sandbox
 from bridge.kotak.session import SessionManager
 from bridge.log import Redactor
+from bridge.orders.desk import SignalDesk
+from bridge.orders.dispatch import Dispatcher
+from bridge.orders.service import OrderService, PriceHint
+from bridge.orders.tracking import Tracker
 from bridge.secretbox import SecretBox
 
 log = logging.getLogger(__name__)
@@ -38,13 +44,22 @@ class Services:
     redactor: Redactor
     engine: Engine
     instruments: InstrumentStore
+    journal: Journal
+    orders: OrderService
+    dispatcher: Dispatcher
+    desk: SignalDesk
     brokers: dict[str, KotakClient] = field(default_factory=dict)
     paper: Sandbox | None = None
 
     def broker(self, account: str = DEFAULT_ACCOUNT) -> KotakClient:
         return self.brokers[account]
 
+    def start_background(self) -> None:
+        """Start sending queued signals and following orders (one loop per process)."""
+        self.dispatcher.start()
+
     def close(self) -> None:
+        self.dispatcher.stop()
         for client in self.brokers.values():
             client.http.session.close()
         self.engine.dispose()
@@ -73,11 +88,32 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
                      proxy=settings.kotak.proxy)
     manager = SessionManager(DEFAULT_ACCOUNT, credentials, http, store, clock,
                              on_secret=redactor.add)
+    brokers = {DEFAULT_ACCOUNT: KotakClient(http, manager)}
+    instruments = InstrumentStore(settings.data_dir / "scrip", clock)
+    journal = Journal(engine, clock)
+    hint = _paper_price_hint(sandbox) if sandbox is not None else None
+    orders = OrderService(journal, brokers, instruments, settings, clock, engine, hint)
+    tracker = Tracker(journal, orders, brokers, clock, engine)
+    dispatcher = Dispatcher(journal, orders, tracker, settings, clock)
     return Services(
         settings=settings, clock=clock, redactor=redactor, engine=engine,
-        instruments=InstrumentStore(settings.data_dir / "scrip", clock),
-        brokers={DEFAULT_ACCOUNT: KotakClient(http, manager)}, paper=sandbox,
+        instruments=instruments, journal=journal, orders=orders, dispatcher=dispatcher,
+        desk=SignalDesk(journal, orders, dispatcher, settings, clock), brokers=brokers,
+        paper=sandbox,
     )
+
+
+def _paper_price_hint(sandbox: Sandbox) -> PriceHint:
+    """In paper mode a market order fills at the price the signal carried (``{{close}}``)."""
+
+    def hint(instrument: Instrument, price: Decimal) -> None:
+        try:
+            sandbox.set_price(instrument.exchange.value, instrument.trading_symbol, price)
+        except ValueError as exc:
+            log.warning("paper broker ignored the reference price %s of %s: %s", price,
+                        instrument.trading_symbol, exc)
+
+    return hint
 
 
 def live_credentials(settings: Settings) -> KotakCredentials:

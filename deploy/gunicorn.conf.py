@@ -20,7 +20,8 @@ except ConfigError as _error:
 bind = _settings.bind
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# Request threads wait (within the time budget) for the broker's answer: keep enough.
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 # Longer than any broker call (connect + read timeouts), so a slow Kotak yields a recorded
 # "outcome unknown" rather than a killed worker.
 timeout = 30
@@ -34,6 +35,14 @@ capture_output = True
 # gunicorn's runtime control socket lives at one fixed path per user; two bridges on one
 # machine (or a test run beside `make run`) would fight over it, and nothing here uses it.
 control_socket_disable = True
+
+
+def worker_exit(server: object, worker: object) -> None:
+    """Let a stopping worker finish the orders it is sending and release its claims."""
+    app = getattr(worker, "wsgi", None)
+    services = getattr(app, "extensions", {}).get("bridge") if app is not None else None
+    if services is not None:
+        services.close()
 
 
 def on_starting(server: object) -> None:

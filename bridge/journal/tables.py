@@ -6,11 +6,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
     Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -71,6 +77,119 @@ pending_logins = Table(
     Column("account", String(64), primary_key=True),
     Column("sealed", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+)
+
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+# One row per signal received (authenticated), whatever became of it.
+signals = Table(
+    "signals", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("alert_id", String(96), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("remote_addr", String(64), nullable=False, default=""),
+    Column("raw_body", Text, nullable=False),  # as received, the secret masked
+    Column("parsed", Text),  # the validated signal, JSON
+    Column("strategy", String(64), nullable=False, default=""),
+    Column("symbol", String(96), nullable=False, default=""),
+    Column("instrument", String(120), nullable=False, default=""),  # EXCH:TRADINGSYMBOL
+    Column("side", String(4), nullable=False, default=""),
+    Column("status", String(16), nullable=False),
+    Column("priority", SmallInteger, nullable=False, default=1),  # 0: exit, 1: entry
+    Column("error_code", String(40)),
+    Column("error_message", Text),
+    Column("error_details", Text),
+    Column("duplicate_of", BigInteger),
+    Column("claimed_by", String(96)),
+    Column("claimed_at", UtcDateTime),
+    Column("expires_at", UtcDateTime),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_signals_queue", "account", "status", "priority", "id"),
+    Index("ix_signals_alert", "alert_id"),
+    Index("ix_signals_received", "received_at"),
+)
+
+# Idempotency: "id:<alert_id>" forever, "body:<hash>" until the dedup window passes.
+signal_keys = Table(
+    "signal_keys", metadata,
+    Column("key", String(128), primary_key=True),
+    Column("signal_id", BigInteger, nullable=False),
+    Column("expires_at", UtcDateTime),
+)
+
+orders = Table(
+    "orders", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("signal_id", BigInteger, ForeignKey("signals.id"), nullable=True),
+    Column("account", String(64), nullable=False),
+    Column("tag", String(20), nullable=False, unique=True),
+    Column("strategy", String(64), nullable=False, default=""),
+    Column("exchange", String(8), nullable=False),
+    Column("trading_symbol", String(96), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("product", String(8), nullable=False),
+    Column("order_type", String(8), nullable=False),
+    Column("price", String(32)),
+    Column("trigger_price", String(32)),
+    Column("is_exit", Boolean, nullable=False, default=False),
+    Column("status", String(16), nullable=False),
+    Column("broker_order_id", String(40)),
+    Column("broker_status", String(64)),
+    Column("filled_quantity", Integer, nullable=False, default=0),
+    Column("average_price", String(32)),
+    Column("error_code", String(40)),
+    Column("reason", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("final_at", UtcDateTime),
+    Index("ix_orders_state", "account", "status"),
+    Index("ix_orders_day", "account", "created_at"),
+    Index("ix_orders_signal", "signal_id"),
+    Index("ix_orders_broker", "broker_order_id"),
+)
+
+# Every state change of a signal or of one of its orders: the timeline a trader reads.
+events = Table(
+    "events", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("signal_id", BigInteger, index=True),
+    Column("order_id", BigInteger),
+    Column("at", UtcDateTime, nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+)
+
+# Broker order requests in the last moments, per account: the shared rate limiter's log.
+broker_calls = Table(
+    "broker_calls", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account", String(64), nullable=False),
+    Column("at", Float, nullable=False),  # epoch seconds: granted, then actually sent
+    Column("sent", Boolean, nullable=False, default=False),
+    Column("done", Boolean, nullable=False, default=False),  # the request was answered
+    Index("ix_broker_calls", "account", "at"),
+)
+
+# Live bridge processes and their heartbeats: a claim held by a dead process is taken over.
+processes = Table(
+    "processes", metadata,
+    Column("id", String(96), primary_key=True),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("heartbeat_at", UtcDateTime, nullable=False),
+)
+
+auth_failures = Table(
+    "auth_failures", metadata,
+    Column("address", String(64), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("first_at", UtcDateTime, nullable=False),
+    Column("blocked_until", UtcDateTime),
 )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ from bridge.kotak.errors import (
 from bridge.kotak.http import KotakHttp
 
 log = logging.getLogger(__name__)
+
+#: how long a session read from the store is reused without reading it again (seconds)
+CACHE_FOR = 1.0
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,10 @@ class SessionManager:
         self._bearer_margin = bearer_margin
         self._totp = TotpLogin(http, credentials, clock)
         self._oauth = OAuth2Login(http, credentials, clock)
+        # Every broker call needs the session; reading (and decrypting) it from the store
+        # each time is wasted work, so it is kept for a moment. A login or a refusal by
+        # Kotak in this process updates it at once; elsewhere, within CACHE_FOR.
+        self._cached: tuple[float, KotakSession] | None = None
 
     # --- using the session ----------------------------------------------------------------
 
@@ -156,7 +164,7 @@ class SessionManager:
 
         :raises SessionInvalid: there is no session, or it has expired.
         """
-        session = self._store.load(self.account)
+        session = self._load()
         now = self._clock.now()
         if session is None:
             raise SessionInvalid("no Kotak session: log in first")
@@ -171,8 +179,21 @@ class SessionManager:
     def peek(self) -> KotakSession | None:
         return self._store.load(self.account)
 
+    def _load(self) -> KotakSession | None:
+        cached = self._cached
+        if cached is not None and time.monotonic() - cached[0] < CACHE_FOR:
+            return cached[1]
+        session = self._store.load(self.account)
+        self._cached = (time.monotonic(), session) if session is not None else None
+        return session
+
+    def _keep(self, session: KotakSession) -> None:
+        self._store.save(session)
+        self._cached = (time.monotonic(), session)
+
     def invalidate(self, reason: str) -> None:
         """Forget the session because Kotak refused it; readiness then reports it."""
+        self._cached = None
         if self._store.load(self.account) is not None:
             log.warning("kotak session of account %s dropped: %s", self.account, reason)
             self._store.delete(self.account)
@@ -265,7 +286,7 @@ class SessionManager:
         except KotakError as exc:
             self._record_failure(exc, attended)
             raise
-        self._store.save(session)
+        self._keep(session)
         self._store.save_failure(self.account, None)
         self._remember(session)
         log.info("kotak login succeeded for account %s (%s); session valid until %s",
@@ -308,7 +329,7 @@ class SessionManager:
                 raise SessionInvalid(f"the OAuth2 token lapsed and could not be renewed: "
                                      f"{exc.message}") from exc
             renewed = latest.with_bearer(bearer, expires_at)
-            self._store.save(renewed)
+            self._keep(renewed)
             log.info("kotak OAuth2 token renewed for account %s until %s", self.account,
                      expires_at.isoformat())
             return renewed

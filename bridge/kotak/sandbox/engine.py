@@ -146,11 +146,13 @@ class Engine:
             state.books[ucc] = book
         elif book.day < day:
             self._roll(state, book, day)
-        for order in list(book.orders.values()):
+        for order_id in list(book.working):
+            order = book.orders[order_id]
             if order.status in _PENDING_STAGE and now >= order.ready_at:
                 self._exchange_stage(state, book, order, now)
             if order.status in ("open", "trigger pending"):
                 self._match(state, book, order, now)
+        book.working = [oid for oid in book.working if book.orders[oid].status not in FINAL]
         return book
 
     def seed_position(self, state: SandboxState, ucc: str, segment: str, trading_symbol: str,
@@ -207,6 +209,7 @@ class Engine:
         for status in ("put order req received", "validation pending", "open pending"):
             self._log(order, status, now)
         book.orders[order.order_id] = order
+        book.working.append(order.order_id)
         if now >= order.ready_at:
             self._exchange_stage(state, book, order, now)
         return ok({"stat": "Ok", "nOrdNo": order.order_id, "stCode": 200})
@@ -546,6 +549,7 @@ class Engine:
             )
         book.positions = carried
         book.orders = {}
+        book.working = []
         book.fills = []
         book.day = day
 

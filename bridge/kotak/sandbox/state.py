@@ -122,6 +122,7 @@ class BookRecord:
     day: date
     cash: Decimal
     orders: dict[str, OrderRecord] = field(default_factory=dict)
+    working: list[str] = field(default_factory=list)  # ids of orders not yet final
     fills: list[FillRecord] = field(default_factory=list)
     positions: dict[str, PositionRecord] = field(default_factory=dict)
 

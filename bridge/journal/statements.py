@@ -1,0 +1,60 @@
+"""The journal's hot statements, built once.
+
+Building a SQLAlchemy statement (``insert(t).values(...)``, ``update(t).where(...)``) costs more
+than running it against SQLite; the statements every signal runs are therefore made here once,
+with named parameters, and executed with plain dictionaries.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+
+from bridge.journal.tables import bridge_meta, broker_calls, events, orders, signals
+
+INSERT_SIGNAL = insert(signals)
+INSERT_EVENT = insert(events)
+INSERT_ORDER = insert(orders)
+INSERT_CALL = insert(broker_calls)
+
+# UPDATEs take their SET columns from the parameters; WHERE parameters are named apart.
+UPDATE_SIGNAL = update(signals).where(signals.c.id == bindparam("where_id"))
+UPDATE_ORDER = update(orders).where(orders.c.id == bindparam("where_id"))
+UPDATE_CALL = update(broker_calls).where(broker_calls.c.id == bindparam("where_id"))
+
+SIGNAL_BY_ID = select(signals).where(signals.c.id == bindparam("where_id"))
+SIGNAL_STATE = select(signals.c.status, signals.c.error_code, signals.c.error_message).where(
+    signals.c.id == bindparam("where_id"))
+ORDER_BY_ID = select(orders).where(orders.c.id == bindparam("where_id"))
+ORDERS_OF = select(orders).where(orders.c.signal_id == bindparam("where_signal")).order_by(
+    orders.c.id)
+
+QUEUED_AHEAD = select(signals.c.id).where(
+    signals.c.account == bindparam("account"), signals.c.status == "queued",
+    signals.c.id != bindparam("where_id"),
+    or_(signals.c.priority < bindparam("priority"),
+        and_(signals.c.priority == bindparam("priority"),
+             signals.c.id < bindparam("where_id")))).limit(1)
+
+# Broker calls that count in the rate window: answered ones within the window, and ones
+# granted but not yet answered (counted as happening now) that are not stale.
+RATE_WINDOW = select(broker_calls.c.at, broker_calls.c.done).where(
+    broker_calls.c.account == bindparam("account"),
+    or_(and_(broker_calls.c.done.is_(True), broker_calls.c.at > bindparam("window_start")),
+        and_(broker_calls.c.done.is_(False), broker_calls.c.at > bindparam("stale_start"))))
+EARLIER_IN_FLIGHT = select(broker_calls.c.id).where(
+    broker_calls.c.account == bindparam("account"), broker_calls.c.id < bindparam("token"),
+    broker_calls.c.done.is_(False), broker_calls.c.at > bindparam("stale_start")).limit(1)
+
+_COUNTED = and_(orders.c.account == bindparam("account"),
+                orders.c.created_at >= bindparam("since"), orders.c.is_exit.is_(False),
+                orders.c.status.not_in(["failed", "not_placed"]))
+_MINE = and_(_COUNTED, orders.c.strategy == bindparam("strategy"))
+ENTRY_COUNTS = select(
+    select(func.count()).select_from(orders).where(_COUNTED).scalar_subquery(),
+    select(func.count()).select_from(orders).where(_MINE).scalar_subquery(),
+    select(func.coalesce(func.sum(orders.c.quantity), 0)).where(
+        _MINE, orders.c.exchange == bindparam("exchange"),
+        orders.c.trading_symbol == bindparam("trading_symbol"),
+        orders.c.status != "rejected").scalar_subquery(),
+    select(bridge_meta.c.value).where(bridge_meta.c.key == "kill_switch").scalar_subquery(),
+)

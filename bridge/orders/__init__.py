@@ -1,0 +1,1 @@
+"""The order service: the one place where a signal becomes broker orders."""

@@ -1,0 +1,186 @@
+"""Taking a signal in: journal it, refuse repeats, check it, and send it or queue it.
+
+:meth:`SignalDesk.submit` is what every webhook calls once the caller is authenticated:
+
+1. validate the payload and resolve the instrument (a refusal is journaled, 422);
+2. check the rules that need no broker call (409, journaled);
+3. in one transaction: write the signal, check its idempotency key (its ``alert_id``, else
+   a hash of its body for ``DEDUP_WINDOW_S``; a repeat is journaled as ``duplicate`` and
+   answered with the first signal's outcome, never executed), queue it, and, if it heads
+   its account's queue and a rate-limit token is free, claim it;
+4. a claimed signal is sent at once and the caller waits for the result within the time
+   budget; otherwise it is answered ``queued`` and a dispatcher sends it in order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from marshmallow import ValidationError
+
+from bridge.clock import Clock
+from bridge.config import Settings
+from bridge.domain import Signal, SignalSource
+from bridge.errors import InvalidSignal, RuleRefusal
+from bridge.journal.signals import ErrorInfo, Journal, OrderRow, SignalRow, SignalStatus
+from bridge.orders.dispatch import Dispatcher
+from bridge.orders.service import OrderService, SignalFailed, instrument_key
+from bridge.schemas import field_messages, load_signal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Intake:
+    """An authenticated request, as the web layer hands it over."""
+
+    source: SignalSource
+    account: str
+    remote_addr: str
+    raw_body: str  # as received, the secret masked
+    deadline: float  # monotonic time by which the caller must be answered
+    payload: dict[str, Any] | None = None  # TradingView/AmiBroker fields, secret removed
+    signal: Signal | None = None  # ready-made (ChartInk)
+    dedup_basis: str = ""  # what "the same body" means for this signal
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the caller is told: the journal's view of the signal right now."""
+
+    signal_id: int | None
+    alert_id: str | None
+    status: SignalStatus
+    error: ErrorInfo | None
+    orders: list[OrderRow] = field(default_factory=list)
+    original: SignalRow | None = None  # for a duplicate: the first signal
+
+
+class SignalDesk:
+    def __init__(self, journal: Journal, service: OrderService, dispatcher: Dispatcher,
+                 settings: Settings, clock: Clock) -> None:
+        self.journal = journal
+        self.service = service
+        self.dispatcher = dispatcher
+        self.settings = settings
+        self.clock = clock
+
+    def submit(self, intake: Intake) -> Outcome:
+        signal = intake.signal
+        try:
+            if signal is None:
+                signal = load_signal(intake.payload or {}, intake.source)
+            prepared = self.service.prepare(signal)
+        except ValidationError as exc:
+            messages = field_messages(exc)
+            return self._refused(intake, signal, SignalStatus.REJECTED, ErrorInfo(
+                "invalid_signal", "the signal is not valid: " + _summary(messages), messages))
+        except InvalidSignal as exc:
+            return self._refused(intake, signal, SignalStatus.REJECTED,
+                                 ErrorInfo(exc.code, exc.message, exc.details))
+        except SignalFailed as exc:
+            return self._refused(intake, signal, exc.status, exc.error)
+
+        try:
+            self.service.precheck(prepared)
+        except RuleRefusal as exc:
+            return self._refused(intake, signal, SignalStatus.REJECTED,
+                                 ErrorInfo(exc.code, exc.message, exc.details))
+        now = self.clock.now()
+        alert_id = signal.alert_id or f"sig-{secrets.token_hex(6)}"
+        key, key_expires = self._key(signal, intake)
+        admission = self.journal.admit(
+            alert_id=alert_id, source=intake.source.value, account=intake.account,
+            remote_addr=intake.remote_addr, raw_body=intake.raw_body, signal=signal,
+            priority=prepared.priority,
+            expires_at=now + timedelta(seconds=self.settings.intake.signal_ttl_s),
+            instrument=instrument_key(prepared.instrument), key=key, key_expires=key_expires,
+            claimant=self.dispatcher.claimant(), rate=self.settings.kotak.order_rate)
+        if admission.duplicate_of is not None:
+            return self._duplicate(admission.signal_id, alert_id, admission.duplicate_of,
+                                   intake.deadline)
+        if admission.claim is None:
+            self.dispatcher.wake()
+            return self._while_dispatching(admission.signal_id, intake.deadline)
+        future = self.dispatcher.run(admission.claim, intake.deadline)
+        try:
+            future.result(timeout=max(intake.deadline - time.monotonic(), 0.0))
+        except FutureTimeout:
+            log.info("signal %d still with the broker after the time budget; the journal "
+                     "gets the rest", admission.signal_id)
+        return self.outcome(admission.signal_id)
+
+    def _while_dispatching(self, signal_id: int, deadline: float) -> Outcome:
+        """Wait for a signal another thread is already sending; one still queued behind the
+        rate limit is answered at once (202), so a burst never ties up request threads."""
+        pause = 0.01
+        outcome = self.outcome(signal_id)
+        while (outcome.status is SignalStatus.DISPATCHING
+               and time.monotonic() + pause < deadline):
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+            outcome = self.outcome(signal_id)
+        return outcome
+
+    def outcome(self, signal_id: int) -> Outcome:
+        row = self.journal.signal(signal_id)
+        if row is None:
+            raise LookupError(f"signal {signal_id} is not in the journal")
+        return Outcome(signal_id=row.id, alert_id=row.alert_id, status=row.status,
+                       error=row.error, orders=self.journal.orders_of(row.id))
+
+    def _key(self, signal: Signal, intake: Intake) -> tuple[str | None, datetime | None]:
+        """The idempotency key: the alert_id for good, else the body for the dedup window."""
+        if signal.alert_id:
+            return f"id:{intake.account}:{signal.alert_id}", None
+        if self.settings.dedup_window_s and intake.dedup_basis:
+            digest = hashlib.sha256(f"{intake.source.value}\n{intake.dedup_basis}".encode())
+            return (f"body:{intake.account}:{digest.hexdigest()}",
+                    self.clock.now() + timedelta(seconds=self.settings.dedup_window_s))
+        return None, None
+
+    def _duplicate(self, signal_id: int, alert_id: str, original_id: int,
+                   deadline: float) -> Outcome:
+        # A repeat that arrives while the first is still on its way waits for its outcome.
+        original = self.journal.signal(original_id)
+        pause = 0.02
+        while (original is not None and original.status.pending
+               and time.monotonic() + pause < deadline):
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+            original = self.journal.signal(original_id)
+        return Outcome(signal_id=signal_id, alert_id=alert_id, status=SignalStatus.DUPLICATE,
+                       error=None, orders=self.journal.orders_of(original_id),
+                       original=original)
+
+    def _refused(self, intake: Intake, signal: Signal | None, status: SignalStatus,
+                 error: ErrorInfo) -> Outcome:
+        alert_id = (signal.alert_id if signal is not None and signal.alert_id else
+                    _payload_alert_id(intake.payload) or f"sig-{secrets.token_hex(6)}")
+        symbol = signal.symbol if signal is not None else str(
+            (intake.payload or {}).get("symbol", ""))[:96]
+        signal_id = self.journal.add_signal(
+            alert_id=alert_id, source=intake.source.value, account=intake.account,
+            remote_addr=intake.remote_addr, raw_body=intake.raw_body, signal=signal,
+            status=status, priority=1, expires_at=None, error=error, symbol=symbol)
+        return Outcome(signal_id=signal_id, alert_id=alert_id, status=status, error=error)
+
+
+def _payload_alert_id(payload: dict[str, Any] | None) -> str:
+    value = (payload or {}).get("alert_id")
+    return value[:80] if isinstance(value, str) else ""
+
+
+def _summary(messages: dict[str, Any]) -> str:
+    parts = []
+    for name, problems in messages.items():
+        first = problems[0] if isinstance(problems, list) and problems else problems
+        parts.append(f"{name}: {first}")
+    return "; ".join(parts)[:500]

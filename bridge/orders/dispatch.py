@@ -1,0 +1,217 @@
+"""Sending queued signals, in order, within the broker's rate limit, from every process.
+
+Each bridge process runs one :class:`Dispatcher`: a small pool that executes signals, and a
+background loop that
+
+* claims the head of each account's queue together with a rate-limit token (exits before
+  entries, then arrival order), so no more than ``KOTAK_ORDER_RATE`` order requests leave per
+  rolling second across all processes;
+* expires queued signals past their validity, and takes over signals claimed by a process
+  that died: never sent, they are queued again; half sent, their orders are settled from the
+  order book, never re-sent;
+* keeps this process's heartbeat, and follows open orders (:class:`~bridge.orders.tracking.
+  Tracker`).
+
+A request whose signal is at the head runs it on the pool at once and waits for it within
+its time budget (:meth:`Dispatcher.try_inline`); otherwise it is answered "queued".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
+
+from bridge.clock import Clock
+from bridge.config import Settings
+from bridge.journal.signals import (
+    Claim,
+    ErrorInfo,
+    Journal,
+    OrderState,
+    SignalRow,
+    SignalStatus,
+)
+from bridge.orders.service import OrderService
+from bridge.orders.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_EVERY = 2.0
+ALIVE_WITHIN = timedelta(seconds=15)
+MAINTAIN_EVERY = 3.0
+TRACK_EVERY = 1.0
+BACKGROUND_FOLLOW_S = 3.0
+
+
+def process_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Dispatcher:
+    def __init__(self, journal: Journal, service: OrderService, tracker: Tracker,
+                 settings: Settings, clock: Clock, *, workers: int = 8) -> None:
+        self.journal = journal
+        self.service = service
+        self.tracker = tracker
+        self.settings = settings
+        self.clock = clock
+        self.process_id = process_id()
+        self._workers = workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._inflight = 0
+        self._guard = threading.Lock()
+        #: a process silent this long is dead; its claims are taken over
+        self.alive_within = ALIVE_WITHIN
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._due: dict[str, float] = {}
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._pool = ThreadPoolExecutor(max_workers=self._workers,
+                                        thread_name_prefix="bridge-order")
+        self.journal.heartbeat(self.process_id)
+        self._thread = threading.Thread(target=self._loop, name="bridge-dispatcher",
+                                        daemon=True)
+        self._thread.start()
+        log.info("dispatcher %s started", self.process_id)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        self.journal.forget_process(self.process_id)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # --- sending --------------------------------------------------------------------------
+
+    def claimant(self) -> str | None:
+        """This process's id when it can start a signal now, else ``None``."""
+        if self._pool is None or not self._has_capacity():
+            return None
+        return self.process_id
+
+    def run(self, claim: Claim, follow_until: float) -> Future[None]:
+        """Send a signal claimed on the request's path."""
+        return self._submit(claim, follow_until)
+
+    def _submit(self, claim: Claim, follow_until: float) -> Future[None]:
+        assert self._pool is not None
+        with self._guard:
+            self._inflight += 1
+        future = self._pool.submit(self._run, claim, follow_until)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _future: Future[None]) -> None:
+        with self._guard:
+            self._inflight -= 1
+        self._wake.set()
+
+    def _has_capacity(self) -> bool:
+        with self._guard:
+            return self._inflight < self._workers
+
+    def _run(self, claim: Claim, follow_until: float) -> None:
+        try:
+            self.service.execute(claim.row, follow_until, claim.token)
+        except Exception:
+            log.exception("signal %s failed unexpectedly; settling what was sent", claim.row.id)
+            self._salvage(claim.row, "an internal error stopped the signal")
+
+    def _salvage(self, row: SignalRow, why: str) -> None:
+        """Make a half-done signal safe: unsent orders failed, sent ones settled by tag."""
+        orders = self.journal.orders_of(row.id)
+        for order in orders:
+            if order.status is OrderState.CREATED:
+                self.journal.set_order(order.id, OrderState.FAILED, error_code="not_sent",
+                                       reason=f"never sent: {why}", detail="never sent")
+            elif order.status is OrderState.SENDING:
+                self.journal.set_order(order.id, OrderState.UNKNOWN,
+                                       error_code="outcome_unknown",
+                                       reason=f"{why} while sending; settling from the order "
+                                              "book", detail="settling from the order book")
+        if orders:
+            self.service.settle(row.id)
+        else:
+            self.journal.set_signal_status(row.id, SignalStatus.FAILED, error=ErrorInfo(
+                "internal_error", f"{why}; nothing was sent", {}))
+
+    # --- the background loop --------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._tick()
+            except Exception:
+                log.exception("dispatcher loop error (it carries on)")
+            self._wake.wait(0.2)
+            self._wake.clear()
+
+    def _tick(self) -> None:
+        if self._is_due("heartbeat", HEARTBEAT_EVERY):
+            self.journal.heartbeat(self.process_id)
+        if self._is_due("maintain", MAINTAIN_EVERY):
+            self._maintain()
+        self._dispatch()
+        if self._is_due("track", TRACK_EVERY):
+            self.tracker.sweep_all()
+
+    def _dispatch(self) -> None:
+        for account in self.journal.queued_accounts():
+            while self._has_capacity() and not self._stop.is_set():
+                claim, wait = self.journal.take_head(account, self.process_id,
+                                                     self.settings.kotak.order_rate)
+                if claim is None:
+                    if wait > 0:
+                        self._wake.wait(min(wait, 0.2))
+                    break
+                self._submit(claim, time.monotonic() + BACKGROUND_FOLLOW_S)
+
+    def _maintain(self) -> None:
+        for signal_id in self.journal.expire_queued():
+            log.warning("signal %d expired before it could be sent (SIGNAL_TTL_S); nothing "
+                        "was placed", signal_id)
+        live = self.journal.live_processes(self.alive_within) | {self.process_id}
+        for row in self.journal.orphaned_claims(live, self.alive_within):
+            self.recover(row)
+        self.journal.prune()
+
+    def recover(self, row: SignalRow) -> None:
+        """Take over a signal whose dispatching process died."""
+        if self.journal.orders_of(row.id):
+            log.warning("signal %d: its process died while sending; settling its orders from "
+                        "the order book", row.id)
+            self._salvage(row, "the sending process stopped")
+            return
+        if row.expires_at is not None and row.expires_at <= self.clock.now():
+            self.journal.set_signal_status(
+                row.id, SignalStatus.EXPIRED, only_from=[SignalStatus.DISPATCHING],
+                error=ErrorInfo("expired", "its process stopped before sending and its "
+                                           "validity window has passed; nothing was placed", {}))
+            return
+        if self.journal.requeue(row.id, "its process stopped before sending; queued again"):
+            log.warning("signal %d: its process died before sending; queued again", row.id)
+            self._wake.set()
+
+    def _is_due(self, name: str, every: float) -> bool:
+        now = time.monotonic()
+        if now >= self._due.get(name, 0.0):
+            self._due[name] = now + every
+            return True
+        return False

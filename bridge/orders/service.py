@@ -1,0 +1,489 @@
+"""The order service: the only code that turns a signal into broker orders.
+
+For one signal it resolves the instrument, sizes the order (a target position against the
+live position and our working orders, under a lock per instrument held across every process),
+applies the rules, records each order before sending it, sends it once through the
+connector with our tag, and follows it until Kotak says ``complete``, ``rejected`` or
+``cancelled`` or the caller's time budget ends (the tracker carries on from there).
+
+What happens at the broker is never guessed: a request that got no answer is ``unknown`` and
+is settled from the order book by its tag; an order Kotak accepted and then rejected is
+``rejected`` with Kotak's reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import Engine
+
+from bridge.clock import IST, Clock
+from bridge.config import Settings
+from bridge.domain import (
+    BrokerOrder,
+    Exchange,
+    Instrument,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Product,
+    Side,
+    Signal,
+    round_to_tick,
+)
+from bridge.errors import InvalidSignal, RuleRefusal
+from bridge.journal.locks import named_lock
+from bridge.journal.signals import (
+    ErrorInfo,
+    Journal,
+    OrderPlan,
+    OrderRow,
+    OrderState,
+    SignalRow,
+    SignalStatus,
+)
+from bridge.kotak.client import KotakClient
+from bridge.kotak.errors import (
+    BrokerRejected,
+    BrokerUnavailable,
+    KotakError,
+    ProtocolError,
+    RateLimited,
+    SessionInvalid,
+)
+from bridge.kotak.instruments import (
+    AmbiguousInstrument,
+    InstrumentError,
+    InstrumentStore,
+    InstrumentsUnavailable,
+    UnknownInstrument,
+)
+from bridge.orders import rules, sizing
+from bridge.schemas import product_problem
+
+log = logging.getLogger(__name__)
+
+PriceHint = Callable[[Instrument, Decimal], None]
+_BROKER_STATE = {
+    OrderStatus.PENDING: OrderState.PENDING, OrderStatus.OPEN: OrderState.OPEN,
+    OrderStatus.TRIGGER_PENDING: OrderState.TRIGGER_PENDING,
+    OrderStatus.COMPLETE: OrderState.COMPLETE, OrderStatus.REJECTED: OrderState.REJECTED,
+    OrderStatus.CANCELLED: OrderState.CANCELLED,
+}
+
+
+class SignalFailed(Exception):
+    """The signal cannot go on; carries the journal status and error to record."""
+
+    def __init__(self, status: SignalStatus, error: ErrorInfo) -> None:
+        super().__init__(error.message)
+        self.status = status
+        self.error = error
+
+
+@dataclass(frozen=True)
+class Prepared:
+    signal: Signal
+    instrument: Instrument
+    priority: int  # 0: exit (a flatten), 1: entry
+
+
+def instrument_key(instrument: Instrument) -> str:
+    return f"{instrument.exchange.value}:{instrument.trading_symbol}"
+
+
+class OrderService:
+    def __init__(self, journal: Journal, brokers: Mapping[str, KotakClient],
+                 instruments: InstrumentStore, settings: Settings, clock: Clock,
+                 engine: Engine, price_hint: PriceHint | None = None) -> None:
+        self.journal = journal
+        self.brokers = brokers
+        self.instruments = instruments
+        self.settings = settings
+        self.clock = clock
+        self._engine = engine
+        self._price_hint = price_hint
+
+    # --- at intake: no broker calls --------------------------------------------------------
+
+    def prepare(self, signal: Signal) -> Prepared:
+        """Resolve the instrument and check what needs it.
+
+        :raises InvalidSignal: naming the field (symbol, quantity, product ...).
+        :raises SignalFailed: the scrip master is not loaded.
+        """
+        try:
+            index = self.instruments.current()
+        except InstrumentsUnavailable as exc:
+            raise SignalFailed(SignalStatus.FAILED, ErrorInfo(
+                "instruments_unavailable", str(exc), {})) from exc
+        try:
+            instrument = index.resolve(signal.symbol, signal.exchange,
+                                       on=self.clock.now().astimezone(IST).date())
+        except (UnknownInstrument, AmbiguousInstrument) as exc:
+            raise InvalidSignal(str(exc), {"symbol": [str(exc)]}) from exc
+        if not instrument.tradable:
+            raise InvalidSignal(f"{signal.symbol} is an index, not tradable",
+                                {"symbol": [f"{instrument.symbol} is an index; trade a "
+                                            f"contract such as {instrument.symbol}1!"]})
+        problem = product_problem(signal.product, instrument.exchange)
+        if problem:
+            raise InvalidSignal(problem, {"product": [problem]})
+        if instrument.expiry is not None and signal.product is Product.CNC:
+            raise InvalidSignal("CNC is for cash", {"product": ["CNC is for cash equity"]})
+        sizing.check_lots(signal, instrument)
+        return Prepared(signal, instrument, 0 if signal.is_flatten else 1)
+
+    def precheck(self, prepared: Prepared) -> None:
+        """Rules that need no broker call: is the exchange open at all?
+
+        :raises RuleRefusal:
+        """
+        rules.check_session(prepared.instrument.exchange, self.clock.now(),
+                            prepared.signal.amo, self.settings.risk)
+
+    # --- at dispatch ----------------------------------------------------------------------
+
+    def execute(self, row: SignalRow, follow_until: float, token: int | None = None) -> None:
+        """Send a claimed signal's orders and follow them until ``follow_until`` (monotonic).
+
+        ``token`` is the rate-limit token that came with the claim, for the first order.
+        Everything that happens is written to the journal; nothing is raised.
+        """
+        signal = row.signal
+        if signal is None:
+            raise ValueError(f"signal {row.id} has no parsed form")
+        purse = _Tokens(self, row, token)
+        try:
+            orders = self._send_signal(row, signal, purse)
+        except SignalFailed as failed:
+            self.journal.set_signal_status(row.id, failed.status, error=failed.error)
+            return
+        except RuleRefusal as refused:
+            self.journal.set_signal_status(row.id, SignalStatus.REJECTED, error=ErrorInfo(
+                refused.code, refused.message, refused.details))
+            return
+        except InvalidSignal as invalid:
+            self.journal.set_signal_status(row.id, SignalStatus.REJECTED, error=ErrorInfo(
+                invalid.code, invalid.message, invalid.details))
+            return
+        finally:
+            purse.release()
+        if not orders:
+            self.journal.set_signal_status(row.id, SignalStatus.NOOP,
+                                           detail="the position is already where the signal "
+                                                  "wants it: nothing to send")
+            return
+        # Each order's state, and the signal's with it, is recorded as Kotak answers.
+        self.follow(orders, follow_until)
+
+    def _send_signal(self, row: SignalRow, signal: Signal, purse: _Tokens) -> list[OrderRow]:
+        instrument = self._instrument(row)
+        broker = self.brokers[row.account]
+        self.precheck(Prepared(signal, instrument, row.priority))
+        if signal.position_size is None:
+            plan = sizing.size(signal, instrument, None)
+            refusal = self._entry_refusal(row, signal, instrument, plan)
+            if refusal is None:
+                return self._place(row, signal, instrument, broker, plan, None, purse)
+        # A target needs the live position; a refused plain signal may still be an exit.
+        with self._lock(row.account, instrument, signal.product):
+            position = self._position(broker, row.account, instrument, signal.product)
+            plan = sizing.size(signal, instrument, position)
+            refusal = self._entry_refusal(row, signal, instrument, plan)
+            return self._place(row, signal, instrument, broker, plan, refusal, purse)
+
+    def _place(self, row: SignalRow, signal: Signal, instrument: Instrument,
+               broker: KotakClient, plan: sizing.Sizing, refusal: RuleRefusal | None,
+               purse: _Tokens) -> list[OrderRow]:
+        quantity = plan.exit_quantity if refusal is not None else plan.total
+        if refusal is not None and quantity == 0:
+            raise refusal
+        if quantity == 0:
+            return []
+        if refusal is not None:
+            self.journal.set_signal_status(
+                row.id, SignalStatus.DISPATCHING, only_from=[SignalStatus.DISPATCHING],
+                detail=f"entry part refused ({refusal.message}); sending only the exit of "
+                       f"{plan.exit_quantity}")
+        parts = sizing.slices(quantity, instrument, self.settings.risk.freeze_split)
+        is_exit = refusal is not None or plan.entry_quantity == 0
+        plans = [self._plan(signal, instrument, plan.side, part, is_exit) for part in parts]
+        first = purse.take()
+        orders, first_sending = self.journal.add_orders(row.id, row.account, signal.strategy,
+                                                        plans, send_first_with=first)
+        for index, order in enumerate(orders):
+            token = first if index == 0 else purse.take()
+            if token is None:
+                self._abandon(orders[index:], "not sent: the signal's validity ran out waiting "
+                                              "for the broker rate limit")
+                break
+            state = self._send(order, signal, instrument, broker, token,
+                               marked=index == 0 and first_sending)
+            if state in (OrderState.REJECTED, OrderState.FAILED) and index + 1 < len(orders):
+                self._abandon(orders[index + 1:], "not sent: an earlier part of this signal "
+                                                  "was refused")
+                break
+        return orders
+
+    def _send(self, order: OrderRow, signal: Signal, instrument: Instrument,
+              broker: KotakClient, token: int, marked: bool = False) -> OrderState:
+        """Send one order once; ``marked``: already recorded as ``sending`` in its turn."""
+        request = OrderRequest(
+            instrument=instrument, side=Side(order.side), quantity=order.quantity,
+            product=signal.product, order_type=signal.order_type,
+            price=Decimal(order.price) if order.price else None,
+            trigger_price=Decimal(order.trigger_price) if order.trigger_price else None,
+            validity=signal.validity,
+            disclosed_quantity=min(signal.disclosed_quantity, order.quantity),
+            amo=signal.amo, tag=order.tag)
+        if (self._price_hint is not None and signal.price is not None
+                and signal.order_type is OrderType.MARKET):
+            self._price_hint(instrument, signal.price)
+        if not marked:
+            self.journal.start_sending(order, token)
+        try:
+            broker_id = broker.place_order(request)
+        except KotakError as exc:
+            return self._placement_failed(order, exc, broker)
+        finally:
+            self.journal.finish_sending(token)
+        self.journal.set_order(order.id, OrderState.PENDING, broker_order_id=broker_id,
+                               detail=f"accepted by Kotak as order {broker_id}")
+        return OrderState.PENDING
+
+    def _placement_failed(self, order: OrderRow, exc: KotakError,
+                          broker: KotakClient) -> OrderState:
+        """Record why a placement did not come back accepted."""
+        if isinstance(exc, BrokerRejected):
+            return self._fail(order, OrderState.REJECTED, "broker_rejected", exc.message)
+        if isinstance(exc, SessionInvalid):
+            return self._fail(order, OrderState.FAILED, "broker_session",
+                              f"no valid Kotak session: {exc.message}")
+        if isinstance(exc, RateLimited):
+            return self._fail(order, OrderState.FAILED, "broker_rate_limited", exc.message)
+        if isinstance(exc, BrokerUnavailable):
+            return self._fail(order, OrderState.FAILED, "broker_unavailable", exc.message)
+        if isinstance(exc, ProtocolError):
+            return self._fail(order, OrderState.FAILED, "broker_protocol", exc.message)
+        # OutcomeUnknown, or anything unforeseen after sending: it may have arrived.
+        self.journal.set_order(order.id, OrderState.UNKNOWN, error_code="outcome_unknown",
+                               reason=exc.message,
+                               detail=f"{exc.message}; checking Kotak's order book by tag")
+        return self.resolve_unknown(order, broker)
+
+    def _fail(self, order: OrderRow, state: OrderState, code: str, reason: str) -> OrderState:
+        self.journal.set_order(order.id, state, error_code=code, reason=reason, detail=reason)
+        return state
+
+    def _abandon(self, orders: list[OrderRow], reason: str) -> None:
+        for order in orders:
+            self.journal.set_order(order.id, OrderState.FAILED, error_code="not_sent",
+                                   reason=reason, detail=reason)
+
+    # --- following orders -----------------------------------------------------------------
+
+    def follow(self, orders: list[OrderRow], until: float) -> None:
+        """Poll each accepted order's history until it is final or ``until`` (monotonic)."""
+        pause = 0.05
+        while True:
+            live = [o for o in (self.journal.order(order.id) for order in orders)
+                    if o is not None and not o.status.final and o.broker_order_id]
+            if not live or time.monotonic() + pause >= until:
+                return
+            for order in live:
+                try:
+                    history = self.brokers[order.account].order_history(
+                        order.broker_order_id or "")
+                except KotakError as exc:
+                    log.info("following order %s: %s", order.broker_order_id, exc.message)
+                    return
+                if history:
+                    self.apply(order, history[0])
+            if all(o is not None and o.status.final
+                   for o in (self.journal.order(order.id) for order in live)):
+                return
+            time.sleep(pause)
+            pause = min(pause * 2, 0.25)
+
+    def apply(self, order: OrderRow, broker: BrokerOrder) -> bool:
+        """Record what Kotak says about one of our orders; return whether anything changed."""
+        state = _BROKER_STATE[broker.status]
+        reason = broker.rejection_reason if state is OrderState.REJECTED else None
+        fields: dict[str, object] = {
+            "broker_order_id": broker.order_id, "broker_status": broker.broker_status,
+            "filled_quantity": broker.filled_quantity,
+            "average_price": str(broker.average_price) if broker.filled_quantity else None,
+        }
+        if reason:
+            fields.update(reason=f"Kotak rejected it: {reason}", error_code="broker_rejected")
+        if order.status is OrderState.UNKNOWN and state.accepted:
+            fields.update(error_code=None, reason=None)  # found in the book: it arrived
+        detail = _describe(broker, state)
+        return self.journal.set_order(order.id, state, detail=detail, **fields)
+
+    def resolve_unknown(self, order: OrderRow, broker: KotakClient) -> OrderState:
+        """Look for an order of unknown outcome in Kotak's book by its tag (once)."""
+        try:
+            book = broker.order_book()
+        except KotakError as exc:
+            log.warning("order %s (tag %s) outcome unknown; order book unreadable: %s",
+                        order.id, order.tag, exc.message)
+            return OrderState.UNKNOWN
+        for row in book:
+            if row.tag == order.tag:
+                current = self.journal.order(order.id)
+                if current is not None:
+                    self.apply(current, row)
+                return _BROKER_STATE[row.status]
+        return OrderState.UNKNOWN
+
+    def settle(self, signal_id: int) -> SignalStatus | None:
+        """Derive the signal's status from its orders and record it when it changes."""
+        return self.journal.settle(signal_id)
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _instrument(self, row: SignalRow) -> Instrument:
+        exchange, _, trading_symbol = row.instrument.partition(":")
+        try:
+            index = self.instruments.current()
+        except InstrumentError as exc:
+            raise SignalFailed(SignalStatus.FAILED,
+                               ErrorInfo("instruments_unavailable", str(exc), {})) from exc
+        instrument = index.get(Exchange(exchange), trading_symbol)
+        if instrument is None:
+            raise InvalidSignal(f"{row.instrument} is no longer in today's scrip master",
+                                {"symbol": [f"{row.instrument} is no longer listed"]})
+        return instrument
+
+    def _plan(self, signal: Signal, instrument: Instrument, side: Side, quantity: int,
+              is_exit: bool) -> OrderPlan:
+        tick = instrument.tick_size
+        price = trigger = None
+        if signal.order_type.needs_price and signal.price is not None:
+            price = str(round_to_tick(signal.price, tick))
+        if signal.order_type.needs_trigger and signal.trigger_price is not None:
+            trigger = str(round_to_tick(signal.trigger_price, tick))
+        return OrderPlan(
+            exchange=instrument.exchange.value, trading_symbol=instrument.trading_symbol,
+            side=side.value, quantity=quantity, product=signal.product.value,
+            order_type=signal.order_type.value, price=price, trigger_price=trigger,
+            is_exit=is_exit, tag=new_tag())
+
+    def _entry_refusal(self, row: SignalRow, signal: Signal, instrument: Instrument,
+                       plan: sizing.Sizing) -> RuleRefusal | None:
+        if plan.entry_quantity == 0:
+            return None
+        strategy = signal.strategy
+        account_entries, strategy_entries, quantity, kill_switch = self.journal.entry_counts(
+            row.account, self._day_start(), strategy, instrument.exchange.value,
+            instrument.trading_symbol)
+        counts = rules.Counts(account_entries=account_entries,
+                              strategy_entries=strategy_entries, strategy_quantity=quantity)
+        return rules.entry_refusal(
+            exchange=instrument.exchange, strategy=strategy, quantity=plan.entry_quantity,
+            now=self.clock.now(), kill_switch=kill_switch,
+            squareoff=self.settings.squareoff_times[instrument.exchange],
+            risk=self.settings.risk, counts=counts)
+
+    def _day_start(self) -> datetime:
+        local = self.clock.now().astimezone(IST)
+        return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def _position(self, broker: KotakClient, account: str, instrument: Instrument,
+                  product: Product) -> int:
+        """Net position plus our orders still working, for this instrument and product.
+
+        The book is read before the positions: an order filling between the two reads is
+        then counted twice, which can only make the bridge trade too little.
+        """
+        try:
+            book = broker.order_book()
+            positions = broker.positions()
+        except SessionInvalid as exc:
+            raise SignalFailed(SignalStatus.FAILED, ErrorInfo(
+                "broker_session", f"no valid Kotak session: {exc.message}", {})) from exc
+        except (BrokerUnavailable, ProtocolError) as exc:
+            raise SignalFailed(SignalStatus.FAILED, ErrorInfo(
+                "broker_unavailable", f"could not read the position: {exc.message}", {})) from exc
+        net = sum(p.net_quantity for p in positions
+                  if p.exchange is instrument.exchange
+                  and p.trading_symbol == instrument.trading_symbol
+                  and p.product == product.value)
+        ours = {o.tag: o for o in self.journal.working_orders(account)
+                if o.exchange == instrument.exchange.value
+                and o.trading_symbol == instrument.trading_symbol and o.product == product.value}
+        working = 0
+        seen: set[str] = set()
+        for placed in book:
+            if placed.tag in ours:
+                seen.add(placed.tag)
+                if placed.status.is_working:
+                    remaining = (placed.quantity - placed.filled_quantity
+                                 - placed.cancelled_quantity)
+                    working += remaining if placed.side is Side.BUY else -remaining
+        for tag, mine in ours.items():
+            if tag not in seen and mine.status in (OrderState.CREATED, OrderState.SENDING,
+                                                   OrderState.UNKNOWN):
+                working += mine.signed_remaining
+        return net + working
+
+    def _lock(self, account: str, instrument: Instrument,
+              product: Product) -> AbstractContextManager[None]:
+        """Serialise position-dependent work per account, instrument and product, across
+        every process sharing the journal."""
+        return named_lock(self._engine, f"position:{account}:{instrument_key(instrument)}:"
+                                        f"{product.value}", timeout=30.0)
+
+    def wait_token(self, row: SignalRow) -> int | None:
+        """A rate-limit token for another order of this signal, waiting while it is valid."""
+        deadline = row.expires_at or (self.clock.now() + timedelta(seconds=30))
+        while self.clock.now() < deadline:
+            token, wait = self.journal.take_token(row.account, self.settings.kotak.order_rate)
+            if token is not None:
+                return token
+            time.sleep(min(wait, 0.25))
+        return None
+
+
+class _Tokens:
+    """The rate-limit tokens of one signal: the claim's for its first order, then new ones;
+    whatever was not spent is given back."""
+
+    def __init__(self, service: OrderService, row: SignalRow, first: int | None) -> None:
+        self._service = service
+        self._row = row
+        self._spare = first
+
+    def take(self) -> int | None:
+        if self._spare is not None:
+            token, self._spare = self._spare, None
+            return token
+        return self._service.wait_token(self._row)
+
+    def release(self) -> None:
+        if self._spare is not None:
+            self._service.journal.release_token(self._spare)
+            self._spare = None
+
+
+def new_tag() -> str:
+    """Our correlation id on the order (Kotak's ``ig``, echoed as ``GuiOrdId``)."""
+    return "b" + secrets.token_hex(8)
+
+
+def _describe(broker: BrokerOrder, state: OrderState) -> str:
+    text = f"Kotak: {broker.broker_status or state.value}"
+    if broker.filled_quantity:
+        text += f", filled {broker.filled_quantity} at {broker.average_price}"
+    if broker.rejection_reason:
+        text += f" ({broker.rejection_reason})"
+    return text

@@ -1,0 +1,118 @@
+"""Following orders after the caller has been answered.
+
+Every open order of ours (accepted, or sent without an answer) is compared with Kotak's order
+book, found by order number or by our tag, until it is final. An order whose request got no
+answer and that is still absent from the book a minute after sending never arrived: it is
+marked ``not_placed``, and since the book proves nothing reached Kotak its signal is queued
+again (a new order, a new tag) while still within its validity window, else expired. Nothing
+is ever re-sent on a guess. One process at a time sweeps an account.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+
+from sqlalchemy import Engine
+
+from bridge.clock import Clock
+from bridge.domain import BrokerOrder
+from bridge.journal.locks import LockTimeout, try_lock
+from bridge.journal.signals import Journal, OrderRow, OrderState, SignalStatus
+from bridge.kotak.client import KotakClient
+from bridge.kotak.errors import KotakError
+from bridge.orders.service import OrderService
+
+log = logging.getLogger(__name__)
+
+#: up to this many open orders are looked up one by one rather than through the whole book
+FEW = 5
+
+
+class Tracker:
+    def __init__(self, journal: Journal, service: OrderService,
+                 brokers: Mapping[str, KotakClient], clock: Clock, engine: Engine, *,
+                 unknown_deadline: timedelta = timedelta(seconds=60),
+                 sending_grace: timedelta = timedelta(seconds=30),
+                 settle_after: timedelta = timedelta(seconds=3)) -> None:
+        self.journal = journal
+        self.service = service
+        self.brokers = brokers
+        self.clock = clock
+        self._engine = engine
+        self.unknown_deadline = unknown_deadline
+        self.sending_grace = sending_grace
+        self.settle_after = settle_after
+        self._complained: dict[str, float] = {}
+
+    def _rows(self, account: str, working: list[OrderRow]) -> list[BrokerOrder]:
+        """Kotak's rows for these orders: each one's history when few, else the whole book
+        (one call, but it grows all day)."""
+        broker = self.brokers[account]
+        known = [order for order in working if order.broker_order_id]
+        if len(known) == len(working) and len(known) <= FEW:
+            return [history[0] for order in known
+                    if (history := broker.order_history(order.broker_order_id or ""))]
+        return broker.order_book()
+
+    def _retry(self, signal_id: int) -> None:
+        status = self.journal.retry_never_arrived(signal_id)
+        if status is SignalStatus.QUEUED:
+            log.warning("signal %d: its order never reached Kotak; queued again", signal_id)
+        elif status is SignalStatus.EXPIRED:
+            log.warning("signal %d: its order never reached Kotak and it is past its validity; "
+                        "expired, nothing placed", signal_id)
+
+    def sweep_all(self) -> None:
+        for account in self.journal.accounts_with_working_orders():
+            if account not in self.brokers:
+                continue
+            try:
+                with try_lock(self._engine, f"tracker:{account}"):
+                    self.sweep(account)
+            except LockTimeout:
+                continue  # another process is sweeping this account
+
+    def sweep(self, account: str) -> None:
+        now = self.clock.now()
+        # An order its sender is still following (just sent) is left to the sender.
+        working = [order for order in self.journal.working_orders(account)
+                   if now - (order.sent_at or order.updated_at) > self.settle_after]
+        if not working:
+            return
+        try:
+            book = self._rows(account, working)
+        except KotakError as exc:
+            if time.monotonic() - self._complained.get(account, 0.0) > 60:
+                log.warning("cannot follow %d open orders of account %s: %s", len(working),
+                            account, exc.message)
+                self._complained[account] = time.monotonic()
+            return
+        by_id = {row.order_id: row for row in book}
+        by_tag = {row.tag: row for row in book if row.tag}
+        for order in working:
+            found = by_id.get(order.broker_order_id or "") or by_tag.get(order.tag)
+            if found is not None:
+                self.service.apply(order, found)
+            elif order.status in (OrderState.UNKNOWN, OrderState.SENDING):
+                age = now - (order.sent_at or order.updated_at)
+                if age > self.unknown_deadline:
+                    self.journal.set_order(
+                        order.id, OrderState.NOT_PLACED, error_code="not_placed",
+                        reason=f"not in Kotak's order book {int(age.total_seconds())} s after "
+                               "sending: the request never arrived; nothing was placed",
+                        detail="settled from the order book: never arrived")
+                    if order.signal_id is not None:
+                        self._retry(order.signal_id)
+                elif order.status is OrderState.SENDING and age > self.sending_grace:
+                    self.journal.set_order(
+                        order.id, OrderState.UNKNOWN, error_code="outcome_unknown",
+                        reason="the sending process stopped without an answer",
+                        detail="sending process gone; settling from the order book")
+            elif order.status is OrderState.CREATED and now - order.created_at > timedelta(
+                    minutes=2):
+                self.journal.set_order(
+                    order.id, OrderState.FAILED, error_code="not_sent",
+                    reason="never sent: the process stopped first", detail="never sent")

@@ -1,0 +1,75 @@
+"""Who may send signals: the shared secret, AmiBroker's signature, TradingView's addresses,
+and limits per address."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+import time
+from collections import deque
+
+#: TradingView's published webhook source addresses (help article 43000529348).
+TRADINGVIEW_IPS = frozenset({"52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7"})
+SIGNATURE_WINDOW_S = 60
+
+
+def client_address(remote_addr: str, forwarded_for: str | None, trusted_proxies: int) -> str:
+    """The caller's address, believing ``X-Forwarded-For`` only through trusted hops.
+
+    Each trusted proxy appends the address it received from; with ``n`` of them the caller is
+    the ``n``-th entry from the right. Anything further left was written by the caller.
+    """
+    if trusted_proxies <= 0 or not forwarded_for:
+        return remote_addr
+    hops = [part.strip() for part in forwarded_for.split(",") if part.strip()]
+    if len(hops) < trusted_proxies:
+        return remote_addr
+    return hops[-trusted_proxies]
+
+
+def secret_matches(given: str, expected: str) -> bool:
+    """Compare in constant time (a timing difference must not reveal the secret)."""
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def signature_valid(secret: str, timestamp: str, signature: str, body: bytes,
+                    now: float | None = None) -> bool:
+    """Check ``X-Signature: sha256=<hex HMAC of "<X-Timestamp>.<body>">`` within 60 s."""
+    try:
+        stamp = float(timestamp)
+    except ValueError:
+        return False
+    if abs((now if now is not None else time.time()) - stamp) > SIGNATURE_WINDOW_S:
+        return False
+    expected = hmac.new(secret.encode("utf-8"), timestamp.encode("utf-8") + b"." + body,
+                        hashlib.sha256).hexdigest()
+    given = signature.strip()
+    given = given[len("sha256="):] if given.lower().startswith("sha256=") else given
+    return hmac.compare_digest(expected, given.lower())
+
+
+class InboundLimiter:
+    """Requests per address per minute, in this process (a flood guard, not an order limit)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._seen: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, address: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            window = self._seen.setdefault(address, deque())
+            while window and now - window[0] > 60:
+                window.popleft()
+            if len(window) >= self.per_minute:
+                return False
+            window.append(now)
+            if len(self._seen) > 10_000:
+                self._forget(now)
+            return True
+
+    def _forget(self, now: float) -> None:
+        for address in [a for a, w in self._seen.items() if not w or now - w[-1] > 60]:
+            del self._seen[address]

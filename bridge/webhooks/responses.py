@@ -1,0 +1,80 @@
+"""The answer to a signal: DESIGN.md section 5's shape and HTTP codes.
+
+``{"alert_id", "status", "orders": [...], "error": {"code", "message", "details"}}``;
+200 placed/noop/duplicate, 202 queued, 422 invalid, 409 refused by a rule, 502 refused by
+Kotak, 503 no session or Kotak unavailable, 504 outcome unknown. No code invites a re-send
+that could double an order: every repeat is answered from the journal, never executed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.errors import BridgeError
+from bridge.journal.signals import ErrorInfo, OrderRow, SignalStatus
+from bridge.orders.desk import Outcome
+
+INVALID_CODES = frozenset({"invalid_signal", "invalid_json"})
+BROKER_REFUSED = frozenset({"broker_rejected"})
+BROKER_GARBLED = frozenset({"broker_protocol"})
+
+_PUBLIC = {
+    SignalStatus.RECEIVED: "queued", SignalStatus.QUEUED: "queued",
+    SignalStatus.DISPATCHING: "queued", SignalStatus.PLACED: "placed",
+    SignalStatus.NOOP: "noop", SignalStatus.DUPLICATE: "duplicate",
+    SignalStatus.REJECTED: "rejected", SignalStatus.FAILED: "failed",
+    SignalStatus.UNKNOWN: "unknown", SignalStatus.EXPIRED: "failed",
+}
+
+
+def public_status(status: SignalStatus) -> str:
+    return _PUBLIC[status]
+
+
+def http_status(status: SignalStatus, error: ErrorInfo | None) -> int:
+    public = _PUBLIC[status]
+    code = error.code if error is not None else ""
+    if public in ("placed", "noop", "duplicate"):
+        return 200
+    if public == "queued":
+        return 202
+    if public == "unknown":
+        return 504
+    if public == "rejected":
+        if code in INVALID_CODES:
+            return 422
+        if code in BROKER_REFUSED:
+            return 502
+        return 409
+    return 502 if code in BROKER_GARBLED else 503
+
+
+def order_json(order: OrderRow) -> dict[str, Any]:
+    return {
+        "order_id": order.broker_order_id, "tag": order.tag, "exchange": order.exchange,
+        "symbol": order.trading_symbol, "side": order.side, "quantity": order.quantity,
+        "product": order.product, "pricetype": order.order_type, "price": order.price,
+        "trigger_price": order.trigger_price, "status": order.status.value,
+        "filled_quantity": order.filled_quantity, "average_price": order.average_price,
+        "reason": order.reason,
+    }
+
+
+def outcome_json(outcome: Outcome) -> tuple[dict[str, Any], int]:
+    error = outcome.error
+    body: dict[str, Any] = {
+        "alert_id": outcome.alert_id, "status": public_status(outcome.status),
+        "orders": [order_json(order) for order in outcome.orders],
+        "error": ({"code": error.code, "message": error.message, "details": error.details}
+                  if error is not None else None),
+    }
+    if outcome.original is not None:
+        body["duplicate_of"] = {"alert_id": outcome.original.alert_id,
+                                "status": public_status(outcome.original.status)}
+    return body, http_status(outcome.status, error)
+
+
+def refusal_json(error: BridgeError, alert_id: str | None = None) -> tuple[dict[str, Any], int]:
+    """A refusal before anything was journaled (auth, size, rate, unreadable body)."""
+    return ({"alert_id": alert_id, "status": "rejected", "orders": [],
+             "error": error.payload()}, error.http_status)

@@ -1,0 +1,273 @@
+"""The three front doors: ``/webhook/tradingview``, ``/webhook/amibroker`` and
+``/webhook/chartink/<secret>``.
+
+Order of checks on every request: body size (413), TradingView's address allow-list when
+enabled (403), an address blocked after repeated wrong secrets or flooding (429), a readable
+body (422 with the JSON error's line and column), the secret (401, counted per address),
+then the signal itself (see :mod:`bridge.orders.desk`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, NoReturn
+
+from flask import Blueprint, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
+from marshmallow import ValidationError
+
+from bridge.config import Settings
+from bridge.domain import DEFAULT_ACCOUNT, Side, Signal, SignalSource
+from bridge.errors import (
+    AddressNotAllowed,
+    BridgeError,
+    InvalidSignal,
+    PayloadTooLarge,
+    RuleRefusal,
+    TooManyRequests,
+    Unauthorized,
+)
+from bridge.journal.signals import Journal
+from bridge.orders.desk import Intake, Outcome, SignalDesk
+from bridge.schemas import ChartinkSchema, field_messages, split_list
+from bridge.webhooks import auth, intake
+from bridge.webhooks.chartink import ChartinkConfig, ChartinkConfigError
+from bridge.webhooks.responses import outcome_json, public_status, refusal_json
+
+bp = Blueprint("webhooks", __name__, url_prefix="/webhook")
+
+FAILURE_WINDOW = timedelta(minutes=10)
+BLOCK_FOR = timedelta(minutes=15)
+
+
+@dataclass
+class Gate:
+    """What the webhooks need from the application (kept in ``app.extensions``)."""
+
+    settings: Settings
+    journal: Journal
+    desk: SignalDesk
+    limiter: auth.InboundLimiter
+    chartink: ChartinkConfig
+
+
+def _gate() -> Gate:
+    gate: Gate = current_app.extensions["bridge.webhooks"]
+    return gate
+
+
+@bp.post("/tradingview")
+def tradingview() -> ResponseReturnValue:
+    gate = _gate()
+    address = _admit(gate, tradingview=True)
+    _, text, payload = _body(gate, allow_form=False)
+    secret, readable = intake.take_secret(payload)
+    _check_secret(gate, address, secret if readable else "")
+    return _submit(gate, SignalSource.TRADINGVIEW, address, text, payload)
+
+
+@bp.post("/amibroker")
+def amibroker() -> ResponseReturnValue:
+    gate = _gate()
+    address = _admit(gate)
+    raw, text, payload = _body(gate, allow_form=True)
+    secret, readable = intake.take_secret(payload)
+    header = request.headers.get("X-Webhook-Secret")
+    signature = request.headers.get("X-Signature")
+    expected = gate.settings.webhook_secret.reveal()
+    given = [value for value in (secret, header) if value is not None]
+    if signature is not None:
+        stamp = request.headers.get("X-Timestamp", "")
+        if not auth.signature_valid(expected, stamp, signature, raw):
+            _fail_auth(gate, address, "the X-Signature does not match, or X-Timestamp is more "
+                                      "than 60 s away")
+    elif not given:
+        _fail_auth(gate, address, "no secret: send it in the body (secret) or the "
+                                  "X-Webhook-Secret header")
+    if not readable or any(not auth.secret_matches(value, expected) for value in given):
+        _fail_auth(gate, address, "wrong secret")
+    gate.journal.clear_auth_failures(address)
+    return _submit(gate, SignalSource.AMIBROKER, address, text, payload)
+
+
+@bp.post("/chartink")
+def chartink_without_secret() -> ResponseReturnValue:
+    gate = _gate()
+    address = _admit(gate)
+    _fail_auth(gate, address, "the ChartInk webhook URL carries the secret: "
+                              "/webhook/chartink/<WEBHOOK_SECRET>")
+
+
+@bp.post("/chartink/<path:secret>")
+def chartink(secret: str) -> ResponseReturnValue:
+    gate = _gate()
+    address = _admit(gate)
+    if not auth.secret_matches(secret, gate.settings.webhook_secret.reveal()):
+        _fail_auth(gate, address, "wrong secret in the URL")
+    gate.journal.clear_auth_failures(address)
+    _, text, payload = _body(gate, allow_form=True)
+    return _chartink(gate, address, text, payload)
+
+
+# --- the steps ----------------------------------------------------------------------------
+
+
+def _admit(gate: Gate, tradingview: bool = False) -> str:
+    settings = gate.settings
+    address = auth.client_address(request.remote_addr or "",
+                                  request.headers.get("X-Forwarded-For"),
+                                  settings.trusted_proxies)
+    if tradingview and settings.tradingview_ips_only and address not in auth.TRADINGVIEW_IPS:
+        raise AddressNotAllowed(f"{address} is not one of TradingView's webhook addresses "
+                                "(TRADINGVIEW_IPS_ONLY is on)", {"address": address})
+    blocked = gate.journal.blocked_until(address)
+    if blocked is not None:
+        raise TooManyRequests(f"{address} is blocked until {blocked:%H:%M:%S} UTC after "
+                              "repeated wrong secrets", {"address": address},
+                              code="address_blocked")
+    if not gate.limiter.allow(address):
+        raise TooManyRequests(f"more than {gate.limiter.per_minute} signals a minute from "
+                              f"{address}", {"address": address})
+    return address
+
+
+def _body(gate: Gate, *, allow_form: bool) -> tuple[bytes, str, dict[str, Any]]:
+    limit = gate.settings.intake.max_body_bytes
+    if (request.content_length or 0) > limit:
+        raise PayloadTooLarge(f"the body is larger than {limit // 1024} KiB",
+                              {"limit_bytes": limit})
+    raw = request.get_data(cache=True)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"the body is larger than {limit // 1024} KiB",
+                              {"limit_bytes": limit})
+    text = intake.decode(raw)
+    return raw, text, intake.parse(text, allow_form=allow_form)
+
+
+def _check_secret(gate: Gate, address: str, secret: str | None) -> None:
+    if secret is None:
+        _fail_auth(gate, address, "no secret: add \"secret\": \"<WEBHOOK_SECRET>\" to the "
+                                  "alert message")
+    elif not auth.secret_matches(secret, gate.settings.webhook_secret.reveal()):
+        _fail_auth(gate, address, "wrong secret")
+    gate.journal.clear_auth_failures(address)
+
+
+def _fail_auth(gate: Gate, address: str, why: str) -> NoReturn:
+    gate.journal.note_auth_failure(address, gate.settings.intake.auth_failure_limit,
+                                   FAILURE_WINDOW, BLOCK_FOR)
+    current_app.logger.warning("refused a signal from %s: %s", address, why)
+    raise Unauthorized(why)
+
+
+def _deadline(gate: Gate) -> float:
+    started: float = g.get("started", time.monotonic())
+    return started + gate.settings.intake.response_budget_ms / 1000
+
+
+def _submit(gate: Gate, source: SignalSource, address: str, text: str,
+            payload: dict[str, Any]) -> ResponseReturnValue:
+    outcome = gate.desk.submit(Intake(
+        source=source, account=_account(), remote_addr=address,
+        raw_body=intake.masked(text, gate.settings.webhook_secret.reveal()),
+        deadline=_deadline(gate), payload=payload, dedup_basis=intake.canonical(payload)))
+    _log(source, outcome)
+    body, status = outcome_json(outcome)
+    return jsonify(body), status
+
+
+def _account() -> str:
+    """Signals trade the default account until accounts fan out (issue 6)."""
+    return DEFAULT_ACCOUNT
+
+
+def _chartink(gate: Gate, address: str, text: str,
+              payload: dict[str, Any]) -> ResponseReturnValue:
+    try:
+        data = ChartinkSchema().load(payload)
+        stocks = split_list(data["stocks"], "stocks")
+        prices = split_list(data["trigger_prices"], "trigger_prices")
+    except ValidationError as exc:
+        raise InvalidSignal("not a ChartInk alert: " + str(field_messages(exc)),
+                            field_messages(exc)) from exc
+    if not stocks:
+        raise InvalidSignal("the ChartInk alert lists no stocks", {"stocks": ["is empty"]})
+    try:
+        rule = gate.chartink.match(data["scan_name"], data["alert_name"],
+                                   data["scan_url"].rstrip("/").rsplit("/", 1)[-1])
+    except ChartinkConfigError as exc:
+        raise RuleRefusal(str(exc), {}, code="chartink_config") from exc
+    if rule is None:
+        names = sorted(gate.chartink.rules())
+        raise InvalidSignal(f"no scan configured for {data['scan_name']!r}",
+                            {"scan_name": [f"not in {gate.chartink.path}; configured: "
+                                           f"{', '.join(names)}"]})
+    if len(stocks) > rule.max_stocks:
+        raise RuleRefusal(f"scan {rule.name!r} listed {len(stocks)} stocks, more than its "
+                          f"max_stocks of {rule.max_stocks}; none were traded",
+                          {"stocks": len(stocks), "max_stocks": rule.max_stocks},
+                          code="too_many_stocks")
+    masked = intake.masked(text, gate.settings.webhook_secret.reveal())
+    deadline = _deadline(gate)
+    outcomes: list[tuple[str, Outcome]] = []
+    for position, stock in enumerate(stocks):
+        price = _price(prices[position] if position < len(prices) else "")
+        signal = Signal(
+            source=SignalSource.CHARTINK, symbol=stock, exchange=rule.exchange,
+            side=Side.SELL if rule.action == "SELL" else Side.BUY,
+            quantity=rule.quantity_for(price) if rule.action != "EXIT" else 0,
+            product=rule.product, price=price,
+            position_size=0 if rule.action == "EXIT" else None, strategy=rule.strategy)
+        if rule.action == "EXIT":
+            signal = replace(signal, side=Side.SELL)
+        outcome = gate.desk.submit(Intake(
+            source=SignalSource.CHARTINK, account=_account(), remote_addr=address,
+            raw_body=masked, deadline=deadline, signal=signal,
+            dedup_basis=f"{intake.canonical(payload)}|{stock}"))
+        _log(SignalSource.CHARTINK, outcome)
+        outcomes.append((stock, outcome))
+    return _chartink_answer(outcomes)
+
+
+def _chartink_answer(outcomes: list[tuple[str, Outcome]]) -> ResponseReturnValue:
+    answers = [(stock, *outcome_json(outcome)) for stock, outcome in outcomes]
+    statuses = [body["status"] for _, body, _ in answers]
+    for wanted in ("placed", "queued", "noop", "duplicate"):
+        if wanted in statuses:
+            chosen = next(item for item in answers if item[1]["status"] == wanted)
+            break
+    else:
+        chosen = answers[0]
+    _, body, status = chosen
+    return jsonify({
+        "alert_id": ",".join(str(b["alert_id"]) for _, b, _ in answers),
+        "status": body["status"],
+        "orders": [order for _, b, _ in answers for order in b["orders"]],
+        "error": body["error"],
+        "signals": [{"symbol": stock, **b} for stock, b, _ in answers],
+    }), status
+
+
+def _price(text: str) -> Decimal | None:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() and value > 0 else None
+
+
+def _log(source: SignalSource, outcome: Outcome) -> None:
+    orders = ", ".join(f"{o.side} {o.quantity} {o.trading_symbol} -> "
+                       f"{o.broker_order_id or '-'} {o.status.value}" for o in outcome.orders)
+    current_app.logger.info(
+        "signal %s from %s: %s%s%s", outcome.alert_id, source.value,
+        public_status(outcome.status), f" [{orders}]" if orders else "",
+        f" ({outcome.error.code}: {outcome.error.message})" if outcome.error else "")
+
+
+def render_refusal(error: BridgeError) -> ResponseReturnValue:
+    body, status = refusal_json(error)
+    return jsonify(body), status

@@ -1,0 +1,165 @@
+"""Gunicorn end to end against a standalone Kotak sandbox: a burst within the broker's rate
+limit, and a crash in the middle of one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from bridge.clock import SystemClock
+from bridge.journal.db import create_db_engine
+from bridge.journal.signals import Journal, OrderState, SignalStatus
+from tests.e2e.helpers import free_port, start, stop, wait_for, wait_for_text
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+SECRET = "e2e-burst-secret-0123456789"
+
+
+@dataclass
+class Rig:
+    sandbox_url: str
+    bridge_url: str
+    env: dict[str, str]
+    log: Path
+    database_url: str
+
+    def start_bridge(self) -> Any:
+        process = start([sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
+                         "wsgi:app"], self.env, self.log)
+        wait_for(f"{self.bridge_url}/readyz", process, self.log)
+        return process
+
+    def placements(self) -> list[dict[str, Any]]:
+        answer = requests.get(f"{self.sandbox_url}/_sandbox/requests",
+                              params={"endpoint": "place"}, timeout=5).json()
+        return list(answer["requests"])
+
+    def journal(self) -> Journal:
+        return Journal(create_db_engine(self.database_url), SystemClock())
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    sandbox_port, bridge_port = free_port(), free_port()
+    sandbox_log = tmp_path / "sandbox.log"
+    sandbox = start([sys.executable, "-m", "bridge.kotak.sandbox", "--port", str(sandbox_port),
+                     "--order-rate", "10"], {**os.environ, "PYTHONPATH": "."}, sandbox_log)
+    try:
+        text = wait_for_text(sandbox_log, "(legacy OTP:", sandbox)
+        printed = {k.strip(): v.strip() for k, _, v in
+                   (line.partition("=") for line in text.splitlines()) if k.strip().isupper()}
+        database_url = f"sqlite:///{tmp_path / 'bridge.db'}"
+        env = {**os.environ, **printed, "WEBHOOK_SECRET": SECRET,
+               "DATABASE_URL": database_url, "DATA_DIR": str(tmp_path / "data"),
+               "BRIDGE_BIND": f"127.0.0.1:{bridge_port}", "WEB_CONCURRENCY": "4",
+               "KOTAK_ORDER_RATE": "10", "MARKET_HOURS": "ignore",
+               "ENV_FILE": str(tmp_path / "none.env"), "LOG_LEVEL": "WARNING"}
+        yield Rig(f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{bridge_port}", env,
+                  tmp_path / "bridge.log", database_url)
+    finally:
+        stop(sandbox)
+
+
+def post(rig: Rig, n: int) -> tuple[str, int | None, float]:
+    body = {"secret": SECRET, "symbol": "NSE:SBIN", "action": "BUY", "quantity": 1,
+            "alert_id": f"burst-{n}"}
+    started = time.monotonic()
+    try:
+        response = requests.post(f"{rig.bridge_url}/webhook/tradingview",
+                                 data=json.dumps(body), timeout=10,
+                                 headers={"Content-Type": "text/plain"})
+        return body["alert_id"], response.status_code, time.monotonic() - started
+    except requests.RequestException:
+        return body["alert_id"], None, time.monotonic() - started
+
+
+def burst(rig: Rig, count: int) -> list[tuple[str, int | None, float]]:
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(lambda n: post(rig, n), range(count)))
+
+
+def max_per_second(times: list[float]) -> int:
+    return max((sum(1 for t in times if start <= t < start + 1.0) for start in times),
+               default=0)
+
+
+def settle(rig: Rig, timeout: float) -> list[Any]:
+    """Wait until no signal is still waiting or being sent; return them all."""
+    journal = rig.journal()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            rows = journal.recent_signals(limit=1000)
+            pending = [r for r in rows if r.status.pending or r.status is SignalStatus.UNKNOWN]
+            if not pending or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.5)
+    finally:
+        journal.engine.dispose()
+
+
+def test_burst_of_50_is_placed_within_the_rate_and_answered_fast(rig: Rig) -> None:
+    bridge = rig.start_bridge()
+    try:
+        answers = burst(rig, 50)
+
+        slowest = max(elapsed for _, _, elapsed in answers)
+        assert slowest < 1.0, f"slowest answer took {slowest:.3f}s"
+        assert sorted({code for _, code, _ in answers}) in ([200, 202], [200])
+        rows = settle(rig, timeout=30)
+        assert sum(1 for r in rows if r.status is SignalStatus.PLACED) == 50
+        placements = rig.placements()
+        assert len(placements) == 50 and {p["status"] for p in placements} == {200}
+        assert max_per_second([p["at"] for p in placements]) <= 10
+        assert len({json.loads(p["jdata"])["ig"] for p in placements}) == 50
+    finally:
+        stop(bridge)
+    assert "Traceback" not in rig.log.read_text()
+
+
+def test_kill_minus_nine_mid_burst_loses_and_doubles_nothing(rig: Rig) -> None:
+    bridge = rig.start_bridge()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(burst, rig, 40)
+        time.sleep(0.6)  # some placed, the rest queued behind the rate limit
+        os.killpg(bridge.pid, signal.SIGKILL)
+        bridge.wait(10)
+        answers = pending.result()
+    acknowledged = {alert for alert, code, _ in answers if code in (200, 202)}
+    assert acknowledged, "nothing was acknowledged before the kill"
+
+    restarted = rig.start_bridge()
+    try:
+        rows = settle(rig, timeout=90)
+    finally:
+        stop(restarted)
+
+    by_alert = {row.alert_id: row for row in rows}
+    for alert in acknowledged:
+        assert by_alert[alert].status in (SignalStatus.PLACED, SignalStatus.EXPIRED), \
+            (alert, by_alert[alert].status)
+    unsettled = [(r.alert_id, r.status, r.error) for r in rows
+                 if r.status not in (SignalStatus.PLACED, SignalStatus.EXPIRED)]
+    assert not unsettled, unsettled
+    journal = rig.journal()
+    try:
+        journal_tags = {order.tag for row in rows for order in journal.orders_of(row.id)
+                        if order.status is OrderState.COMPLETE}
+        orders_per_signal = [len(journal.orders_of(row.id)) for row in rows]
+    finally:
+        journal.engine.dispose()
+    book_tags = [json.loads(p["jdata"])["ig"] for p in rig.placements() if p["status"] == 200]
+    assert len(book_tags) == len(set(book_tags)), "an order reached the broker twice"
+    assert set(book_tags) == journal_tags
+    assert max(orders_per_signal) <= 1

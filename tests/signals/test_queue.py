@@ -1,0 +1,137 @@
+"""The broker's rate limit, the durable queue behind it, and recovery after a crash."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from typing import Any
+
+from bridge.clock import ManualClock
+from bridge.domain import OrderRequest, Product, Side
+from bridge.journal.signals import OrderPlan, OrderState, SignalStatus
+from tests.signals.conftest import Bridge, weekday_at
+
+
+def buy(bridge: Bridge, alert_id: str, symbol: str = "NSE:SBIN",
+        quantity: int = 1) -> tuple[int, dict[str, Any]]:
+    return bridge.signal(symbol=symbol, action="BUY", quantity=quantity, alert_id=alert_id)
+
+
+def placement_times(bridge: Bridge) -> list[float]:
+    return [r.at for r in bridge.sandbox.requests.snapshot("place")]
+
+
+def max_in_any_second(times: list[float]) -> int:
+    return max((sum(1 for t in times if start <= t < start + 1.0) for start in times),
+               default=0)
+
+
+def test_a_burst_is_queued_and_sent_in_order_within_the_rate(make_bridge: Any) -> None:
+    bridge = make_bridge(KOTAK_ORDER_RATE="2")
+
+    answers = [buy(bridge, f"b{n}", quantity=n + 1) for n in range(6)]
+
+    assert [code for code, _ in answers] == [200, 200, 202, 202, 202, 202]
+    assert all(a["status"] == "queued" for _, a in answers[2:])
+    for n in range(6):
+        bridge.wait_status(f"b{n}", SignalStatus.PLACED)
+    assert [d["qt"] for d in bridge.placed()] == ["1", "2", "3", "4", "5", "6"]
+    assert max_in_any_second(placement_times(bridge)) <= 2
+
+
+def test_exits_go_ahead_of_queued_entries(make_bridge: Any) -> None:
+    bridge = make_bridge(KOTAK_ORDER_RATE="1")
+    bridge.seed("SBIN-EQ", 10)
+    assert buy(bridge, "e1", "NSE:ITC")[0] == 200
+    assert buy(bridge, "e2", "NSE:ITC")[0] == 202
+    assert buy(bridge, "e3", "NSE:ITC")[0] == 202
+
+    code, _ = bridge.signal(symbol="NSE:SBIN", action="SELL", quantity=10, position_size=0,
+                            alert_id="x1")
+
+    assert code == 202
+    for alert_id in ("e2", "e3", "x1"):
+        bridge.wait_status(alert_id, SignalStatus.PLACED)
+    assert [d["ts"] for d in bridge.placed()] == ["ITC-EQ", "SBIN-EQ", "ITC-EQ", "ITC-EQ"]
+
+
+def test_queued_signals_past_their_validity_expire_unsent(make_bridge: Any) -> None:
+    clock = ManualClock(weekday_at(10, 0))
+    bridge = make_bridge(clock=clock, background=False, SIGNAL_TTL_S="30")
+    code, answer = buy(bridge, "late")
+    assert (code, answer["status"]) == (202, "queued")
+
+    clock.advance(timedelta(seconds=31))
+    bridge.services.start_background()
+
+    row = bridge.wait_status("late", SignalStatus.EXPIRED)
+    assert row.error is not None and "validity" in row.error.message
+    assert bridge.placed() == []
+
+
+def test_signals_accepted_before_a_crash_are_sent_after_restart(make_bridge: Any) -> None:
+    crashed = make_bridge(background=False)  # accepts and journals, but never sends
+    for n in range(3):
+        assert buy(crashed, f"r{n}")[0] == 202
+    crashed.services.close()
+
+    restarted = make_bridge()
+
+    for n in range(3):
+        restarted.wait_status(f"r{n}", SignalStatus.PLACED)
+    assert len(restarted.placed()) == 3
+
+
+def test_a_signal_claimed_by_a_dead_process_is_taken_over(make_bridge: Any) -> None:
+    bridge = make_bridge(background=False)
+    assert buy(bridge, "orphan")[0] == 202
+    journal = bridge.services.journal
+    claim, _ = journal.take_head("default", "dead-host:1:abc", 10)
+    assert claim is not None and claim.row.status is SignalStatus.DISPATCHING
+
+    bridge.services.dispatcher.alive_within = timedelta(seconds=1)
+    time.sleep(1.2)
+    bridge.services.start_background()
+
+    bridge.wait_status("orphan", SignalStatus.PLACED)
+    assert len(bridge.placed()) == 1
+
+
+def test_an_order_sent_by_a_dead_process_is_settled_not_resent(make_bridge: Any) -> None:
+    bridge = make_bridge(background=False)
+    assert buy(bridge, "half-sent")[0] == 202
+    journal = bridge.services.journal
+    claim, _ = journal.take_head("default", "dead-host:2:def", 10)
+    assert claim is not None
+    sbin = bridge.services.instruments.current().resolve("NSE:SBIN")
+    (order,), _ = journal.add_orders(claim.row.id, "default", "", [OrderPlan(
+        "NSE", "SBIN-EQ", "BUY", 1, "MIS", "MARKET", None, None, False, "bdeadbeef0001")])
+    journal.set_order(order.id, OrderState.SENDING, sent_at=bridge.services.clock.now())
+    # The dead process's request did reach Kotak before it died.
+    bridge.services.broker().place_order(OrderRequest(sbin, Side.BUY, 1, Product.MIS,
+                                                      tag="bdeadbeef0001"))
+
+    bridge.services.dispatcher.alive_within = timedelta(seconds=1)
+    time.sleep(1.2)
+    bridge.services.start_background()
+
+    row = bridge.wait_status("half-sent", SignalStatus.PLACED)
+    (settled,) = journal.orders_of(row.id)
+    assert settled.status is OrderState.COMPLETE
+    assert len(bridge.placed()) == 1
+
+
+def test_rate_limit_holds_across_two_bridges_sharing_the_journal(make_bridge: Any) -> None:
+    first = make_bridge(KOTAK_ORDER_RATE="3")
+    second = make_bridge(KOTAK_ORDER_RATE="3")
+
+    for n in range(6):
+        bridge = first if n % 2 else second
+        bridge.signal(symbol="NSE:SBIN", action="BUY", quantity=n + 1, alert_id=f"two{n}")
+    for n in range(6):
+        first.wait_status(f"two{n}", SignalStatus.PLACED)
+
+    assert max_in_any_second(placement_times(first)) <= 3
+    assert sorted(int(json.loads(r.jdata)["qt"]) for r in
+                  first.sandbox.requests.snapshot("place")) == [1, 2, 3, 4, 5, 6]
