@@ -71,13 +71,19 @@ def main() -> int:
         timings.clear()
         sandbox.requests.clear()
         admitted: list[float] = []
+        cpu_started = time.process_time()
+        wall_started = time.perf_counter()
         for n in range(args.signals):
             admitted.append(time.time())
             bridge.signal(symbol="NSE:SBIN", action="BUY", quantity=1, alert_id=f"s-{n}")
+        cpu_used = (time.process_time() - cpu_started) / args.signals * 1000
+        wall_used = (time.perf_counter() - wall_started) / args.signals * 1000
         arrivals = [r.at for r in sandbox.requests.snapshot("place")]
         bridge.services.close()
     for label, values in timings.items():
         sys.stdout.write(f"{label:16s} median {statistics.median(values):6.2f} ms\n")
+    sys.stdout.write(f"per signal: {wall_used:.2f} ms wall, {cpu_used:.2f} ms CPU (bridge and "
+                     "sandbox together)\n")
     gaps = sorted((at - sent) * 1000 for at, sent in zip(arrivals, admitted, strict=True))
     sys.stdout.write(f"request to order at the sandbox: median {statistics.median(gaps):.2f} "
                      f"ms, p99 {gaps[int(0.99 * (len(gaps) - 1))]:.2f} ms\n")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from bridge.config import Settings, environment, load_settings
 from bridge.errors import BridgeError, PayloadTooLarge
 from bridge.log import Redactor, configure_logging
-from bridge.webhooks.auth import InboundLimiter
+from bridge.webhooks.auth import FailureBook, InboundLimiter
 from bridge.webhooks.chartink import ChartinkConfig
 from bridge.wiring import Services, build_services
 
@@ -47,8 +47,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     from bridge.webhooks import routes
 
     app.extensions["bridge.webhooks"] = routes.Gate(
-        settings=services.settings, journal=services.journal, desk=services.desk,
+        settings=services.settings, desk=services.desk,
         limiter=InboundLimiter(services.settings.intake.inbound_limit_per_minute),
+        failures=FailureBook(services.journal, services.settings.intake.auth_failure_limit,
+                             routes.FAILURE_WINDOW, routes.BLOCK_FOR),
         chartink=ChartinkConfig(services.settings.intake.chartink_config))
     app.register_blueprint(health.bp)
     app.register_blueprint(routes.bp)
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
 def _start_timer() -> None:
     g.started = time.monotonic()
+    g.arrived = current_app.extensions["bridge"].clock.now()
 
 
 def _log_request(response: Response) -> Response:

@@ -11,6 +11,10 @@ from sqlalchemy.engine import URL
 
 log = logging.getLogger(__name__)
 
+#: per process: gunicorn's request threads, the order senders and the background loop
+POOL_SIZE = 20
+POOL_OVERFLOW = 10
+
 
 def database_url(url: str) -> URL:
     """Normalise the configured URL: PostgreSQL through psycopg 3."""
@@ -41,10 +45,15 @@ def create_db_engine(url: str) -> Engine:
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"timeout": 30})
+        # Enough pooled connections for every request and sender thread of a process: a
+        # connection opened past the pool is closed again after one use, and opening one
+        # (file, WAL index, pragmas) costs more than most statements.
+        engine = create_engine(parsed, connect_args={"timeout": 30}, pool_size=POOL_SIZE,
+                               max_overflow=POOL_OVERFLOW)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(parsed, pool_pre_ping=True, pool_size=POOL_SIZE,
+                         max_overflow=POOL_OVERFLOW)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -6,6 +6,7 @@ from sqlalchemy import Engine, text
 
 from bridge.journal.locks import named_lock
 from bridge.journal.tables import metadata
+from bridge.journal.txn import writing
 
 
 def create_schema(engine: Engine) -> None:
@@ -16,5 +17,5 @@ def create_schema(engine: Engine) -> None:
 
 def check_writable(engine: Engine) -> None:
     """Prove the journal accepts a write (readiness); raises on failure."""
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         conn.execute(text("UPDATE bridge_meta SET value = value WHERE key = 'schema'"))

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from bridge.clock import Clock
 from bridge.journal.locks import named_lock
 from bridge.journal.tables import broker_sessions, login_failures, pending_logins
+from bridge.journal.txn import writing
 from bridge.kotak.auth import KotakSession, PendingOtp
 from bridge.kotak.session import LoginFailure
 from bridge.secretbox import SecretBox, SecretBoxError
@@ -45,7 +46,7 @@ class DbSessionStore:
         self._upsert(broker_sessions, session.account, values)
 
     def delete(self, account: str) -> None:
-        with self._engine.begin() as conn:
+        with writing(self._engine) as conn:
             conn.execute(delete(broker_sessions).where(broker_sessions.c.account == account))
 
     def load_failure(self, account: str) -> LoginFailure | None:
@@ -58,7 +59,7 @@ class DbSessionStore:
 
     def save_failure(self, account: str, failure: LoginFailure | None) -> None:
         if failure is None:
-            with self._engine.begin() as conn:
+            with writing(self._engine) as conn:
                 conn.execute(delete(login_failures).where(login_failures.c.account == account))
             return
         self._upsert(login_failures, account, {"failed_at": failure.at,
@@ -74,7 +75,7 @@ class DbSessionStore:
 
     def save_pending(self, account: str, pending: PendingOtp | None) -> None:
         if pending is None:
-            with self._engine.begin() as conn:
+            with writing(self._engine) as conn:
                 conn.execute(delete(pending_logins).where(pending_logins.c.account == account))
             return
         self._upsert(pending_logins, account,
@@ -100,7 +101,7 @@ class DbSessionStore:
     def _upsert(self, table: Table, account: str, values: dict[str, Any]) -> None:
         for _ in range(2):
             try:
-                with self._engine.begin() as conn:
+                with writing(self._engine) as conn:
                     changed = conn.execute(update(table).where(table.c.account == account)
                                            .values(**values)).rowcount
                     if not changed:

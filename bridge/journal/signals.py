@@ -22,7 +22,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -56,7 +56,7 @@ from bridge.journal.tables import (
     signal_keys,
     signals,
 )
-from bridge.journal.txn import exclusive
+from bridge.journal.txn import exclusive, writing
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,12 @@ log = logging.getLogger(__name__)
 RATE_WINDOW_S = 1.05
 #: a token granted but never used (its sender died) stops counting after this long
 UNSENT_TOKEN_S = 5.0
-#: how often a request waiting for its turn looks at other processes' answers
+#: how often the next request in line looks at other processes' answers; requests further
+#: back look less often (this much per request ahead, up to TURN_POLL_MAX_S)
 TURN_POLL_S = 0.005
+TURN_POLL_MAX_S = 0.05
+#: a request behind only this process's requests is woken by their answers; this is a backstop
+LOCAL_TURN_WAIT_S = 0.25
 
 
 class SignalStatus(StrEnum):
@@ -197,11 +201,42 @@ class OrderPlan:
 
 
 @dataclass(frozen=True)
+class EntryQuery:
+    """What the entry rules count: the account's day, a strategy, an instrument."""
+
+    since: datetime
+    strategy: str
+    exchange: str
+    trading_symbol: str
+
+
+@dataclass(frozen=True)
+class EntryCounts:
+    """Entries sent since the day began (by the account, by the strategy), the strategy's
+    entry quantity in the instrument, and whether the kill switch is on."""
+
+    account_entries: int
+    strategy_entries: int
+    strategy_quantity: int
+    kill_switch: bool
+
+
+#: the orders a claimed signal will send, given the entry counts; ``None``: decide later
+Planner = Callable[[EntryCounts], list[OrderPlan] | None]
+
+
+@dataclass(frozen=True)
 class Claim:
-    """A signal claimed for sending, with the rate-limit token for its first order."""
+    """A signal claimed for sending, with the rate-limit token for its first order and,
+    when claimed at admission, what was decided in the same transaction."""
 
     row: SignalRow
     token: int
+    counts: EntryCounts | None = None
+    #: orders recorded at admission (a plain signal the rules let through), the first
+    #: already marked ``sending`` when ``first_sending``
+    orders: tuple[OrderRow, ...] = ()
+    first_sending: bool = False
 
 
 @dataclass(frozen=True)
@@ -227,24 +262,31 @@ class Journal:
         self.engine = engine
         self._clock = clock
         self._turns = threading.Condition()
+        self._mine: set[int] = set()  # rate-limit tokens granted here, not yet answered
 
     # --- signals ----------------------------------------------------------------------------
 
     def admit(self, *, alert_id: str, source: str, account: str, remote_addr: str,
               raw_body: str, signal: Signal, priority: int, expires_at: datetime,
+              received_at: datetime | None = None,
               instrument: str, key: str | None, key_expires: datetime | None,
-              claimant: str | None, rate: int) -> Admission:
+              claimant: str | None, rate: int, entry: EntryQuery | None = None,
+              plan: Planner | None = None) -> Admission:
         """Write a valid signal and decide its fate, in one exclusive transaction.
 
         The signal is journaled; if ``key`` is held by an earlier signal (an ``alert_id``
         forever, a body hash until ``key_expires``) it is recorded as that signal's duplicate;
         otherwise it is queued, and with ``claimant`` set it is also claimed for sending at
-        once when nothing is queued ahead of it and a broker rate-limit token is free.
+        once when nothing is queued ahead of it and a broker rate-limit token is free; a
+        claimed signal also gets the counts of ``entry``, and the orders ``plan`` makes of
+        them are recorded at once (the first marked ``sending`` when it is its turn), saving
+        its sender a transaction.
         """
         now = self._clock.now()
+        dialect = self.engine.dialect.name
         values = {
             "alert_id": storable(alert_id), "source": source, "account": account,
-            "received_at": now, "remote_addr": storable(remote_addr[:64]),
+            "received_at": received_at or now, "remote_addr": storable(remote_addr[:64]),
             "raw_body": storable(raw_body), "parsed": json.dumps(signal.to_dict()),
             "strategy": storable(signal.strategy), "symbol": storable(signal.symbol[:96]),
             "instrument": instrument, "side": signal.side.value,
@@ -252,60 +294,66 @@ class Journal:
             "expires_at": expires_at, "updated_at": now,
         }
         with exclusive(self.engine, f"queue:{account}") as conn:
+            # Decided before the row exists: everything queued now arrived earlier, so the
+            # signal is at the head unless something of the same or a higher priority waits.
+            token = None
+            if claimant is not None and conn.execute(st.QUEUED_AT_OR_ABOVE, {
+                    "account": account, "priority": priority}).first() is None:
+                token, _ = _take_token(conn, account, rate, dialect)
+            if token is not None:
+                values.update(status=SignalStatus.DISPATCHING.value, claimed_by=claimant,
+                              claimed_at=now)
             signal_id = _new_id(conn.execute(st.INSERT_SIGNAL, values))
             timeline = [{"signal_id": signal_id, "at": now, "status": "received",
                          "detail": "received"}]
-            if key is not None:
-                holder = conn.execute(select(signal_keys).where(signal_keys.c.key == key)).first()
-                if holder is not None and (holder.expires_at is None or holder.expires_at > now):
-                    original = int(holder.signal_id)
-                    conn.execute(st.UPDATE_SIGNAL, {"where_id": signal_id,
-                                                    "status": SignalStatus.DUPLICATE.value,
-                                                    "duplicate_of": original})
-                    timeline.append({"signal_id": signal_id, "at": now,
-                                     "status": SignalStatus.DUPLICATE.value,
-                                     "detail": f"repeat of signal {original}, answered with "
-                                               "its outcome; nothing sent"})
-                    conn.execute(st.INSERT_EVENT, timeline)
-                    return Admission(signal_id, duplicate_of=original)
-                if holder is None:
-                    conn.execute(insert(signal_keys).values(key=key, signal_id=signal_id,
-                                                            expires_at=key_expires))
-                else:
-                    conn.execute(update(signal_keys).where(signal_keys.c.key == key).values(
-                        signal_id=signal_id, expires_at=key_expires))
+            original = (_hold_key(conn, dialect, key, signal_id, key_expires, now)
+                        if key is not None else None)
+            if original is not None:
+                conn.execute(st.UPDATE_SIGNAL, {
+                    "where_id": signal_id, "status": SignalStatus.DUPLICATE.value,
+                    "duplicate_of": original, "claimed_by": None, "claimed_at": None})
+                if token is not None:
+                    conn.execute(st.DELETE_CALL, {"where_id": token})
+                timeline.append({"signal_id": signal_id, "at": now,
+                                 "status": SignalStatus.DUPLICATE.value,
+                                 "detail": f"repeat of signal {original}, answered with "
+                                           "its outcome; nothing sent"})
+                conn.execute(st.INSERT_EVENT, timeline)
+                return Admission(signal_id, duplicate_of=original)
             timeline.append({"signal_id": signal_id, "at": now,
                              "status": SignalStatus.QUEUED.value,
                              "detail": "waiting to be sent to Kotak"})
-            token = None
-            if claimant is not None and not _queued_ahead(conn, account, signal_id, priority):
-                token, _ = _take_token(conn, account, rate, self.engine.dialect.name)
             if token is not None:
-                conn.execute(st.UPDATE_SIGNAL, {
-                    "where_id": signal_id, "status": SignalStatus.DISPATCHING.value,
-                    "claimed_by": claimant, "claimed_at": now})
                 timeline.append({"signal_id": signal_id, "at": now,
                                  "status": SignalStatus.DISPATCHING.value,
                                  "detail": "sending to Kotak"})
             conn.execute(st.INSERT_EVENT, timeline)
             if token is None:
                 return Admission(signal_id)
+            counts = _entry_counts(conn, account, entry) if entry is not None else None
+            plans = plan(counts) if plan is not None and counts is not None else None
+            made, first_sending = (
+                _insert_orders(conn, now, signal_id, account, signal.strategy, plans, token)
+                if plans else ([], False))
+        self._granted(token)
         row = SignalRow(
-            id=signal_id, alert_id=alert_id, source=source, account=account, received_at=now,
+            id=signal_id, alert_id=alert_id, source=source, account=account,
+            received_at=received_at or now,
             status=SignalStatus.DISPATCHING, priority=priority, signal=signal, error=None,
             duplicate_of=None, expires_at=expires_at, strategy=signal.strategy,
             symbol=signal.symbol, instrument=instrument, raw_body=raw_body,
             remote_addr=remote_addr)
-        return Admission(signal_id, claim=Claim(row, token))
+        return Admission(signal_id, claim=Claim(row, token, counts, tuple(made), first_sending))
 
     def add_signal(self, *, alert_id: str, source: str, account: str, remote_addr: str,
                    raw_body: str, signal: Signal | None, status: SignalStatus, priority: int,
                    expires_at: datetime | None, error: ErrorInfo | None = None,
-                   symbol: str = "", instrument: str = "") -> int:
+                   symbol: str = "", instrument: str = "",
+                   received_at: datetime | None = None) -> int:
         now = self._clock.now()
         values = {
             "alert_id": storable(alert_id), "source": source, "account": account,
-            "received_at": now, "remote_addr": storable(remote_addr[:64]),
+            "received_at": received_at or now, "remote_addr": storable(remote_addr[:64]),
             "raw_body": storable(raw_body),
             "parsed": json.dumps(signal.to_dict()) if signal else None,
             "strategy": storable(signal.strategy if signal else ""),
@@ -315,7 +363,7 @@ class Journal:
             "priority": priority, "expires_at": expires_at, "updated_at": now,
             **_error_columns(error),
         }
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             signal_id = _new_id(conn.execute(st.INSERT_SIGNAL, values))
             conn.execute(insert(events).values(
                 signal_id=signal_id, at=now, status=status.value,
@@ -338,7 +386,7 @@ class Journal:
             values["duplicate_of"] = duplicate_of
         if not status.pending:
             values.update(claimed_by=None, claimed_at=None)
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             changed = conn.execute(update(signals).where(*condition).values(**values)).rowcount
             if changed:
                 conn.execute(insert(events).values(
@@ -350,6 +398,14 @@ class Journal:
         with self.engine.connect() as conn:
             row = conn.execute(st.SIGNAL_BY_ID, {"where_id": signal_id}).first()
         return _signal_row(row) if row is not None else None
+
+    def signal_with_orders(self, signal_id: int) -> tuple[SignalRow | None, list[OrderRow]]:
+        """A signal and its orders, on one connection."""
+        with self.engine.connect() as conn:
+            row = conn.execute(st.SIGNAL_BY_ID, {"where_id": signal_id}).first()
+            found = conn.execute(st.ORDERS_OF, {"where_signal": signal_id}).all()
+        return (_signal_row(row) if row is not None else None,
+                [_order_row(order) for order in found])
 
     def signals_by_alert_id(self, alert_id: str) -> list[SignalRow]:
         with self.engine.connect() as conn:
@@ -390,13 +446,17 @@ class Journal:
             conn.execute(insert(events).values(signal_id=head.id, at=now,
                                                status=SignalStatus.DISPATCHING.value,
                                                detail="sending to Kotak"))
+        self._granted(token)
         claimed = dataclasses.replace(_signal_row(head), status=SignalStatus.DISPATCHING)
         return Claim(claimed, token), 0.0
 
     def take_token(self, account: str, rate: int) -> tuple[int | None, float]:
         """Take a broker rate-limit token: its id, or ``None`` and the seconds to wait."""
         with exclusive(self.engine, f"queue:{account}") as conn:
-            return _take_token(conn, account, rate, self.engine.dialect.name)
+            token, wait = _take_token(conn, account, rate, self.engine.dialect.name)
+        if token is not None:
+            self._granted(token)
+        return token, wait
 
     def start_sending(self, order: OrderRow, token: int,
                       patience: float = UNSENT_TOKEN_S) -> None:
@@ -410,13 +470,20 @@ class Journal:
         deadline = time.monotonic() + patience
         while time.monotonic() < deadline:
             with self.engine.connect() as conn:
-                if not _earlier_in_flight(conn, order.account, token, self.engine.dialect.name):
-                    break
-            # Woken at once by an answer in this process; another process's is seen by polling.
+                ahead = _in_flight_before(conn, order.account, token, self.engine.dialect.name)
+            if not ahead:
+                break
+            # Answers in this process wake the waiters at once; another process's answer is
+            # seen by polling, most often by the request next in line.
             with self._turns:
-                self._turns.wait(TURN_POLL_S)
+                if self._mine.issuperset(ahead):
+                    self._turns.wait(LOCAL_TURN_WAIT_S)
+                elif not self._mine.isdisjoint(ahead) or len(ahead) == 1:
+                    self._turns.wait(TURN_POLL_S)
+                else:
+                    self._turns.wait(min(TURN_POLL_S * len(ahead), TURN_POLL_MAX_S))
         now = self._clock.now()
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(st.UPDATE_CALL, {"where_id": token, "sent": True})
             conn.execute(st.UPDATE_ORDER, {"where_id": order.id,
                                            "status": OrderState.SENDING.value,
@@ -433,18 +500,26 @@ class Journal:
         Kotak; the next request starts after it. Spacing the one against the other keeps
         the window true at Kotak's door whatever the delays in between.
         """
-        with self.engine.begin() as conn:
-            conn.execute(st.UPDATE_CALL, {
-                "where_id": token, "at": _now_seconds(conn, self.engine.dialect.name),
-                "done": True})
-        with self._turns:
-            self._turns.notify_all()
+        with writing(self.engine) as conn:
+            _stamp_answer(conn, token, self.engine.dialect.name)
+        self._answered(token)
 
     def release_token(self, token: int) -> None:
         """Give back a token whose request was never sent."""
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(delete(broker_calls).where(broker_calls.c.id == token,
                                                     broker_calls.c.sent.is_(False)))
+        self._answered(token)
+
+    def _granted(self, token: int | None) -> None:
+        if token is not None:
+            with self._turns:
+                self._mine.add(token)
+
+    def _answered(self, token: int) -> None:
+        with self._turns:
+            self._mine.discard(token)
+            self._turns.notify_all()
 
     def queue_depth(self) -> tuple[int, datetime | None]:
         """Signals waiting to be sent, and when the oldest arrived."""
@@ -521,7 +596,7 @@ class Journal:
 
     def requeue(self, signal_id: int, detail: str) -> bool:
         now = self._clock.now()
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             changed = conn.execute(update(signals).where(
                 signals.c.id == signal_id, signals.c.status == SignalStatus.DISPATCHING.value)
                 .values(status=SignalStatus.QUEUED.value, claimed_by=None, claimed_at=None,
@@ -544,51 +619,17 @@ class Journal:
         ``sending`` straight away, saving a round trip on the common path; the second value
         returned says whether that happened (else :meth:`start_sending` must wait its turn).
         """
-        now = self._clock.now()
-        rows: list[OrderRow] = []
-        with self.engine.begin() as conn:
-            sending = send_first_with is not None and not _earlier_in_flight(
-                conn, account, send_first_with, self.engine.dialect.name)
-            for index, plan in enumerate(plans):
-                state = OrderState.SENDING if sending and index == 0 else OrderState.CREATED
-                result = conn.execute(st.INSERT_ORDER, {
-                    "signal_id": signal_id, "account": account, "strategy": strategy,
-                    "tag": plan.tag, "exchange": plan.exchange,
-                    "trading_symbol": plan.trading_symbol, "side": plan.side,
-                    "quantity": plan.quantity, "product": plan.product,
-                    "order_type": plan.order_type, "price": plan.price,
-                    "trigger_price": plan.trigger_price, "is_exit": plan.is_exit,
-                    "status": state.value, "created_at": now, "updated_at": now,
-                    "sent_at": now if state is OrderState.SENDING else None})
-                order_id = _new_id(result)
-                rows.append(OrderRow(
-                    id=order_id, signal_id=signal_id, account=account, tag=plan.tag,
-                    strategy=strategy, exchange=plan.exchange,
-                    trading_symbol=plan.trading_symbol, side=plan.side,
-                    quantity=plan.quantity, product=plan.product, order_type=plan.order_type,
-                    price=plan.price, trigger_price=plan.trigger_price, is_exit=plan.is_exit,
-                    status=state, broker_order_id=None, broker_status=None,
-                    filled_quantity=0, average_price=None, error_code=None, reason=None,
-                    created_at=now, sent_at=now if state is OrderState.SENDING else None,
-                    updated_at=now))
-                created = {"signal_id": signal_id, "order_id": order_id, "at": now,
-                           "status": OrderState.CREATED.value,
-                           "detail": f"{plan.side} {plan.quantity} {plan.exchange}:"
-                                     f"{plan.trading_symbol} {plan.order_type} {plan.product} "
-                                     f"tag {plan.tag}"}
-                entries = [created]
-                if state is OrderState.SENDING:
-                    entries.append({**created, "status": OrderState.SENDING.value,
-                                    "detail": "sent to Kotak"})
-                conn.execute(st.INSERT_EVENT, entries)
-            if sending:
-                conn.execute(st.UPDATE_CALL, {"where_id": send_first_with, "sent": True})
-        return rows, sending
+        with writing(self.engine) as conn:
+            return _insert_orders(conn, self._clock.now(), signal_id, account, strategy, plans,
+                                  send_first_with)
 
     def set_order(self, order_id: int, state: OrderState, *, detail: str = "",
-                  **fields: Any) -> bool:
+                  answered: int | None = None, **fields: Any) -> bool:
         """Record an order's new state and whatever the broker said, and bring its signal's
         status along, in one transaction. Events only on change; returns whether it changed.
+
+        ``answered``: the rate-limit token of the request whose answer this is, stamped in
+        the same transaction (see :meth:`finish_sending`).
         """
         now = self._clock.now()
         fields = {key: storable(value) if isinstance(value, str) else value
@@ -596,28 +637,18 @@ class Journal:
         values: dict[str, Any] = {"status": state.value, "updated_at": now, **fields}
         if state.final:
             values["final_at"] = now
-        with self.engine.begin() as conn:
-            current = conn.execute(st.ORDER_BY_ID, {"where_id": order_id}).first()
-            if current is None or _PROGRESS[state.value] < _PROGRESS[current.status]:
-                return False
-            if _PROGRESS[current.status] == 5 and current.status != state.value:
-                return False  # final is final
-            changed = current.status != state.value or any(
-                getattr(current, key) != value for key, value in fields.items())
-            if not changed:
-                return False
-            conn.execute(st.UPDATE_ORDER, {"where_id": order_id, **values})
-            if current.status != state.value or detail:
-                conn.execute(st.INSERT_EVENT, {
-                    "signal_id": current.signal_id, "order_id": order_id, "at": now,
-                    "status": state.value, "detail": storable(detail)})
-            if current.signal_id is not None:
-                _settle(conn, int(current.signal_id), now)
-        return True
+        try:
+            with writing(self.engine) as conn:
+                if answered is not None:
+                    _stamp_answer(conn, answered, self.engine.dialect.name)
+                return _set_order(conn, order_id, state, values, fields, detail, now)
+        finally:
+            if answered is not None:
+                self._answered(answered)
 
     def settle(self, signal_id: int) -> SignalStatus | None:
         """Derive a signal's status from its orders and record it if it changed."""
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             return _settle(conn, signal_id, self._clock.now())
 
     def order(self, order_id: int) -> OrderRow | None:
@@ -645,16 +676,10 @@ class Journal:
                 orders.c.status.in_([s.value for s in WORKING_ORDER_STATES]))).all()
         return [str(row.account) for row in rows]
 
-    def entry_counts(self, account: str, since: datetime, strategy: str, exchange: str,
-                     trading_symbol: str) -> tuple[int, int, int, bool]:
-        """Entries sent since ``since`` (by the account, by the strategy), the strategy's
-        entry quantity in this instrument, and the kill switch: what the rules need, in one
-        query."""
+    def entry_counts(self, account: str, entry: EntryQuery) -> EntryCounts:
+        """What the entry rules need, in one query."""
         with self.engine.connect() as conn:
-            row = conn.execute(st.ENTRY_COUNTS, {
-                "account": account, "since": since, "strategy": strategy,
-                "exchange": exchange, "trading_symbol": trading_symbol}).one()
-        return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), row[3] == "on"
+            return _entry_counts(conn, account, entry)
 
     def events_of(self, signal_id: int) -> list[EventRow]:
         with self.engine.connect() as conn:
@@ -667,7 +692,7 @@ class Journal:
 
     def heartbeat(self, process_id: str) -> None:
         now = self._clock.now()
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             if not conn.execute(update(processes).where(processes.c.id == process_id)
                                 .values(heartbeat_at=now)).rowcount:
                 conn.execute(insert(processes).values(id=process_id, started_at=now,
@@ -675,7 +700,7 @@ class Journal:
 
     def live_processes(self, within: timedelta) -> set[str]:
         cutoff = self._clock.now() - within
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(delete(processes).where(processes.c.heartbeat_at
                                                  < cutoff - timedelta(hours=1)))
             rows = conn.execute(select(processes.c.id)
@@ -683,17 +708,21 @@ class Journal:
         return {str(row.id) for row in rows}
 
     def forget_process(self, process_id: str) -> None:
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(delete(processes).where(processes.c.id == process_id))
 
     # --- inbound protection and the kill switch -------------------------------------------
 
-    def blocked_until(self, address: str) -> datetime | None:
+    def auth_record(self, address: str) -> tuple[bool, datetime | None]:
+        """Whether wrong secrets are on record for ``address``, and until when it is blocked."""
         now = self._clock.now()
         with self.engine.connect() as conn:
-            until = conn.execute(select(auth_failures.c.blocked_until)
-                                 .where(auth_failures.c.address == address)).scalar()
-        return until if until is not None and until > now else None
+            row = conn.execute(select(auth_failures.c.blocked_until)
+                               .where(auth_failures.c.address == address)).first()
+        if row is None:
+            return False, None
+        until = row.blocked_until
+        return True, until if until is not None and until > now else None
 
     def note_auth_failure(self, address: str, limit: int, window: timedelta,
                           block: timedelta) -> datetime | None:
@@ -716,7 +745,7 @@ class Journal:
         return blocked
 
     def clear_auth_failures(self, address: str) -> None:
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(delete(auth_failures).where(
                 auth_failures.c.address == address, auth_failures.c.blocked_until.is_(None)))
 
@@ -727,7 +756,7 @@ class Journal:
         return value == "on"
 
     def set_kill_switch(self, on: bool) -> None:
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             value = "on" if on else "off"
             if not conn.execute(update(bridge_meta).where(bridge_meta.c.key == "kill_switch")
                                 .values(value=value)).rowcount:
@@ -738,7 +767,7 @@ class Journal:
     def prune(self) -> None:
         """Forget lapsed dedup keys and rate-limit stamps (housekeeping, off the hot path)."""
         now = self._clock.now()
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(delete(signal_keys).where(
                 and_(signal_keys.c.expires_at.is_not(None),
                      signal_keys.c.expires_at < now - timedelta(minutes=5))))
@@ -812,17 +841,100 @@ def _settle(conn: Connection, signal_id: int, now: datetime) -> SignalStatus | N
     return status
 
 
-def _earlier_in_flight(conn: Connection, account: str, token: int, dialect: str) -> bool:
-    """Whether a request granted before ``token`` still waits for its answer."""
+def _entry_counts(conn: Connection, account: str, entry: EntryQuery) -> EntryCounts:
+    row = conn.execute(st.ENTRY_COUNTS, {
+        "account": account, "since": entry.since, "strategy": entry.strategy,
+        "exchange": entry.exchange, "trading_symbol": entry.trading_symbol}).one()
+    return EntryCounts(int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), row[3] == "on")
+
+
+def _insert_orders(conn: Connection, now: datetime, signal_id: int | None, account: str,
+                   strategy: str, plans: list[OrderPlan],
+                   send_first_with: int | None) -> tuple[list[OrderRow], bool]:
+    """Within a write transaction: the body of :meth:`Journal.add_orders`."""
+    rows: list[OrderRow] = []
+    sending = send_first_with is not None and not _in_flight_before(
+        conn, account, send_first_with, conn.dialect.name)
+    for index, plan in enumerate(plans):
+        state = OrderState.SENDING if sending and index == 0 else OrderState.CREATED
+        sent_at = now if state is OrderState.SENDING else None
+        order_id = _new_id(conn.execute(st.INSERT_ORDER, {
+            "signal_id": signal_id, "account": account, "strategy": strategy,
+            "tag": plan.tag, "exchange": plan.exchange, "trading_symbol": plan.trading_symbol,
+            "side": plan.side, "quantity": plan.quantity, "product": plan.product,
+            "order_type": plan.order_type, "price": plan.price,
+            "trigger_price": plan.trigger_price, "is_exit": plan.is_exit,
+            "status": state.value, "created_at": now, "updated_at": now, "sent_at": sent_at}))
+        rows.append(OrderRow(
+            id=order_id, signal_id=signal_id, account=account, tag=plan.tag,
+            strategy=strategy, exchange=plan.exchange, trading_symbol=plan.trading_symbol,
+            side=plan.side, quantity=plan.quantity, product=plan.product,
+            order_type=plan.order_type, price=plan.price, trigger_price=plan.trigger_price,
+            is_exit=plan.is_exit, status=state, broker_order_id=None, broker_status=None,
+            filled_quantity=0, average_price=None, error_code=None, reason=None,
+            created_at=now, sent_at=sent_at, updated_at=now))
+        created = {"signal_id": signal_id, "order_id": order_id, "at": now,
+                   "status": OrderState.CREATED.value,
+                   "detail": f"{plan.side} {plan.quantity} {plan.exchange}:"
+                             f"{plan.trading_symbol} {plan.order_type} {plan.product} "
+                             f"tag {plan.tag}"}
+        entries = [created]
+        if state is OrderState.SENDING:
+            entries.append({**created, "status": OrderState.SENDING.value,
+                            "detail": "sent to Kotak"})
+        conn.execute(st.INSERT_EVENT, entries)
+    if sending:
+        conn.execute(st.UPDATE_CALL, {"where_id": send_first_with, "sent": True})
+    return rows, sending
+
+
+def _stamp_answer(conn: Connection, token: int, dialect: str) -> None:
+    conn.execute(st.UPDATE_CALL, {"where_id": token, "at": _now_seconds(conn, dialect),
+                                  "done": True})
+
+
+def _set_order(conn: Connection, order_id: int, state: OrderState, values: dict[str, Any],
+               fields: dict[str, Any], detail: str, now: datetime) -> bool:
+    current = conn.execute(st.ORDER_BY_ID, {"where_id": order_id}).first()
+    if current is None or _PROGRESS[state.value] < _PROGRESS[current.status]:
+        return False
+    if _PROGRESS[current.status] == 5 and current.status != state.value:
+        return False  # final is final
+    changed = current.status != state.value or any(
+        getattr(current, key) != value for key, value in fields.items())
+    if not changed:
+        return False
+    conn.execute(st.UPDATE_ORDER, {"where_id": order_id, **values})
+    if current.status != state.value or detail:
+        conn.execute(st.INSERT_EVENT, {
+            "signal_id": current.signal_id, "order_id": order_id, "at": now,
+            "status": state.value, "detail": storable(detail)})
+    if current.signal_id is not None:
+        _settle(conn, int(current.signal_id), now)
+    return True
+
+
+def _in_flight_before(conn: Connection, account: str, token: int, dialect: str) -> list[int]:
+    """The requests granted before ``token`` that still wait for their answers (a few)."""
     now = _now_seconds(conn, dialect)
-    return conn.execute(st.EARLIER_IN_FLIGHT, {
+    return [int(token_id) for token_id in conn.execute(st.EARLIER_IN_FLIGHT, {
         "account": account, "token": token, "stale_start": now - UNSENT_TOKEN_S,
-    }).first() is not None
+    }).scalars()]
 
 
-def _queued_ahead(conn: Connection, account: str, signal_id: int, priority: int) -> bool:
-    return conn.execute(st.QUEUED_AHEAD, {"account": account, "where_id": signal_id,
-                                          "priority": priority}).first() is not None
+def _hold_key(conn: Connection, dialect: str, key: str, signal_id: int,
+              expires: datetime | None, now: datetime) -> int | None:
+    """Take the idempotency key for ``signal_id``; if a live earlier signal holds it,
+    return that signal's id instead."""
+    if conn.execute(st.CLAIM_KEY[dialect], {"key": key, "signal_id": signal_id,
+                                            "expires_at": expires}).first() is not None:
+        return None
+    holder = conn.execute(st.KEY_HOLDER, {"key": key}).first()
+    if holder is not None and (holder.expires_at is None or holder.expires_at > now):
+        return int(holder.signal_id)
+    conn.execute(st.UPDATE_KEY, {"where_key": key, "signal_id": signal_id,
+                                 "expires_at": expires})
+    return None
 
 
 def _take_token(conn: Connection, account: str, rate: int,

@@ -7,9 +7,10 @@ with named parameters, and executed with plain dictionaries.
 
 from __future__ import annotations
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
-from bridge.journal.tables import bridge_meta, broker_calls, events, orders, signals
+from bridge.journal.tables import bridge_meta, broker_calls, events, orders, signal_keys, signals
 
 INSERT_SIGNAL = insert(signals)
 INSERT_EVENT = insert(events)
@@ -28,12 +29,21 @@ ORDER_BY_ID = select(orders).where(orders.c.id == bindparam("where_id"))
 ORDERS_OF = select(orders).where(orders.c.signal_id == bindparam("where_signal")).order_by(
     orders.c.id)
 
-QUEUED_AHEAD = select(signals.c.id).where(
+QUEUED_AT_OR_ABOVE = select(signals.c.id).where(
     signals.c.account == bindparam("account"), signals.c.status == "queued",
-    signals.c.id != bindparam("where_id"),
-    or_(signals.c.priority < bindparam("priority"),
-        and_(signals.c.priority == bindparam("priority"),
-             signals.c.id < bindparam("where_id")))).limit(1)
+    signals.c.priority <= bindparam("priority")).limit(1)
+
+# The idempotency key: taken if free (one statement on the common path), else looked at.
+# (RETURNING says whether the row went in: drivers disagree on rowcount here.)
+CLAIM_KEY = {
+    "sqlite": sqlite.insert(signal_keys).on_conflict_do_nothing(index_elements=["key"])
+    .returning(signal_keys.c.key),
+    "postgresql": postgresql.insert(signal_keys).on_conflict_do_nothing(index_elements=["key"])
+    .returning(signal_keys.c.key),
+}
+KEY_HOLDER = select(signal_keys).where(signal_keys.c.key == bindparam("key"))
+UPDATE_KEY = update(signal_keys).where(signal_keys.c.key == bindparam("where_key"))
+DELETE_CALL = delete(broker_calls).where(broker_calls.c.id == bindparam("where_id"))
 
 # Broker calls that count in the rate window: answered ones within the window, and ones
 # granted but not yet answered (counted as happening now) that are not stale.
@@ -43,7 +53,7 @@ RATE_WINDOW = select(broker_calls.c.at, broker_calls.c.done).where(
         and_(broker_calls.c.done.is_(False), broker_calls.c.at > bindparam("stale_start"))))
 EARLIER_IN_FLIGHT = select(broker_calls.c.id).where(
     broker_calls.c.account == bindparam("account"), broker_calls.c.id < bindparam("token"),
-    broker_calls.c.done.is_(False), broker_calls.c.at > bindparam("stale_start")).limit(1)
+    broker_calls.c.done.is_(False), broker_calls.c.at > bindparam("stale_start")).limit(16)
 
 _COUNTED = and_(orders.c.account == bindparam("account"),
                 orders.c.created_at >= bindparam("since"), orders.c.is_exit.is_(False),

@@ -49,6 +49,7 @@ class Intake:
     payload: dict[str, Any] | None = None  # TradingView/AmiBroker fields, secret removed
     signal: Signal | None = None  # ready-made (ChartInk)
     dedup_basis: str = ""  # what "the same body" means for this signal
+    received_at: datetime | None = None  # when the request arrived (default: now)
 
 
 @dataclass(frozen=True)
@@ -99,10 +100,12 @@ class SignalDesk:
         admission = self.journal.admit(
             alert_id=alert_id, source=intake.source.value, account=intake.account,
             remote_addr=intake.remote_addr, raw_body=intake.raw_body, signal=signal,
-            priority=prepared.priority,
+            received_at=intake.received_at, priority=prepared.priority,
             expires_at=now + timedelta(seconds=self.settings.intake.signal_ttl_s),
             instrument=instrument_key(prepared.instrument), key=key, key_expires=key_expires,
-            claimant=self.dispatcher.claimant(), rate=self.settings.kotak.order_rate)
+            claimant=self.dispatcher.claimant(), rate=self.settings.kotak.order_rate,
+            entry=self.service.entry_query(signal, prepared.instrument),
+            plan=self.service.planner(prepared))
         if admission.duplicate_of is not None:
             return self._duplicate(admission.signal_id, alert_id, admission.duplicate_of,
                                    intake.deadline)
@@ -130,11 +133,11 @@ class SignalDesk:
         return outcome
 
     def outcome(self, signal_id: int) -> Outcome:
-        row = self.journal.signal(signal_id)
+        row, orders = self.journal.signal_with_orders(signal_id)
         if row is None:
             raise LookupError(f"signal {signal_id} is not in the journal")
         return Outcome(signal_id=row.id, alert_id=row.alert_id, status=row.status,
-                       error=row.error, orders=self.journal.orders_of(row.id))
+                       error=row.error, orders=orders)
 
     def _key(self, signal: Signal, intake: Intake) -> tuple[str | None, datetime | None]:
         """The idempotency key: the alert_id for good, else the body for the dedup window."""
@@ -169,7 +172,8 @@ class SignalDesk:
         signal_id = self.journal.add_signal(
             alert_id=alert_id, source=intake.source.value, account=intake.account,
             remote_addr=intake.remote_addr, raw_body=intake.raw_body, signal=signal,
-            status=status, priority=1, expires_at=None, error=error, symbol=symbol)
+            status=status, priority=1, expires_at=None, error=error, symbol=symbol,
+            received_at=intake.received_at)
         return Outcome(signal_id=signal_id, alert_id=alert_id, status=status, error=error)
 
 

@@ -129,7 +129,7 @@ class Dispatcher:
 
     def _run(self, claim: Claim, follow_until: float) -> None:
         try:
-            self.service.execute(claim.row, follow_until, claim.token)
+            self.service.execute(claim, follow_until)
         except Exception:
             log.exception("signal %s failed unexpectedly; settling what was sent", claim.row.id)
             self._salvage(claim.row, "an internal error stopped the signal")

@@ -21,6 +21,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -41,11 +42,15 @@ from bridge.domain import (
 from bridge.errors import InvalidSignal, RuleRefusal
 from bridge.journal.locks import named_lock
 from bridge.journal.signals import (
+    Claim,
+    EntryCounts,
+    EntryQuery,
     ErrorInfo,
     Journal,
     OrderPlan,
     OrderRow,
     OrderState,
+    Planner,
     SignalRow,
     SignalStatus,
 )
@@ -151,18 +156,25 @@ class OrderService:
 
     # --- at dispatch ----------------------------------------------------------------------
 
-    def execute(self, row: SignalRow, follow_until: float, token: int | None = None) -> None:
+    def execute(self, claim: Claim, follow_until: float) -> None:
         """Send a claimed signal's orders and follow them until ``follow_until`` (monotonic).
 
-        ``token`` is the rate-limit token that came with the claim, for the first order.
+        The claim carries the rate-limit token for the first order and, when the signal was
+        claimed at admission, the entry counts and possibly the orders already recorded.
         Everything that happens is written to the journal; nothing is raised.
         """
+        row = claim.row
         signal = row.signal
         if signal is None:
             raise ValueError(f"signal {row.id} has no parsed form")
-        purse = _Tokens(self, row, token)
+        purse = _Tokens(self, row, claim.token)
         try:
-            orders = self._send_signal(row, signal, purse)
+            if claim.orders:
+                orders = list(claim.orders)
+                self._send_orders(orders, signal, self._instrument(row),
+                                  self.brokers[row.account], purse, claim.first_sending)
+            else:
+                orders = self._send_signal(row, signal, purse, claim.counts)
         except SignalFailed as failed:
             self.journal.set_signal_status(row.id, failed.status, error=failed.error)
             return
@@ -184,20 +196,21 @@ class OrderService:
         # Each order's state, and the signal's with it, is recorded as Kotak answers.
         self.follow(orders, follow_until)
 
-    def _send_signal(self, row: SignalRow, signal: Signal, purse: _Tokens) -> list[OrderRow]:
+    def _send_signal(self, row: SignalRow, signal: Signal, purse: _Tokens,
+                     counts: EntryCounts | None) -> list[OrderRow]:
         instrument = self._instrument(row)
         broker = self.brokers[row.account]
         self.precheck(Prepared(signal, instrument, row.priority))
         if signal.position_size is None:
             plan = sizing.size(signal, instrument, None)
-            refusal = self._entry_refusal(row, signal, instrument, plan)
+            refusal = self._entry_refusal(signal, instrument, plan, counts, row.account)
             if refusal is None:
                 return self._place(row, signal, instrument, broker, plan, None, purse)
         # A target needs the live position; a refused plain signal may still be an exit.
         with self._lock(row.account, instrument, signal.product):
             position = self._position(broker, row.account, instrument, signal.product)
             plan = sizing.size(signal, instrument, position)
-            refusal = self._entry_refusal(row, signal, instrument, plan)
+            refusal = self._entry_refusal(signal, instrument, plan, account=row.account)
             return self._place(row, signal, instrument, broker, plan, refusal, purse)
 
     def _place(self, row: SignalRow, signal: Signal, instrument: Instrument,
@@ -219,8 +232,16 @@ class OrderService:
         first = purse.take()
         orders, first_sending = self.journal.add_orders(row.id, row.account, signal.strategy,
                                                         plans, send_first_with=first)
+        purse.give_back(first)
+        self._send_orders(orders, signal, instrument, broker, purse, first_sending)
+        return orders
+
+    def _send_orders(self, orders: list[OrderRow], signal: Signal, instrument: Instrument,
+                     broker: KotakClient, purse: _Tokens, first_sending: bool) -> None:
+        """Send recorded orders one by one, each with its own rate-limit token; stop at the
+        first refusal (the rest are recorded as not sent)."""
         for index, order in enumerate(orders):
-            token = first if index == 0 else purse.take()
+            token = purse.take()
             if token is None:
                 self._abandon(orders[index:], "not sent: the signal's validity ran out waiting "
                                               "for the broker rate limit")
@@ -231,7 +252,6 @@ class OrderService:
                 self._abandon(orders[index + 1:], "not sent: an earlier part of this signal "
                                                   "was refused")
                 break
-        return orders
 
     def _send(self, order: OrderRow, signal: Signal, instrument: Instrument,
               broker: KotakClient, token: int, marked: bool = False) -> OrderState:
@@ -251,12 +271,14 @@ class OrderService:
             self.journal.start_sending(order, token)
         try:
             broker_id = broker.place_order(request)
-        except KotakError as exc:
-            return self._placement_failed(order, exc, broker)
-        finally:
+        except BaseException as exc:
             self.journal.finish_sending(token)
+            if isinstance(exc, KotakError):
+                return self._placement_failed(order, exc, broker)
+            raise
         self.journal.set_order(order.id, OrderState.PENDING, broker_order_id=broker_id,
-                               detail=f"accepted by Kotak as order {broker_id}")
+                               detail=f"accepted by Kotak as order {broker_id}",
+                               answered=token)
         return OrderState.PENDING
 
     def _placement_failed(self, order: OrderRow, exc: KotakError,
@@ -291,13 +313,15 @@ class OrderService:
     # --- following orders -----------------------------------------------------------------
 
     def follow(self, orders: list[OrderRow], until: float) -> None:
-        """Poll each accepted order's history until it is final or ``until`` (monotonic)."""
+        """Poll each accepted order's history until it is final or ``until`` (monotonic).
+
+        The journal is read once; after that each order's state is Kotak's latest answer
+        (the tracker leaves orders this young alone, so nobody else moves them meanwhile).
+        """
         pause = 0.05
-        while True:
-            live = [o for o in (self.journal.order(order.id) for order in orders)
-                    if o is not None and not o.status.final and o.broker_order_id]
-            if not live or time.monotonic() + pause >= until:
-                return
+        live = [o for o in self._current(orders) if not o.status.final and o.broker_order_id]
+        while live and time.monotonic() + pause < until:
+            still: list[OrderRow] = []
             for order in live:
                 try:
                     history = self.brokers[order.account].order_history(
@@ -305,19 +329,31 @@ class OrderService:
                 except KotakError as exc:
                     log.info("following order %s: %s", order.broker_order_id, exc.message)
                     return
-                if history:
-                    self.apply(order, history[0])
-            if all(o is not None and o.status.final
-                   for o in (self.journal.order(order.id) for order in live)):
-                return
-            time.sleep(pause)
-            pause = min(pause * 2, 0.25)
+                if not history:
+                    still.append(order)
+                    continue
+                self.apply(order, history[0])
+                if not _BROKER_STATE[history[0].status].final:
+                    still.append(order)
+            live = still
+            if live:
+                time.sleep(pause)
+                pause = min(pause * 2, 0.25)
+
+    def _current(self, orders: list[OrderRow]) -> list[OrderRow]:
+        """These orders as the journal has them now (one query when they share a signal)."""
+        signal_ids = {order.signal_id for order in orders}
+        if len(signal_ids) == 1 and None not in signal_ids:
+            wanted = {order.id for order in orders}
+            return [o for o in self.journal.orders_of(orders[0].signal_id or 0)
+                    if o.id in wanted]
+        return [o for o in (self.journal.order(order.id) for order in orders) if o is not None]
 
     def apply(self, order: OrderRow, broker: BrokerOrder) -> bool:
         """Record what Kotak says about one of our orders; return whether anything changed."""
         state = _BROKER_STATE[broker.status]
         reason = broker.rejection_reason if state is OrderState.REJECTED else None
-        fields: dict[str, object] = {
+        fields: dict[str, Any] = {
             "broker_order_id": broker.order_id, "broker_status": broker.broker_status,
             "filled_quantity": broker.filled_quantity,
             "average_price": str(broker.average_price) if broker.filled_quantity else None,
@@ -378,19 +414,46 @@ class OrderService:
             order_type=signal.order_type.value, price=price, trigger_price=trigger,
             is_exit=is_exit, tag=new_tag())
 
-    def _entry_refusal(self, row: SignalRow, signal: Signal, instrument: Instrument,
-                       plan: sizing.Sizing) -> RuleRefusal | None:
+    def planner(self, prepared: Prepared) -> Planner | None:
+        """For a plain signal, how to make its orders from the entry counts at admission
+        (``None`` from the planner: a rule objects, so decide at dispatch, where an exit part
+        may still go). A target position needs the live position: no planner."""
+        signal, instrument = prepared.signal, prepared.instrument
+        if signal.position_size is not None:
+            return None
+
+        def plan(counts: EntryCounts) -> list[OrderPlan] | None:
+            sized = sizing.size(signal, instrument, None)
+            if self._entry_refusal(signal, instrument, sized, counts) is not None:
+                return None
+            try:
+                parts = sizing.slices(sized.total, instrument, self.settings.risk.freeze_split)
+            except RuleRefusal:
+                return None
+            return [self._plan(signal, instrument, sized.side, part, False) for part in parts]
+
+        return plan
+
+    def entry_query(self, signal: Signal, instrument: Instrument) -> EntryQuery:
+        """What the entry rules will count for this signal today."""
+        return EntryQuery(since=self._day_start(), strategy=signal.strategy,
+                          exchange=instrument.exchange.value,
+                          trading_symbol=instrument.trading_symbol)
+
+    def _entry_refusal(self, signal: Signal, instrument: Instrument, plan: sizing.Sizing,
+                       counted: EntryCounts | None = None,
+                       account: str = "") -> RuleRefusal | None:
         if plan.entry_quantity == 0:
             return None
-        strategy = signal.strategy
-        account_entries, strategy_entries, quantity, kill_switch = self.journal.entry_counts(
-            row.account, self._day_start(), strategy, instrument.exchange.value,
-            instrument.trading_symbol)
-        counts = rules.Counts(account_entries=account_entries,
-                              strategy_entries=strategy_entries, strategy_quantity=quantity)
+        found = counted or self.journal.entry_counts(account,
+                                                     self.entry_query(signal, instrument))
+        counts = rules.Counts(account_entries=found.account_entries,
+                              strategy_entries=found.strategy_entries,
+                              strategy_quantity=found.strategy_quantity)
         return rules.entry_refusal(
-            exchange=instrument.exchange, strategy=strategy, quantity=plan.entry_quantity,
-            now=self.clock.now(), kill_switch=kill_switch,
+            exchange=instrument.exchange, strategy=signal.strategy,
+            quantity=plan.entry_quantity, now=self.clock.now(),
+            kill_switch=found.kill_switch,
             squareoff=self.settings.squareoff_times[instrument.exchange],
             risk=self.settings.risk, counts=counts)
 
@@ -468,6 +531,11 @@ class _Tokens:
             token, self._spare = self._spare, None
             return token
         return self._service.wait_token(self._row)
+
+    def give_back(self, token: int | None) -> None:
+        """Keep a token taken but not yet spent, for the next :meth:`take`."""
+        if token is not None:
+            self._spare = token
 
     def release(self) -> None:
         if self._spare is not None:

@@ -8,6 +8,9 @@ import hmac
 import threading
 import time
 from collections import deque
+from datetime import datetime, timedelta
+
+from bridge.journal.signals import Journal
 
 #: TradingView's published webhook source addresses (help article 43000529348).
 TRADINGVIEW_IPS = frozenset({"52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7"})
@@ -73,3 +76,53 @@ class InboundLimiter:
     def _forget(self, now: float) -> None:
         for address in [a for a, w in self._seen.items() if not w or now - w[-1] > 60]:
             del self._seen[address]
+
+
+class FailureBook:
+    """Wrong secrets per address, counted in the journal so every process shares them.
+
+    Every signal asks whether its address is blocked, and every accepted one would clear the
+    address's record; both go through a short per-process cache, so the common case (an
+    address with nothing on record) costs no query and no write. A block decided in another
+    process is seen here within ``ttl`` seconds; one decided here is seen at once.
+    """
+
+    def __init__(self, journal: Journal, limit: int, window: timedelta, block: timedelta,
+                 ttl: float = 1.0) -> None:
+        self.journal = journal
+        self.limit = limit
+        self.window = window
+        self.block = block
+        self.ttl = ttl
+        self._known: dict[str, tuple[float, bool, datetime | None]] = {}
+        self._lock = threading.Lock()
+
+    def blocked_until(self, address: str) -> datetime | None:
+        return self._record(address)[1]
+
+    def failed(self, address: str) -> None:
+        blocked = self.journal.note_auth_failure(address, self.limit, self.window, self.block)
+        self._remember(address, True, blocked)
+
+    def succeeded(self, address: str) -> None:
+        on_record, blocked = self._record(address)
+        if on_record and blocked is None:
+            self.journal.clear_auth_failures(address)
+            self._remember(address, False, None)
+
+    def _record(self, address: str) -> tuple[bool, datetime | None]:
+        now = time.monotonic()
+        with self._lock:
+            known = self._known.get(address)
+        if known is not None and known[0] > now:
+            return known[1], known[2]
+        on_record, blocked = self.journal.auth_record(address)
+        self._remember(address, on_record, blocked)
+        return on_record, blocked
+
+    def _remember(self, address: str, on_record: bool, blocked: datetime | None) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._known) > 10_000:
+                self._known = {a: k for a, k in self._known.items() if k[0] > now}
+            self._known[address] = (now + self.ttl, on_record, blocked)

@@ -30,7 +30,6 @@ from bridge.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from bridge.journal.signals import Journal
 from bridge.orders.desk import Intake, Outcome, SignalDesk
 from bridge.schemas import ChartinkSchema, field_messages, split_list
 from bridge.webhooks import auth, intake
@@ -48,9 +47,9 @@ class Gate:
     """What the webhooks need from the application (kept in ``app.extensions``)."""
 
     settings: Settings
-    journal: Journal
     desk: SignalDesk
     limiter: auth.InboundLimiter
+    failures: auth.FailureBook
     chartink: ChartinkConfig
 
 
@@ -89,7 +88,7 @@ def amibroker() -> ResponseReturnValue:
                                   "X-Webhook-Secret header")
     if not readable or any(not auth.secret_matches(value, expected) for value in given):
         _fail_auth(gate, address, "wrong secret")
-    gate.journal.clear_auth_failures(address)
+    gate.failures.succeeded(address)
     return _submit(gate, SignalSource.AMIBROKER, address, text, payload)
 
 
@@ -107,7 +106,7 @@ def chartink(secret: str) -> ResponseReturnValue:
     address = _admit(gate)
     if not auth.secret_matches(secret, gate.settings.webhook_secret.reveal()):
         _fail_auth(gate, address, "wrong secret in the URL")
-    gate.journal.clear_auth_failures(address)
+    gate.failures.succeeded(address)
     _, text, payload = _body(gate, allow_form=True)
     return _chartink(gate, address, text, payload)
 
@@ -123,7 +122,7 @@ def _admit(gate: Gate, tradingview: bool = False) -> str:
     if tradingview and settings.tradingview_ips_only and address not in auth.TRADINGVIEW_IPS:
         raise AddressNotAllowed(f"{address} is not one of TradingView's webhook addresses "
                                 "(TRADINGVIEW_IPS_ONLY is on)", {"address": address})
-    blocked = gate.journal.blocked_until(address)
+    blocked = gate.failures.blocked_until(address)
     if blocked is not None:
         raise TooManyRequests(f"{address} is blocked until {blocked:%H:%M:%S} UTC after "
                               "repeated wrong secrets", {"address": address},
@@ -153,12 +152,11 @@ def _check_secret(gate: Gate, address: str, secret: str | None) -> None:
                                   "alert message")
     elif not auth.secret_matches(secret, gate.settings.webhook_secret.reveal()):
         _fail_auth(gate, address, "wrong secret")
-    gate.journal.clear_auth_failures(address)
+    gate.failures.succeeded(address)
 
 
 def _fail_auth(gate: Gate, address: str, why: str) -> NoReturn:
-    gate.journal.note_auth_failure(address, gate.settings.intake.auth_failure_limit,
-                                   FAILURE_WINDOW, BLOCK_FOR)
+    gate.failures.failed(address)
     current_app.logger.warning("refused a signal from %s: %s", address, why)
     raise Unauthorized(why)
 
@@ -173,7 +171,8 @@ def _submit(gate: Gate, source: SignalSource, address: str, text: str,
     outcome = gate.desk.submit(Intake(
         source=source, account=_account(), remote_addr=address,
         raw_body=intake.masked(text, gate.settings.webhook_secret.reveal()),
-        deadline=_deadline(gate), payload=payload, dedup_basis=intake.canonical(payload)))
+        deadline=_deadline(gate), payload=payload, dedup_basis=intake.canonical(payload),
+        received_at=g.get("arrived")))
     _log(source, outcome)
     body, status = outcome_json(outcome)
     return jsonify(body), status
@@ -226,7 +225,7 @@ def _chartink(gate: Gate, address: str, text: str,
         outcome = gate.desk.submit(Intake(
             source=SignalSource.CHARTINK, account=_account(), remote_addr=address,
             raw_body=masked, deadline=deadline, signal=signal,
-            dedup_basis=f"{intake.canonical(payload)}|{stock}"))
+            dedup_basis=f"{intake.canonical(payload)}|{stock}", received_at=g.get("arrived")))
         _log(SignalSource.CHARTINK, outcome)
         outcomes.append((stock, outcome))
     return _chartink_answer(outcomes)

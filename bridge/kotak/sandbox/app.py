@@ -154,6 +154,7 @@ class SandboxApp:
         self._map = Map(rules)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        arrived = time.time()  # the log's stamp: when the request arrived, as Kotak counts
         request = Request(environ)
         try:
             endpoint, args = self._map.bind_to_environ(environ).match()
@@ -169,12 +170,12 @@ class SandboxApp:
         faults = self.sandbox.faults.take(name)
         early = self._before(faults, environ)
         if early is not None:
-            self._record(request, name, "", early.status_code)
+            self._record(request, arrived, name, "", early.status_code)
             return early(environ, start_response)
         outcome = self._handle(request, name, legacy, args)
         response = (outcome.reply if isinstance(outcome.reply, Response)
                     else _json(outcome.reply))
-        self._record(request, name, outcome.ucc, response.status_code, outcome.jdata)
+        self._record(request, arrived, name, outcome.ucc, response.status_code, outcome.jdata)
         for fault in faults:
             if fault.when == "after" and fault.kind == "stall":
                 time.sleep(fault.seconds)
@@ -309,10 +310,10 @@ class SandboxApp:
             return RATE_LIMITED
         return None
 
-    def _record(self, request: Request, name: str, ucc: str, status: int,
+    def _record(self, request: Request, arrived: float, name: str, ucc: str, status: int,
                 jdata: str = "") -> None:
         self.sandbox.requests.add(RequestRecord(
-            at=time.time(), method=request.method, path=request.path, endpoint=name, ucc=ucc,
+            at=arrived, method=request.method, path=request.path, endpoint=name, ucc=ucc,
             status=status, jdata=jdata))
 
     # --- control API ----------------------------------------------------------------------
