@@ -9,7 +9,7 @@ from flask import Flask, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from bridge.config import Settings, environment, load_settings
+from bridge.config import SchedulerPlace, Settings, environment, load_settings
 from bridge.errors import BridgeError, PayloadTooLarge
 from bridge.log import Redactor, configure_logging
 from bridge.webhooks.auth import FailureBook, InboundLimiter
@@ -24,7 +24,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     """Create the web application.
 
     With neither argument (gunicorn's path) settings come from the environment and ``.env``,
-    logging is configured first, and this process's dispatcher starts (``background``);
+    logging is configured first, and this process's dispatcher starts (``background``), with
+    the scheduler when ``SCHEDULER=embedded``;
     tests pass ``settings`` or ready-made ``services`` and start what they need.
 
     :raises ConfigError: the settings are unusable.
@@ -59,6 +60,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_error_handler(HTTPException, _http_error)
     if background if background is not None else production:
         services.start_background()
+        if services.settings.schedule.place is SchedulerPlace.EMBEDDED:
+            from bridge.schedule.runner import start_scheduler
+
+            start_scheduler(services)
     app.before_request(_start_timer)
     app.after_request(_log_request)
     return app

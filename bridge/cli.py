@@ -4,20 +4,27 @@
 ``login`` is a person's Kotak login (the way out after an unattended login failed);
 ``instruments refresh`` loads today's scrip master; ``instruments lookup`` shows what a
 signal's symbol resolves to; ``killswitch on|off`` switches close-only mode; ``signals``
-lists what became of the latest signals and ``signal <alert_id>`` shows one's timeline.
+lists what became of the latest signals and ``signal <alert_id>`` shows one's timeline;
+``squareoff`` closes intraday positions now (``--dry-run`` prints the orders instead);
+``jobs`` shows the scheduler's next runs and last outcomes; ``notices`` what the operator was
+told; ``scheduler`` runs the scheduler as its own process (``SCHEDULER=separate``).
 """
 
 from __future__ import annotations
 
+import signal as posix_signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import click
 
 from bridge.clock import ist_text
 from bridge.config import ConfigError, Settings, environment, load_settings
 from bridge.domain import Exchange
+from bridge.journal.jobs import RunStatus
 from bridge.kotak.auth import AuthFlow
 from bridge.kotak.errors import KotakError
 from bridge.kotak.instruments import InstrumentError
@@ -175,3 +182,92 @@ def signal(alert_id: str) -> None:
                 who = f"order {event.order_id}" if event.order_id else "signal"
                 click.echo(f"  {ist_text(event.at)}  {who:10s} {event.status:14s} "
                            f"{event.detail}")
+
+
+@cli.command()
+@click.option("--exchange", "exchanges", multiple=True,
+              type=click.Choice([e.value for e in Exchange]),
+              help="only this exchange (repeatable); default: every exchange")
+@click.option("--dry-run", is_flag=True, help="print the cancels and closes, send nothing")
+def squareoff(exchanges: tuple[str, ...], dry_run: bool) -> None:
+    """Close every intraday (MIS) position now and verify the book flat."""
+    from bridge.schedule.jobs import JobActions
+
+    with _services() as services:
+        try:
+            services.instruments.current()
+        except InstrumentError:
+            try:
+                services.instruments.refresh(services.broker())
+            except (KotakError, InstrumentError) as exc:
+                click.echo(f"no scrip master and none could be loaded: {exc}", err=True)
+                sys.exit(1)
+        chosen = [Exchange(e) for e in exchanges] or list(Exchange)
+        outcome = JobActions(services).square_off(chosen, dry_run=dry_run)
+        for report in outcome.report.get("reports", []):
+            click.echo(_report_text(report))
+        if outcome.status is RunStatus.FAILED:
+            sys.exit(1)
+
+
+def _report_text(report: dict[str, Any]) -> str:
+    verb = "would send" if report["dry_run"] else "close"
+    lines = [report["summary"]]
+    lines += [f"  cancel {text}" for text in report["cancelled"]]
+    for close in report["closes"]:
+        price = f" at {close['price']}" if close["price"] else ""
+        done = "" if report["dry_run"] else f": {close['outcome']}"
+        lines.append(f"  {verb} {close['side']} {close['quantity']} {close['exchange']}:"
+                     f"{close['trading_symbol']} {close['order_type']}{price} MIS{done}")
+    lines += [f"  left {left['exchange']}:{left['trading_symbol']} net {left['net']:+d}: "
+              f"{left['reason']}" for left in report["left"]]
+    lines += [f"  problem: {text}" for text in report["problems"]]
+    return "\n".join(lines)
+
+
+@cli.command()
+def jobs() -> None:
+    """The scheduler's jobs: when each runs next and how it last ended."""
+    from bridge.schedule.runner import ROLE, Scheduler
+
+    with _services() as services:
+        scheduler = Scheduler(services)
+        last = services.jobs.last_runs()
+        leader = services.jobs.leader(ROLE)
+        if leader is None:
+            click.echo(f"scheduler: no leader ({services.settings.schedule.place.value})")
+        else:
+            age = (services.clock.now() - leader.heartbeat_at).total_seconds()
+            click.echo(f"scheduler: led by {leader.holder} since {ist_text(leader.since)}, "
+                       f"heartbeat {age:.0f} s ago")
+        for spec, upcoming in scheduler.next_runs():
+            click.echo(f"{spec.name:28s} {spec.describe()}")
+            click.echo(f"  next: {ist_text(upcoming) if upcoming else 'none within a month'}")
+            run = last.get(spec.name)
+            if run is not None:
+                click.echo(f"  last: due {ist_text(run.trigger_at)} {run.status.value}: "
+                           f"{run.summary}")
+
+
+@cli.command()
+@click.option("--last", default=20, show_default=True, help="how many notices")
+def notices(last: int) -> None:
+    """What the bridge told the operator (login, square-off, failures)."""
+    with _services() as services:
+        for notice in services.jobs.notices(limit=last):
+            click.echo(f"{ist_text(notice.at)}  {notice.level:7s} {notice.kind:16s} "
+                       f"{notice.text}")
+
+
+@cli.command()
+def scheduler() -> None:
+    """Run the scheduler in this process until stopped (SCHEDULER=separate)."""
+    from bridge.schedule.runner import start_scheduler
+
+    with _services() as services:
+        running = start_scheduler(services)
+        stop = threading.Event()
+        for signum in (posix_signal.SIGTERM, posix_signal.SIGINT):
+            posix_signal.signal(signum, lambda *_: stop.set())
+        click.echo(f"scheduler {running.runner} started; it leads when no other process does")
+        stop.wait()

@@ -42,6 +42,15 @@ class LogFormat(StrEnum):
     JSON = "json"
 
 
+class SchedulerPlace(StrEnum):
+    """Where the scheduler runs: in the web workers (one of them leads), in its own process
+    (``python -m bridge scheduler``, the systemd unit), or nowhere (no login, no square-off)."""
+
+    EMBEDDED = "embedded"
+    SEPARATE = "separate"
+    OFF = "off"
+
+
 class Secret:
     """A secret value that never shows itself by accident."""
 
@@ -89,7 +98,9 @@ KNOWN_KEYS = frozenset({
     "TELEGRAM_CHAT_ID", "DATA_DIR", "LOG_LEVEL", "LOG_FORMAT", "BRIDGE_SECRET_KEY",
     "MARKET_HOURS", "TRADING_HOURS", "MAX_ORDERS_PER_DAY", "MAX_ORDERS_PER_STRATEGY",
     "MAX_QUANTITY_PER_DAY", "FREEZE_SPLIT", "SIGNAL_TTL_S", "RESPONSE_BUDGET_MS",
-    "INBOUND_LIMIT_PER_MINUTE", "AUTH_FAILURE_LIMIT", "CHARTINK_CONFIG",
+    "INBOUND_LIMIT_PER_MINUTE", "AUTH_FAILURE_LIMIT", "CHARTINK_CONFIG", "SCHEDULER",
+    "INSTRUMENTS_REFRESH_AT", "HOLIDAYS_FILE", "JOURNAL_RETENTION_DAYS", "RECONCILE_EVERY_S",
+    "SQUAREOFF_ROUNDS", "SQUAREOFF_FILL_WAIT_S",
 })
 _WATCHED_PREFIXES = ("KOTAK_", "BRIDGE_")
 
@@ -139,6 +150,20 @@ class IntakeSettings:
 
 
 @dataclass(frozen=True)
+class ScheduleSettings:
+    """The scheduler's jobs (``bridge.schedule``); the login and square-off times are on
+    :class:`Settings` under their DESIGN.md names."""
+
+    place: SchedulerPlace
+    instruments_refresh_at: time  # daily scrip master refresh, after the login
+    holidays_file: Path  # the user's additions to the packaged holiday calendar
+    retention_days: int  # journal housekeeping keeps this many days
+    reconcile_every_s: int  # reconciliation sweep interval
+    squareoff_rounds: int  # closing attempts per position (the first at market)
+    squareoff_fill_wait_s: float  # how long each round waits for its closes to fill
+
+
+@dataclass(frozen=True)
 class Settings:
     mode: Mode
     bind_host: str
@@ -161,6 +186,7 @@ class Settings:
     secret_key: Secret
     risk: RiskSettings
     intake: IntakeSettings
+    schedule: ScheduleSettings
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -251,8 +277,21 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             chartink_config=Path(r.text("CHARTINK_CONFIG")
                                  or str(Path(r.text("DATA_DIR", "instance")) / "chartink.json")),
         ),
+        schedule=ScheduleSettings(
+            place=r.choice("SCHEDULER", SchedulerPlace, SchedulerPlace.EMBEDDED),
+            instruments_refresh_at=r.hhmm("INSTRUMENTS_REFRESH_AT", "08:40"),
+            holidays_file=Path(r.text("HOLIDAYS_FILE")
+                               or str(Path(r.text("DATA_DIR", "instance")) / "holidays.csv")),
+            retention_days=r.integer("JOURNAL_RETENTION_DAYS", 90, 1, 3650),
+            reconcile_every_s=r.integer("RECONCILE_EVERY_S", 300, 5, 3600),
+            squareoff_rounds=r.integer("SQUAREOFF_ROUNDS", 3, 1, 10),
+            squareoff_fill_wait_s=r.number("SQUAREOFF_FILL_WAIT_S", 3.0, 0.2, 60.0),
+        ),
         warnings=(),
     )
+    if settings.schedule.place is SchedulerPlace.OFF and mode is Mode.LIVE:
+        r.warn("SCHEDULER=off: no daily login and no square-off will run; intraday positions "
+               "are left to Kotak's own square-off")
     for key in sorted(environ):
         if key.startswith(_WATCHED_PREFIXES) and key not in KNOWN_KEYS:
             r.warn(f"{key} is not a setting of the bridge and is ignored (misspelt?)")

@@ -1,8 +1,9 @@
 """Liveness and readiness.
 
 ``/healthz``: the process answers. ``/readyz``: it can do its job now: the journal accepts
-writes, each account holds a valid Kotak session, and a scrip master is loaded. When not
-ready it answers 503 with every reason, in words an operator can act on.
+writes, each account holds a valid Kotak session, a scrip master is loaded, and a scheduler
+leader is alive (its heartbeat is recent), so the next login and square-off will happen. When
+not ready it answers 503 with every reason, in words an operator can act on.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
+from bridge.config import SchedulerPlace
 from bridge.journal.schema import check_writable
 from bridge.kotak.instruments import InstrumentsUnavailable
+from bridge.schedule.runner import ROLE, STALE_AFTER
 from bridge.wiring import Services
 
 bp = Blueprint("health", __name__)
@@ -55,9 +58,30 @@ def readyz() -> ResponseReturnValue:
     except InstrumentsUnavailable as exc:
         checks["instruments"] = "not loaded"
         reasons.append(str(exc))
+    _scheduler_check(services, checks, reasons)
     depth, oldest = services.journal.queue_depth()
     checks["queue"] = {"queued": depth, "oldest_received_at": oldest.isoformat()
                        if oldest else None, "kill_switch": services.journal.kill_switch()}
     body = {"status": "not_ready" if reasons else "ready",
             "mode": services.settings.mode.value, "checks": checks, "reasons": reasons}
     return jsonify(body), 503 if reasons else 200
+
+
+def _scheduler_check(services: Services, checks: dict[str, Any], reasons: list[str]) -> None:
+    place = services.settings.schedule.place
+    if place is SchedulerPlace.OFF:
+        checks["scheduler"] = {"place": place.value}
+        return
+    leader = services.jobs.leader(ROLE)
+    now = services.clock.now()
+    age = (now - leader.heartbeat_at).total_seconds() if leader is not None else None
+    checks["scheduler"] = {
+        "place": place.value, "leader": leader.holder if leader else None,
+        "leader_since": leader.since.isoformat() if leader else None,
+        "heartbeat_age_s": round(age, 1) if age is not None else None,
+    }
+    if leader is None or age is None or age > STALE_AFTER.total_seconds():
+        where = ("the web workers" if place is SchedulerPlace.EMBEDDED
+                 else "`python -m bridge scheduler` (deploy/bridge-scheduler.service)")
+        reasons.append(f"no scheduler is leading (expected in {where}): the daily login and "
+                       "the square-off will not run")

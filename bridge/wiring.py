@@ -1,6 +1,6 @@
 """Build the bridge's long-lived objects from settings: the one place they are wired.
 
-The web app, the CLI and (later) the scheduler all start from :func:`build_services`, so a
+The web app, the CLI and the scheduler all start from :func:`build_services`, so a
 broker client, session store or instrument cache is made the same way everywhere. Building
 connects to the database (to create missing tables) but starts no thread and calls no broker.
 """
@@ -10,13 +10,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from bridge.clock import Clock, SystemClock
-from bridge.config import Mode, Settings
+from bridge.config import ConfigError, Mode, Settings
 from bridge.domain import DEFAULT_ACCOUNT, Instrument
 from bridge.journal.db import create_db_engine
+from bridge.journal.jobs import JobBook
 from bridge.journal.schema import create_schema
 from bridge.journal.sessions import DbSessionStore
 from bridge.journal.signals import Journal
@@ -28,11 +30,16 @@ from bridge.kotak.sandbox import paper
 from bridge.kotak.sandbox.broker import Sandbox
 from bridge.kotak.session import SessionManager
 from bridge.log import Redactor
+from bridge.notify import Notifier
 from bridge.orders.desk import SignalDesk
 from bridge.orders.dispatch import Dispatcher
 from bridge.orders.service import OrderService, PriceHint
 from bridge.orders.tracking import Tracker
+from bridge.schedule.calendar import CalendarError, TradingCalendar
 from bridge.secretbox import SecretBox
+
+if TYPE_CHECKING:
+    from bridge.schedule.runner import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +55,12 @@ class Services:
     orders: OrderService
     dispatcher: Dispatcher
     desk: SignalDesk
+    calendar: TradingCalendar
+    jobs: JobBook
+    notifier: Notifier
     brokers: dict[str, KotakClient] = field(default_factory=dict)
     paper: Sandbox | None = None
+    scheduler: Scheduler | None = None  # set when this process takes part in scheduling
 
     def broker(self, account: str = DEFAULT_ACCOUNT) -> KotakClient:
         return self.brokers[account]
@@ -59,6 +70,8 @@ class Services:
         self.dispatcher.start()
 
     def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
         self.dispatcher.stop()
         for client in self.brokers.values():
             client.http.session.close()
@@ -92,14 +105,20 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
     instruments = InstrumentStore(settings.data_dir / "scrip", clock)
     journal = Journal(engine, clock)
     hint = _paper_price_hint(sandbox) if sandbox is not None else None
-    orders = OrderService(journal, brokers, instruments, settings, clock, engine, hint)
+    try:
+        calendar = TradingCalendar.load(settings.risk.trading_hours,
+                                        settings.schedule.holidays_file)
+    except CalendarError as exc:
+        raise ConfigError([f"HOLIDAYS_FILE: {exc}"]) from exc
+    orders = OrderService(journal, brokers, instruments, settings, clock, engine, calendar, hint)
     tracker = Tracker(journal, orders, brokers, clock, engine)
     dispatcher = Dispatcher(journal, orders, tracker, settings, clock)
+    jobs = JobBook(engine, clock)
     return Services(
         settings=settings, clock=clock, redactor=redactor, engine=engine,
         instruments=instruments, journal=journal, orders=orders, dispatcher=dispatcher,
-        desk=SignalDesk(journal, orders, dispatcher, settings, clock), brokers=brokers,
-        paper=sandbox,
+        desk=SignalDesk(journal, orders, dispatcher, settings, clock), calendar=calendar,
+        jobs=jobs, notifier=Notifier(jobs, redactor), brokers=brokers, paper=sandbox,
     )
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from bridge.cli import cli
+from bridge.config import environment, load_settings
+from bridge.kotak.sandbox.paper import PAPER_ACCOUNT
+from bridge.wiring import build_services
 
 SECRET = "cli-test-secret-0123456789"
 
@@ -56,3 +60,32 @@ def test_login_refresh_lookup_killswitch_and_journal(env: dict[str, str]) -> Non
     assert code == 0 and output == ""
     code, output = run(env, "signal", "missing")
     assert code == 1 and "no signal" in output
+
+
+def test_squareoff_dry_run_prints_the_closes_then_the_real_one_flattens(
+        env: dict[str, str]) -> None:
+    assert run(env, "login")[0] == 0
+    assert run(env, "instruments", "refresh")[0] == 0
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        services = build_services(load_settings(environment()))
+    try:
+        assert services.paper is not None
+        services.paper.seed_position(PAPER_ACCOUNT.ucc, "NSE", "SBIN-EQ", "MIS", 12,
+                                     Decimal(800))
+    finally:
+        services.close()
+
+    code, output = run(env, "squareoff", "--exchange", "NSE", "--dry-run")
+    assert code == 0, output
+    assert "would send SELL 12 NSE:SBIN-EQ MARKET MIS" in output
+
+    code, output = run(env, "squareoff", "--exchange", "NSE")
+    assert code == 0, output
+    assert "FLAT" in output and "close SELL 12 NSE:SBIN-EQ MARKET MIS: complete" in output
+
+    code, output = run(env, "jobs")
+    assert code == 0 and "squareoff:BFO+BSE+NFO+NSE" in output and "next:" in output
+    code, output = run(env, "notices")
+    assert code == 0 and "squareoff" in output and "FLAT" in output

@@ -16,15 +16,18 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from bridge.journal.db import sqlite_path
+
+log = logging.getLogger(__name__)
 
 
 class LockTimeout(Exception):
@@ -101,3 +104,85 @@ def _file_lock(path: Path, timeout: float) -> Iterator[None]:
 
 def _file_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".lock"
+
+
+class HeldLock:
+    """A named lock held for as long as a process wants it (the scheduler's leadership),
+    not for one block: taken without waiting, checked, and released on demand or by the
+    process's death (the file is closed, or PostgreSQL ends the session)."""
+
+    def __init__(self, engine: Engine, name: str) -> None:
+        self.engine = engine
+        self.name = name
+        self._fd: int | None = None
+        self._conn: Connection | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None or self._conn is not None
+
+    def try_acquire(self) -> bool:
+        if self.held:
+            return True
+        if self.engine.dialect.name == "postgresql":
+            conn = self.engine.connect()
+            try:
+                got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
+                                        {"k": lock_key(self.name)}).scalar())
+                conn.commit()
+            except Exception:
+                conn.close()
+                raise
+            if got:
+                self._conn = conn
+            else:
+                conn.close()
+            return got
+        path = sqlite_path(self.engine)
+        if path is None:
+            raise ValueError("a held lock needs a SQLite file or PostgreSQL")
+        lock_file = path.parent / f".{path.name}.locks" / _file_name(self.name)
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def still_held(self) -> bool:
+        """Whether the lock is still ours: a PostgreSQL session that broke lost it."""
+        if self._conn is not None:
+            try:
+                self._conn.execute(text("SELECT 1"))
+                self._conn.commit()
+            except Exception:
+                self._drop_connection()
+                return False
+            return True
+        return self._fd is not None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+        if self._conn is not None:
+            try:
+                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"),
+                                   {"k": lock_key(self.name)})
+                self._conn.commit()
+            except Exception:
+                log.warning("releasing lock %r: the database connection is gone (the lock "
+                            "went with it)", self.name)
+            self._drop_connection()
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:
+                log.debug("closing the connection of lock %r failed", self.name)
+            self._conn = None

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -219,6 +219,8 @@ class EntryCounts:
     strategy_entries: int
     strategy_quantity: int
     kill_switch: bool
+    #: the exchange was squared off today: no new intraday entries on it until tomorrow
+    squared_off: bool = False
 
 
 #: the orders a claimed signal will send, given the entry counts; ``None``: decide later
@@ -762,6 +764,63 @@ class Journal:
                                 .values(value=value)).rowcount:
                 conn.execute(insert(bridge_meta).values(key="kill_switch", value=value))
 
+    def close_entries(self, account: str, exchanges: Iterable[str], day: date) -> None:
+        """Refuse new intraday entries on these exchanges for the rest of ``day`` (the
+        square-off has begun); exits still go."""
+        with writing(self.engine) as conn:
+            for exchange in exchanges:
+                key = closed_key(account, exchange)
+                if not conn.execute(update(bridge_meta).where(bridge_meta.c.key == key)
+                                    .values(value=day.isoformat())).rowcount:
+                    conn.execute(insert(bridge_meta).values(key=key, value=day.isoformat()))
+
+    def busy_instruments(self, account: str) -> set[str]:
+        """Instruments (``EXCH:SYMBOL``) of signals queued or being sent for ``account``."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(signals.c.instrument).distinct().where(
+                signals.c.account == account,
+                signals.c.status.in_([SignalStatus.QUEUED.value,
+                                      SignalStatus.DISPATCHING.value]))).all()
+        return {row.instrument for row in rows if row.instrument}
+
+    def last_order_id(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.max(orders.c.id))).scalar() or 0)
+
+    def signal_orders_after(self, account: str, order_id: int) -> set[str]:
+        """``EXCH:SYMBOL:PRODUCT`` of orders that signals of ``account`` recorded after the
+        order ``order_id`` (ids only grow, whatever the clock says)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(orders.c.exchange, orders.c.trading_symbol,
+                                       orders.c.product).distinct()
+                                .where(orders.c.account == account,
+                                       orders.c.signal_id.is_not(None),
+                                       orders.c.id > order_id)).all()
+        return {f"{row.exchange}:{row.trading_symbol}:{row.product}" for row in rows}
+
+    def prune_history(self, before: datetime) -> int:
+        """Delete signals received before ``before`` that are settled, with their orders and
+        events; returns how many signals went. Orders of no signal (square-off closes) go
+        when final and older than ``before``."""
+        pending = [status.value for status in SignalStatus if status.pending]
+        with writing(self.engine) as conn:
+            old = select(signals.c.id).where(signals.c.received_at < before,
+                                             signals.c.status.not_in(pending))
+            ids = [row.id for row in conn.execute(old.limit(5000)).all()]
+            if ids:
+                conn.execute(delete(events).where(events.c.signal_id.in_(ids)))
+                conn.execute(delete(orders).where(orders.c.signal_id.in_(ids)))
+                conn.execute(delete(signal_keys).where(signal_keys.c.signal_id.in_(ids)))
+                conn.execute(delete(signals).where(signals.c.id.in_(ids)))
+            loose = select(orders.c.id).where(orders.c.signal_id.is_(None),
+                                              orders.c.final_at.is_not(None),
+                                              orders.c.final_at < before)
+            loose_ids = [row.id for row in conn.execute(loose.limit(5000)).all()]
+            if loose_ids:
+                conn.execute(delete(events).where(events.c.order_id.in_(loose_ids)))
+                conn.execute(delete(orders).where(orders.c.id.in_(loose_ids)))
+        return len(ids)
+
     # --- housekeeping ---------------------------------------------------------------------
 
     def prune(self) -> None:
@@ -844,8 +903,15 @@ def _settle(conn: Connection, signal_id: int, now: datetime) -> SignalStatus | N
 def _entry_counts(conn: Connection, account: str, entry: EntryQuery) -> EntryCounts:
     row = conn.execute(st.ENTRY_COUNTS, {
         "account": account, "since": entry.since, "strategy": entry.strategy,
-        "exchange": entry.exchange, "trading_symbol": entry.trading_symbol}).one()
-    return EntryCounts(int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), row[3] == "on")
+        "exchange": entry.exchange, "trading_symbol": entry.trading_symbol,
+        "closed_key": closed_key(account, entry.exchange)}).one()
+    return EntryCounts(int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), row[3] == "on",
+                       row[4] == entry.since.date().isoformat())
+
+
+def closed_key(account: str, exchange: str) -> str:
+    """The ``bridge_meta`` key holding the day an exchange was squared off for an account."""
+    return f"squared_off:{account}:{exchange}"
 
 
 def _insert_orders(conn: Connection, now: datetime, signal_id: int | None, account: str,

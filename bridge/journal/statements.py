@@ -67,4 +67,6 @@ ENTRY_COUNTS = select(
         orders.c.trading_symbol == bindparam("trading_symbol"),
         orders.c.status != "rejected").scalar_subquery(),
     select(bridge_meta.c.value).where(bridge_meta.c.key == "kill_switch").scalar_subquery(),
+    select(bridge_meta.c.value).where(bridge_meta.c.key == bindparam("closed_key"))
+    .scalar_subquery(),
 )

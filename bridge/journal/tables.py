@@ -192,6 +192,45 @@ auth_failures = Table(
     Column("blocked_until", UtcDateTime),
 )
 
+# One row per trigger of a scheduled job: the unique key makes each trigger run once.
+job_runs = Table(
+    "job_runs", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(120), nullable=False, unique=True),  # job@trigger time
+    Column("job", String(40), nullable=False),
+    Column("trigger_at", UtcDateTime, nullable=False),
+    Column("status", String(16), nullable=False),  # running, succeeded, failed, skipped
+    Column("runner", String(96), nullable=False),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),
+    Column("summary", Text, nullable=False, default=""),
+    Column("report", Text),  # JSON: what the job did, for the CLI and the dashboard
+    Index("ix_job_runs_job", "job", "trigger_at"),
+)
+
+# Who leads the scheduler, and its heartbeat (the lock itself is a file or advisory lock).
+leaders = Table(
+    "leaders", metadata,
+    Column("role", String(40), primary_key=True),
+    Column("holder", String(96), nullable=False),
+    Column("since", UtcDateTime, nullable=False),
+    Column("heartbeat_at", UtcDateTime, nullable=False),
+)
+
+# What the operator must hear about (failed login, square-off result ...): an outbox that
+# the notification channels deliver from.
+notices = Table(
+    "notices", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("level", String(8), nullable=False),  # info, warning, error
+    Column("text", Text, nullable=False),
+    Column("delivered_at", UtcDateTime),
+    Index("ix_notices_at", "at"),
+)
+
 
 @event.listens_for(bridge_meta, "after_create")
 def _seed_meta(target: Table, connection: Any, **_kw: Any) -> None:

@@ -11,15 +11,26 @@ the order a moment later, which shows in :meth:`KotakClient.order_history` and t
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
-from bridge.domain import BrokerOrder, Funds, ModifyRequest, OrderRequest, Position, Trade
+from bridge.domain import (
+    BrokerOrder,
+    Exchange,
+    Funds,
+    Instrument,
+    ModifyRequest,
+    OrderRequest,
+    Position,
+    Trade,
+)
 from bridge.kotak import wire
 from bridge.kotak.auth import AuthFlow, KotakSession
-from bridge.kotak.errors import OutcomeUnknown, ProtocolError, SessionInvalid
+from bridge.kotak.errors import BrokerRejected, OutcomeUnknown, ProtocolError, SessionInvalid
 from bridge.kotak.http import KotakHttp
 from bridge.kotak.session import SessionManager
-from bridge.kotak.wire import Call, Endpoint, ScripFiles
+from bridge.kotak.wire import Credential, Endpoint, LastPrice, ScripFiles
 
 
 class KotakClient:
@@ -75,6 +86,44 @@ class KotakClient:
     def funds(self) -> Funds:
         return wire.parse_funds(self._call(wire.LIMITS, form=wire.limits_form()))
 
+    # --- market data ----------------------------------------------------------------------
+
+    def last_prices(self, instruments: Sequence[Instrument]) -> dict[tuple[Exchange, str], Decimal]:
+        """Return the last traded price of each instrument, keyed by (exchange, trading symbol).
+
+        Kotak is asked at most 50 instruments a call (its limit), each by segment and token
+        (an index by its name, as Kotak wants), with the access token alone, so no trade
+        session is needed. An instrument Kotak sends no price for is absent from the result:
+        one it does not know (a whole call of them is Kotak's 1009), or one quoted at zero
+        (never traded), which is no price to act on. An empty ``instruments`` sends nothing.
+
+        :raises ProtocolError: on the legacy oauth2 flow, before anything is sent. Kotak's v1
+            REST API had no quotes (they came over its websocket), so the request has no
+            address; of the connector's errors this is the one that says "retrying is
+            pointless until the setup changes" (here: log in with the totp flow). It is not
+            BrokerRejected, which would claim Kotak saw the request and refused it.
+        :raises SessionInvalid: Kotak refused the access token. The trade session is kept: the
+            quotes call does not present it, so the refusal says nothing about it.
+        """
+        wanted: dict[tuple[Exchange, str], Instrument] = {}
+        for instrument in instruments:
+            wanted.setdefault((instrument.exchange, instrument.trading_symbol), instrument)
+        unique = list(wanted.values())
+        prices: dict[tuple[Exchange, str], Decimal] = {}
+        for start in range(0, len(unique), wire.QUOTE_BATCH):
+            batch = unique[start:start + wire.QUOTE_BATCH]
+            try:
+                body = self._call(wire.QUOTES, values={"symbols": wire.quote_symbols(batch)})
+            except BrokerRejected as exc:
+                if exc.code != wire.QUOTE_UNKNOWN_CODE:
+                    raise
+                continue
+            for quote in wire.parse_last_prices(body):
+                owner = _quoted_instrument(quote, batch)
+                if owner is not None and quote.price > 0:
+                    prices[(owner.exchange, owner.trading_symbol)] = quote.price
+        return prices
+
     # --- scrip master ---------------------------------------------------------------------
 
     def scrip_files(self) -> ScripFiles:
@@ -83,30 +132,19 @@ class KotakClient:
         The current API serves the list to the access token alone, from the trading host
         (the login host before any session exists); the legacy gateway wants the OAuth token.
         """
-        creds = self.sessions.credentials
-        endpoint = wire.SCRIP_FILES
-        if creds.flow is AuthFlow.OAUTH2:
-            session = self.sessions.current()
-            url = f"{session.base_url}/{endpoint.legacy_path}"
-            headers = wire.market_data_headers("", bearer=session.bearer)
-        else:
-            session_or_none = self.sessions.peek()
-            base = session_or_none.base_url if session_or_none else creds.login_url.rstrip("/")
-            url = f"{base}/{endpoint.current_path}"
-            headers = wire.market_data_headers(creds.access_token)
-        body = self.http.request(Call.READ, endpoint.method, url, what=endpoint.name,
-                                 headers=headers)
-        return wire.parse_scrip_files(body)
+        return wire.parse_scrip_files(self._call(wire.SCRIP_FILES))
 
     def download(self, url: str) -> bytes:
         return self.http.download(url, what="scrip master")
 
-    # --- the one path to a trading endpoint -----------------------------------------------
+    # --- the one path to a Kotak endpoint -------------------------------------------------
 
     def _call(self, endpoint: Endpoint, *, form: dict[str, str] | None = None,
-              empty_ok: bool = False) -> Any:
+              empty_ok: bool = False, values: Mapping[str, str] | None = None) -> Any:
+        if endpoint.credential is Credential.ACCESS_TOKEN:
+            return self._market_data(endpoint, values)
         session = self.sessions.current()
-        url, params = _address(endpoint, session)
+        url, params = _address(endpoint, session, values)
         bearer = session.bearer if session.flow is AuthFlow.OAUTH2 else ""
         try:
             return self.http.request(
@@ -118,6 +156,27 @@ class KotakClient:
             self.sessions.invalidate(exc.message)
             raise
 
+    def _market_data(self, endpoint: Endpoint, values: Mapping[str, str] | None) -> Any:
+        """Send a call authenticated by the access token rather than the trade session.
+
+        A refusal is not held against the session (it was not presented), so unlike
+        :meth:`_call` this never drops it.
+        """
+        creds = self.sessions.credentials
+        if creds.flow is AuthFlow.OAUTH2:
+            path = endpoint.path(legacy=True, values=values)
+            session = self.sessions.current()
+            url = f"{session.base_url}/{path}"
+            headers = wire.market_data_headers("", bearer=session.bearer)
+        else:
+            path = endpoint.path(legacy=False, values=values)
+            known = self.sessions.peek()
+            base = known.base_url if known else creds.login_url.rstrip("/")
+            url = f"{base}/{path}"
+            headers = wire.market_data_headers(creds.access_token)
+        return self.http.request(endpoint.call, endpoint.method, url, what=endpoint.name,
+                                 headers=headers)
+
     @staticmethod
     def _order_number(body: Any, what: str) -> str:
         try:
@@ -128,8 +187,22 @@ class KotakClient:
                                  cause="no nOrdNo") from exc
 
 
-def _address(endpoint: Endpoint, session: KotakSession) -> tuple[str, dict[str, str] | None]:
+def _address(endpoint: Endpoint, session: KotakSession,
+             values: Mapping[str, str] | None = None) -> tuple[str, dict[str, str] | None]:
     if session.flow is AuthFlow.OAUTH2:
         params = {wire.SERVER_ID_PARAM: session.server_id} if session.server_id else None
-        return f"{session.base_url}/{endpoint.legacy_path}", params
-    return f"{session.base_url}/{endpoint.current_path}", None
+        return f"{session.base_url}/{endpoint.path(legacy=True, values=values)}", params
+    return f"{session.base_url}/{endpoint.path(legacy=False, values=values)}", None
+
+
+def _quoted_instrument(quote: LastPrice, batch: Sequence[Instrument]) -> Instrument | None:
+    """The instrument of ``batch`` a quote belongs to: by token, else (an index, asked by
+    name) by the name Kotak echoes as its token or display symbol."""
+    for instrument in batch:
+        if instrument.exchange is quote.exchange and instrument.token == quote.token:
+            return instrument
+    for instrument in batch:
+        if instrument.exchange is quote.exchange and instrument.trading_symbol in (
+                quote.token, quote.display_symbol):
+            return instrument
+    return None

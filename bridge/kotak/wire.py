@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 from typing import Any
+from urllib.parse import quote
 
 from bridge.clock import IST
 from bridge.domain import (
@@ -32,6 +33,7 @@ from bridge.domain import (
     Exchange,
     Funds,
     Instrument,
+    InstrumentKind,
     ModifyRequest,
     OrderRequest,
     OrderStatus,
@@ -99,13 +101,33 @@ class Call(Enum):
     LOGIN = "login"  # submits credentials: never retried, failures count toward lock-out
 
 
+class Credential(Enum):
+    """What Kotak authenticates a request with, which decides its headers and host."""
+
+    SESSION = "session"  # the trade session: Sid + Auth (+ the Bearer on the legacy gateway)
+    ACCESS_TOKEN = "access token"  # market data: the access token alone, no session needed
+
+
 @dataclass(frozen=True)
 class Endpoint:
     name: str
     method: str
-    legacy_path: str  # under the gateway, with ?sId=
+    legacy_path: str  # under the gateway, with ?sId=; "" when the legacy API has no such call
     current_path: str  # under the session's baseUrl
     call: Call
+    credential: Credential = Credential.SESSION
+
+    def path(self, *, legacy: bool, values: Mapping[str, str] | None = None) -> str:
+        """The path for one generation, its ``{placeholders}`` filled from ``values``.
+
+        :raises ProtocolError: the legacy gateway has no such call; nothing can be sent.
+        """
+        template = self.legacy_path if legacy else self.current_path
+        if not template:
+            raise ProtocolError(
+                f"Kotak's {self.name} API exists only for the current totp login: the legacy "
+                "oauth2 gateway (KOTAK_AUTH=oauth2) has none; log in with KOTAK_AUTH=totp")
+        return template.format_map(values or {})
 
 
 PLACE = Endpoint("place", "POST", "Orders/2.0/quick/order/rule/ms/place",
@@ -125,7 +147,11 @@ POSITIONS = Endpoint("positions", "GET", "Orders/2.0/quick/user/positions",
 LIMITS = Endpoint("limits", "POST", "Orders/2.0/quick/user/limits",
                   "quick/user/limits", Call.READ)
 SCRIP_FILES = Endpoint("scrip master file list", "GET", "Files/1.0/masterscrip/v1/file-paths",
-                       "script-details/1.0/masterscrip/file-paths", Call.READ)
+                       "script-details/1.0/masterscrip/file-paths", Call.READ,
+                       Credential.ACCESS_TOKEN)
+# Section 4.11. v1 had no quotes over REST (its quotes came from the HSM websocket).
+QUOTES = Endpoint("quotes", "GET", "", "script-details/1.0/quotes/neosymbol/{symbols}/ltp",
+                  Call.READ, Credential.ACCESS_TOKEN)
 
 # Login paths (sections 2 and 3).
 TOTP_LOGIN_PATH = "login/1.0/tradeApiLogin"
@@ -144,6 +170,10 @@ SESSION_CODES = frozenset({"100022", "1003", "10020", "900901", "900902", "90090
 NO_DATA_CODE = "5203"
 #: codes of a successful reply
 SUCCESS_CODES = frozenset({"200", "1000"})
+#: the quotes call's answer when it knows none of the instruments asked for (section 4.11)
+QUOTE_UNKNOWN_CODE = "1009"
+#: instruments one quotes call may carry (sections 4.11 and 9.1)
+QUOTE_BATCH = 50
 
 EXPLANATIONS: dict[str, str] = {
     "100008": "This machine's IP address is not whitelisted for the Trade API: add this "
@@ -257,7 +287,8 @@ def trading_headers(token: str, sid: str, bearer: str = "") -> dict[str, str]:
 
 
 def market_data_headers(access_token: str, bearer: str = "") -> dict[str, str]:
-    """Headers of the scrip-master file list: the access token alone (section 7.1)."""
+    """Headers of the scrip-master file list and quotes: the access token alone, raw, without
+    "Bearer" (sections 3.4, 4.11, 7.1); the legacy gateway wants its OAuth2 Bearer instead."""
     if bearer:
         return {"Authorization": f"Bearer {bearer}", "Accept": "application/json"}
     return {"Authorization": access_token, "Accept": "application/json"}
@@ -577,6 +608,58 @@ def parse_scrip_files(body: Any) -> ScripFiles:
         raise ProtocolError("Kotak's scrip-master file list has no filesPaths")
     return ScripFiles(base_folder=_text(data.get("baseFolder")) if data else "",
                       urls=tuple(paths))
+
+
+# --- quotes (section 4.11) ----------------------------------------------------------------
+
+
+def quote_key(instrument: Instrument) -> str:
+    """What Kotak's quotes call names an instrument by: the token, but an index by its name."""
+    if instrument.kind is InstrumentKind.INDEX:
+        return instrument.trading_symbol
+    return instrument.token
+
+
+def quote_symbols(instruments: Sequence[Instrument]) -> str:
+    """The ``segment|key,segment|key`` list of a quotes path, each part URL-encoded.
+
+    ``|`` and ``,`` are left for the transport: requests and urllib3 send ``|`` as ``%7C``
+    whatever is built here, which Kotak decodes like any path.
+    """
+    if not 0 < len(instruments) <= QUOTE_BATCH:
+        raise ValueError(f"a quotes call carries 1 to {QUOTE_BATCH} instruments")
+    return ",".join(f"{quote(SEGMENT_OF[i.exchange], safe='')}|{quote(quote_key(i), safe='')}"
+                    for i in instruments)
+
+
+@dataclass(frozen=True)
+class LastPrice:
+    """One element of the quotes reply, as far as the last traded price goes."""
+
+    exchange: Exchange
+    token: str  # exchange_token
+    display_symbol: str
+    price: Decimal
+
+
+def parse_last_prices(body: Any) -> list[LastPrice]:
+    """Read the quotes reply: a bare JSON array, every number a string (``"801.6000"``)."""
+    if not isinstance(body, list) or not all(isinstance(row, Mapping) for row in body):
+        raise ProtocolError("Kotak's quotes reply is not a list of quotes")
+    prices: list[LastPrice] = []
+    for row in body:
+        try:
+            if not _text(row.get("ltp")):
+                raise ValueError("no ltp")
+            prices.append(LastPrice(
+                exchange=_exchange(row.get("exchange")),
+                token=_text(row.get("exchange_token")),
+                display_symbol=_text(row.get("display_symbol")),
+                price=_decimal(row.get("ltp")),
+            ))
+        except (ValueError, InvalidOperation) as exc:
+            raise ProtocolError(f"Kotak sent a quote we cannot read: {exc}") from exc
+    return prices
 
 
 # --- value readers ------------------------------------------------------------------------

@@ -167,7 +167,7 @@ class Dispatcher:
         if self._is_due("heartbeat", HEARTBEAT_EVERY):
             self.journal.heartbeat(self.process_id)
         if self._is_due("maintain", MAINTAIN_EVERY):
-            self._maintain()
+            self.maintain()
         self._dispatch()
         if self._is_due("track", TRACK_EVERY):
             self.tracker.sweep_all()
@@ -183,7 +183,8 @@ class Dispatcher:
                     break
                 self._submit(claim, time.monotonic() + BACKGROUND_FOLLOW_S)
 
-    def _maintain(self) -> None:
+    def maintain(self) -> None:
+        """Expire stale queued signals, take over claims of dead processes, prune."""
         for signal_id in self.journal.expire_queued():
             log.warning("signal %d expired before it could be sent (SIGNAL_TTL_S); nothing "
                         "was placed", signal_id)

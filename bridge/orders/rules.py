@@ -1,8 +1,12 @@
 """Rules an order must pass before it is sent. Pure: time and counts come in as arguments.
 
 * Trading hours (``MARKET_HOURS=enforce``; the default in live mode): nothing outside the
-  exchange's session or on a weekend, except AMO orders; holidays come with the scheduler.
-* Entries stop at the exchange's square-off time (exits stay allowed until the close).
+  exchange's session that day (weekends and exchange holidays closed, MCX evening-only days
+  from 17:00), except AMO orders.
+* Intraday (MIS) entries stop at the exchange's square-off time (exits, and delivery or
+  carry-forward entries, stay allowed until the close), and
+  once the square-off has run for an exchange, intraday entries on it stay refused that day
+  whatever ``MARKET_HOURS`` says.
 * Kill switch (close-only): entries refused, exits allowed.
 * Daily caps on entries, per account and per strategy, and on quantity per strategy and
   instrument. Exits are never capped: a cap must never stop a position from being closed.
@@ -15,8 +19,9 @@ from datetime import datetime, time
 
 from bridge.clock import IST
 from bridge.config import RiskSettings
-from bridge.domain import Exchange
+from bridge.domain import Exchange, Product
 from bridge.errors import RuleRefusal
+from bridge.schedule.calendar import TradingCalendar
 
 
 @dataclass(frozen=True)
@@ -28,32 +33,41 @@ class Counts:
     strategy_quantity: int
 
 
-def check_session(exchange: Exchange, now: datetime, amo: bool, risk: RiskSettings) -> None:
+def check_session(exchange: Exchange, now: datetime, amo: bool, risk: RiskSettings,
+                  calendar: TradingCalendar) -> None:
     """Refuse orders while the exchange is closed (AMO orders exist for that)."""
     if not risk.market_hours or amo:
         return
     local = now.astimezone(IST)
-    if local.weekday() >= 5:
-        raise RuleRefusal(f"{exchange.value} is closed on {local:%A}s; send amo=true to queue "
-                          "an after-market order", {"exchange": exchange.value},
+    hours = calendar.hours(exchange, local.date())
+    if hours is None:
+        closure = calendar.closure(exchange, local.date())
+        why = f"for {closure.name}" if closure is not None else f"on {local:%A}s"
+        raise RuleRefusal(f"{exchange.value} is closed {why}; send amo=true to queue an "
+                          "after-market order", {"exchange": exchange.value},
                           code="market_closed")
-    opens, closes = risk.trading_hours[exchange]
+    opens, closes = hours
     if not opens <= local.time() <= closes:
-        raise RuleRefusal(f"{exchange.value} trades {opens:%H:%M}-{closes:%H:%M} IST; it is "
-                          f"{local:%H:%M} (send amo=true for an after-market order)",
+        raise RuleRefusal(f"{exchange.value} trades {opens:%H:%M}-{closes:%H:%M} IST today; it "
+                          f"is {local:%H:%M} (send amo=true for an after-market order)",
                           {"exchange": exchange.value, "opens": f"{opens:%H:%M}",
                            "closes": f"{closes:%H:%M}"}, code="outside_trading_hours")
 
 
 def entry_refusal(*, exchange: Exchange, strategy: str, quantity: int, now: datetime,
                   kill_switch: bool, squareoff: time, risk: RiskSettings,
-                  counts: Counts) -> RuleRefusal | None:
+                  counts: Counts, product: Product = Product.MIS,
+                  squared_off: bool = False) -> RuleRefusal | None:
     """Why a new entry may not be sent now, or ``None``."""
     local = now.astimezone(IST)
     if kill_switch:
         return RuleRefusal("the kill switch is on (close-only): new entries are refused, exits "
                            "are allowed", {}, code="kill_switch")
-    if risk.market_hours and local.time() >= squareoff:
+    if squared_off and product is Product.MIS:
+        return RuleRefusal(f"{exchange.value} was squared off today: no new intraday entries "
+                           "until the next trading day (exits are allowed)",
+                           {"exchange": exchange.value}, code="after_squareoff")
+    if risk.market_hours and product is Product.MIS and local.time() >= squareoff:
         return RuleRefusal(f"no new intraday entries on {exchange.value} after its square-off "
                            f"time {squareoff:%H:%M} IST", {"squareoff": f"{squareoff:%H:%M}"},
                            code="after_squareoff")

@@ -71,6 +71,7 @@ from bridge.kotak.instruments import (
     UnknownInstrument,
 )
 from bridge.orders import rules, sizing
+from bridge.schedule.calendar import TradingCalendar
 from bridge.schemas import product_problem
 
 log = logging.getLogger(__name__)
@@ -107,12 +108,14 @@ def instrument_key(instrument: Instrument) -> str:
 class OrderService:
     def __init__(self, journal: Journal, brokers: Mapping[str, KotakClient],
                  instruments: InstrumentStore, settings: Settings, clock: Clock,
-                 engine: Engine, price_hint: PriceHint | None = None) -> None:
+                 engine: Engine, calendar: TradingCalendar,
+                 price_hint: PriceHint | None = None) -> None:
         self.journal = journal
         self.brokers = brokers
         self.instruments = instruments
         self.settings = settings
         self.clock = clock
+        self.calendar = calendar
         self._engine = engine
         self._price_hint = price_hint
 
@@ -152,7 +155,7 @@ class OrderService:
         :raises RuleRefusal:
         """
         rules.check_session(prepared.instrument.exchange, self.clock.now(),
-                            prepared.signal.amo, self.settings.risk)
+                            prepared.signal.amo, self.settings.risk, self.calendar)
 
     # --- at dispatch ----------------------------------------------------------------------
 
@@ -207,7 +210,7 @@ class OrderService:
             if refusal is None:
                 return self._place(row, signal, instrument, broker, plan, None, purse)
         # A target needs the live position; a refused plain signal may still be an exit.
-        with self._lock(row.account, instrument, signal.product):
+        with self.position_lock(row.account, instrument, signal.product):
             position = self._position(broker, row.account, instrument, signal.product)
             plan = sizing.size(signal, instrument, position)
             refusal = self._entry_refusal(signal, instrument, plan, account=row.account)
@@ -267,6 +270,12 @@ class OrderService:
         if (self._price_hint is not None and signal.price is not None
                 and signal.order_type is OrderType.MARKET):
             self._price_hint(instrument, signal.price)
+        return self.send(order, request, broker, token, marked)
+
+    def send(self, order: OrderRow, request: OrderRequest, broker: KotakClient, token: int,
+             marked: bool = False) -> OrderState:
+        """Send one recorded order once, with the rate-limit token ``token``, and record
+        Kotak's answer (or its absence: ``unknown``, settled from the book by tag)."""
         if not marked:
             self.journal.start_sending(order, token)
         try:
@@ -455,7 +464,8 @@ class OrderService:
             quantity=plan.entry_quantity, now=self.clock.now(),
             kill_switch=found.kill_switch,
             squareoff=self.settings.squareoff_times[instrument.exchange],
-            risk=self.settings.risk, counts=counts)
+            risk=self.settings.risk, counts=counts, product=signal.product,
+            squared_off=found.squared_off)
 
     def _day_start(self) -> datetime:
         local = self.clock.now().astimezone(IST)
@@ -499,7 +509,7 @@ class OrderService:
                 working += mine.signed_remaining
         return net + working
 
-    def _lock(self, account: str, instrument: Instrument,
+    def position_lock(self, account: str, instrument: Instrument,
               product: Product) -> AbstractContextManager[None]:
         """Serialise position-dependent work per account, instrument and product, across
         every process sharing the journal."""

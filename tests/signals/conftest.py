@@ -21,8 +21,10 @@ from flask.testing import FlaskClient
 from bridge.app import create_app
 from bridge.clock import IST, Clock, ManualClock
 from bridge.config import load_settings
+from bridge.domain import Exchange
 from bridge.journal.signals import SignalRow, SignalStatus
 from bridge.kotak.sandbox import Sandbox, SandboxAccount, SandboxServer
+from bridge.schedule.calendar import TradingCalendar
 from bridge.startup import prepare
 from bridge.wiring import Services, build_services
 
@@ -143,9 +145,13 @@ def bridge(make_bridge: Any) -> Bridge:
 
 
 def weekday_at(hour: int, minute: int, weekday: int = 0) -> datetime:
-    """A recent past weekday (Monday by default) at this IST time."""
-    today = datetime.now(IST).date() - timedelta(days=7)
-    day = today - timedelta(days=(today.weekday() - weekday) % 7)
+    """A recent past weekday (Monday by default) at this IST time, not an NSE holiday."""
+    hours = load_settings({"WEBHOOK_SECRET": SECRET}).risk.trading_hours
+    calendar = TradingCalendar.load(hours)
+    day = datetime.now(IST).date() - timedelta(days=7)
+    day -= timedelta(days=(day.weekday() - weekday) % 7)
+    while calendar.closure(Exchange.NSE, day) is not None:
+        day -= timedelta(days=7)
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=IST)
 
 

@@ -4,10 +4,13 @@ Routes (both generations share one engine and one session table):
 
 * current: ``POST /login/1.0/tradeApiLogin``, ``POST /login/1.0/tradeApiValidate``, trading under
   ``/quick/...`` (the ``baseUrl`` handed out is this server), scrip file list at
-  ``GET /script-details/1.0/masterscrip/file-paths``;
+  ``GET /script-details/1.0/masterscrip/file-paths``, quotes at
+  ``GET /script-details/1.0/quotes/neosymbol/<segment|token,...>/<filter>`` (both with the
+  access token alone in ``Authorization``);
 * legacy: ``POST /oauth2/token``, ``POST /login/1.0/login/v2/validate``,
   ``POST /login/1.0/login/otp/generate``, trading under ``/Orders/2.0/quick/...`` (``?sId=``
-  accepted), file list at ``GET /Files/1.0/masterscrip/v1/file-paths``;
+  accepted), file list at ``GET /Files/1.0/masterscrip/v1/file-paths``; no quotes (v1 had
+  none over REST);
 * the CSVs at ``GET /wso2-scripmaster/v1/prod/<day>/...`` (no credentials; other days 403);
 * ``/_sandbox/...``: the control API for drills (prices, rules, faults, session expiry,
   seeded positions, the request log, the clock when it is manual).
@@ -38,7 +41,7 @@ from bridge.clock import ManualClock
 from bridge.kotak.sandbox.conditions import Rule as SandboxRule
 from bridge.kotak.sandbox.engine import Reply, not_ok, parse_jdata
 from bridge.kotak.sandbox.faults import Fault
-from bridge.kotak.sandbox.logins import Caller
+from bridge.kotak.sandbox.logins import HEADER_MISSING, STALE_CURRENT, Caller
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -66,6 +69,9 @@ _REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Temp
             "Unavailable", 504: "Gateway Time-out"}
 RATE_LIMITED: Reply = (429, {"stat": "Not_Ok", "stCode": 429,
                              "errMsg": "Too many requests to the API"})
+#: the quotes filters Kotak documents (section 4.11; ``market_depth`` is 3.x's name for ``depth``)
+QUOTE_FILTERS = ("all", "depth", "market_depth", "ohlc", "ltp", "oi", "52w", "circuit_limits",
+                 "scrip_details")
 
 
 @dataclass(frozen=True)
@@ -143,6 +149,8 @@ class SandboxApp:
                  methods=["GET"]),
             Rule("/Files/1.0/masterscrip/v1/file-paths", endpoint="legacy-scrip-files",
                  methods=["GET"]),
+            Rule(f"/script-details/1.0/quotes/neosymbol/<symbols>/"
+                 f"<any({', '.join(QUOTE_FILTERS)}):kind>", endpoint="quotes", methods=["GET"]),
             Rule("/wso2-scripmaster/v1/prod/<day>/<path:name>", endpoint="scrip-file",
                  methods=["GET"]),
             Rule("/_sandbox/<action>", endpoint="control", methods=["GET", "POST", "DELETE"]),
@@ -212,6 +220,8 @@ class SandboxApp:
             return self._scrip_files(request, legacy, now)
         if name == "scrip-file":
             return self._scrip_file(args["day"], args["name"], now)
+        if name == "quotes":
+            return self._quotes(request, args["symbols"], now)
         return self._trading(request, name, legacy, now)
 
     def _login(self, request: Request, name: str, legacy: bool) -> _Outcome:
@@ -254,6 +264,22 @@ class SandboxApp:
                       "</Code><Message>Access Denied</Message></Error>")
             return _Outcome(Response(denied, status=403, mimetype="application/xml"))
         return _Outcome(Response(content, mimetype="text/csv"))
+
+    def _quotes(self, request: Request, symbols: str, now: Any) -> _Outcome:
+        """Quotes, to the access token alone: no session is looked at (section 4.11)."""
+        sandbox = self.sandbox
+        token = request.headers.get("Authorization", "")
+        if not token:
+            return _Outcome(HEADER_MISSING)
+        account = next((a for a in sandbox.accounts.values() if a.consumer_key == token), None)
+        if account is None:
+            return _Outcome(STALE_CURRENT)
+        with sandbox.store.transaction() as state:
+            answer = sandbox.engine.quotes(state, symbols.split(","), now)
+        if isinstance(answer, list):
+            return _Outcome(Response(json.dumps(answer), mimetype="application/json"),
+                            ucc=account.ucc)
+        return _Outcome(answer, ucc=account.ucc)
 
     def _trading(self, request: Request, name: str, legacy: bool, now: Any) -> _Outcome:
         sandbox = self.sandbox

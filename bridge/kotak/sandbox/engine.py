@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -70,6 +70,9 @@ _ORDER_TYPES = frozenset({"L", "MKT", "SL", "SL-M"})
 _VALIDITIES = frozenset({"DAY", "IOC"})
 _CASH_ONLY_PRODUCTS = frozenset({"CNC", "MTF"})
 _CIRCUIT = Decimal("0.20")
+_FOUR_PLACES = Decimal("0.0001")
+#: instruments one quotes call may carry
+QUOTE_LIMIT = 50
 
 
 def ok(body: dict[str, Any]) -> Reply:
@@ -104,6 +107,7 @@ class Engine:
         self.rules = rules
         self._catalog: Catalog | None = None
         self._catalog_lock = threading.Lock()
+        self._quotable: tuple[Catalog, dict[tuple[str, str], SandboxScrip]] | None = None
 
     def catalog(self, day: date) -> Catalog:
         catalog = self._catalog
@@ -309,6 +313,68 @@ class Engine:
             "TimeStamp": str(int(now.timestamp() * 1000)), "stCode": 200, "stat": "Ok",
         })
         return ok(body)
+
+    # --- market data ----------------------------------------------------------------------
+
+    def quotes(self, state: SandboxState, pairs: Sequence[str],
+               now: datetime) -> list[dict[str, Any]] | Reply:
+        """Answer a quotes call for ``segment|token`` pairs (an index ``segment|name``).
+
+        Success is the elements of Kotak's reply, a bare array (HTTP 200): one per instrument
+        it knows, every number a string. An unknown pair is left out; a call that knows none
+        is Kotak's 1009 with HTTP 200 (section 4.11). Whether Kotak drops an unknown pair from
+        an otherwise good call or refuses the call is unverified; leaving it out is the choice
+        made here. More than 50 pairs is refused as invalid input (Kotak's limit; its exact
+        answer is unverified). The previous close is the catalogue's price, and the day's
+        high and low only span it and the last price: the sandbox keeps no tick history.
+        """
+        if len(pairs) > QUOTE_LIMIT:
+            return not_ok("1002", f"a maximum of {QUOTE_LIMIT} instruments is allowed",
+                          status=400)
+        quotable = self._quotable_scrips(now.date())
+        rows: list[dict[str, Any]] = []
+        for pair in pairs:
+            segment, _, key = pair.partition("|")
+            scrip = quotable.get((segment, key))
+            if scrip is not None:
+                rows.append(self._quote_row(state, scrip, now))
+        if not rows:
+            return 200, {"stat": "Not_Ok", "emsg": "invalid instrument", "stCode": 1009}
+        return rows
+
+    def _quotable_scrips(self, day: date) -> dict[tuple[str, str], SandboxScrip]:
+        """The day's contracts by the key a quotes call names them with."""
+        catalog = self.catalog(day)
+        cached = self._quotable
+        if cached is not None and cached[0] is catalog:
+            return cached[1]
+        keyed: dict[tuple[str, str], SandboxScrip] = {}
+        for scrip in catalog.all():
+            index = scrip.segment in _CASH and not scrip.isin
+            keyed[(scrip.segment, scrip.trading_symbol if index else scrip.token)] = scrip
+        self._quotable = (catalog, keyed)
+        return keyed
+
+    def _quote_row(self, state: SandboxState, scrip: SandboxScrip,
+                   now: datetime) -> dict[str, Any]:
+        last = self.price(state, scrip.segment, scrip.trading_symbol, now.date())
+        assert last is not None
+        close = scrip.ref_price
+        change = last - close
+        return {
+            "exchange_token": scrip.token, "display_symbol": scrip.trading_symbol,
+            "exchange": scrip.segment, "lstup_time": str(int(now.timestamp())),
+            "ltp": _four(last), "last_traded_quantity": str(scrip.lot_size),
+            "total_buy": "0", "total_sell": "0", "last_volume": "0", "avg_cost": _four(last),
+            "open_int": "0", "change": _four(change),
+            "per_change": _four(change * 100 / close) if close else _four(Decimal(0)),
+            "low_price_range": _four(close * (1 - _CIRCUIT)),
+            "high_price_range": _four(close * (1 + _CIRCUIT)),
+            "year_high": _four(max(close, last)), "year_low": _four(min(close, last)),
+            "ohlc": {"open": _four(close), "high": _four(max(close, last)),
+                     "low": _four(min(close, last)), "close": _four(close)},
+            "depth": None,
+        }
 
     # --- internals ------------------------------------------------------------------------
 
@@ -667,6 +733,11 @@ def parse_jdata(raw: str) -> dict[str, Any] | None:
 
 def _money(value: Decimal) -> str:
     return f"{value:.2f}"
+
+
+def _four(value: Decimal) -> str:
+    """A quotes number: four decimals, as Kotak writes them ("801.6000")."""
+    return f"{value.quantize(_FOUR_PLACES):.4f}"
 
 
 def _price(value: Decimal, scrip: SandboxScrip | None) -> str:

@@ -2,8 +2,8 @@
 
 Each fault matches requests by endpoint name (``place``, ``modify``, ``cancel``, ``orders``,
 ``history``, ``trades``, ``positions``, ``limits``, ``login``, ``validate``, ``oauth``, ``otp``,
-``scrip-files``, ``scrip-file``, or ``*``) and applies to the next ``times`` of them
-(``None``: until cleared):
+``scrip-files``, ``scrip-file``, ``quotes``, or ``*``) and applies to the next ``times`` of
+them (``None``: until cleared):
 
 =============  =============================================================================
 kind           effect
