@@ -63,8 +63,9 @@ class Scheduler:
     def leading(self) -> bool:
         return self._lock.held
 
-    def try_lead(self) -> bool:
-        """Take the leadership if it is free; on winning, catch up on missed triggers."""
+    def try_lead(self, *, catch_up: bool = True) -> bool:
+        """Take the leadership if it is free; on winning, catch up on missed triggers (now,
+        or ``catch_up=False``: the caller arranges it)."""
         if self._lock.held:
             return True
         if not self._lock.try_acquire():
@@ -72,7 +73,8 @@ class Scheduler:
         self._since = self.services.clock.now()
         self.services.jobs.beat(ROLE, self.runner, self._since)
         log.info("scheduler %s leads; catching up on missed triggers", self.runner)
-        self.catch_up()
+        if catch_up:
+            self.catch_up()
         return True
 
     def heartbeat(self) -> bool:
@@ -180,7 +182,7 @@ class Scheduler:
             try:
                 if self.leading:
                     self.heartbeat()
-                elif self.try_lead():
+                elif self.try_lead(catch_up=False):
                     self._start_aps()
             except Exception:
                 log.exception("scheduler loop error (it carries on)")
@@ -201,6 +203,9 @@ class Scheduler:
                         replace_existing=True)
         aps.add_job(self.run_due, IntervalTrigger(seconds=SWEEP_EVERY_S, timezone=IST),
                     id="sweep", name="catch-up sweep", replace_existing=True)
+        # Catching up may square off for a while: on APScheduler's threads, so this
+        # thread keeps the heartbeat going meanwhile.
+        aps.add_job(self.catch_up, id="catch-up", name="catch-up on taking the lead")
         aps.start()
         self._aps = aps
 
