@@ -17,7 +17,6 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import click
 
@@ -205,24 +204,9 @@ def squareoff(exchanges: tuple[str, ...], dry_run: bool) -> None:
         chosen = [Exchange(e) for e in exchanges] or list(Exchange)
         outcome = JobActions(services).square_off(chosen, dry_run=dry_run)
         for report in outcome.report.get("reports", []):
-            click.echo(_report_text(report))
+            click.echo("\n".join(report["lines"]))
         if outcome.status is RunStatus.FAILED:
             sys.exit(1)
-
-
-def _report_text(report: dict[str, Any]) -> str:
-    verb = "would send" if report["dry_run"] else "close"
-    lines = [report["summary"]]
-    lines += [f"  cancel {text}" for text in report["cancelled"]]
-    for close in report["closes"]:
-        price = f" at {close['price']}" if close["price"] else ""
-        done = "" if report["dry_run"] else f": {close['outcome']}"
-        lines.append(f"  {verb} {close['side']} {close['quantity']} {close['exchange']}:"
-                     f"{close['trading_symbol']} {close['order_type']}{price} MIS{done}")
-    lines += [f"  left {left['exchange']}:{left['trading_symbol']} net {left['net']:+d}: "
-              f"{left['reason']}" for left in report["left"]]
-    lines += [f"  problem: {text}" for text in report["problems"]]
-    return "\n".join(lines)
 
 
 @cli.command()

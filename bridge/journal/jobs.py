@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, desc, insert, select, update
+from sqlalchemy import Engine, delete, desc, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.clock import Clock
@@ -182,8 +182,8 @@ class JobBook:
 
     def prune_notices(self, before: datetime) -> int:
         with writing(self.engine) as conn:
-            return int(conn.execute(delete(notices).where(and_(
-                notices.c.at < before))).rowcount or 0)
+            return int(conn.execute(delete(notices).where(notices.c.at < before)).rowcount
+                       or 0)
 
 
 def _run(row: Any) -> JobRun:

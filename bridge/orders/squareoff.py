@@ -140,6 +140,7 @@ class SquareOffReport:
         data = asdict(self)
         data["flat"] = self.flat
         data["summary"] = self.summary()
+        data["lines"] = self.lines()
         return data
 
 
