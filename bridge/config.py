@@ -100,7 +100,8 @@ KNOWN_KEYS = frozenset({
     "MAX_QUANTITY_PER_DAY", "FREEZE_SPLIT", "SIGNAL_TTL_S", "RESPONSE_BUDGET_MS",
     "INBOUND_LIMIT_PER_MINUTE", "AUTH_FAILURE_LIMIT", "CHARTINK_CONFIG", "SCHEDULER",
     "INSTRUMENTS_REFRESH_AT", "HOLIDAYS_FILE", "JOURNAL_RETENTION_DAYS", "RECONCILE_EVERY_S",
-    "SQUAREOFF_ROUNDS", "SQUAREOFF_FILL_WAIT_S",
+    "SQUAREOFF_ROUNDS", "SQUAREOFF_FILL_WAIT_S", "NOTIFY_WEBHOOK_URL", "TELEGRAM_API_URL",
+    "PUBLIC_URL",
 })
 _WATCHED_PREFIXES = ("KOTAK_", "BRIDGE_")
 
@@ -181,6 +182,9 @@ class Settings:
     admin_password: Secret
     telegram_bot_token: Secret
     telegram_chat_id: str
+    telegram_api_url: str  # Telegram's Bot API host; a test points it at a fake server
+    notify_webhook_url: Secret  # generic outbound notifications (JSON POST); may hold a token
+    public_url: str  # the https address TradingView calls (nginx/Caddy in front); "" = unknown
     log_level: str
     log_format: LogFormat
     secret_key: Secret
@@ -196,6 +200,7 @@ class Settings:
     def secrets(self) -> list[str]:
         """Every configured secret value, for the log redactor."""
         values = (self.webhook_secret, self.admin_password, self.telegram_bot_token,
+                  self.notify_webhook_url,
                   self.secret_key, self.kotak.api_key, self.kotak.api_secret, self.kotak.mpin,
                   self.kotak.totp_secret, self.kotak.password)
         return [value.reveal() for value in values if value]
@@ -235,6 +240,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     telegram_chat = r.text("TELEGRAM_CHAT_ID")
     if bool(telegram_token) != bool(telegram_chat):
         r.problem("TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID go together: set both or neither")
+    notify_webhook = r.secret(
+        "NOTIFY_WEBHOOK_URL", rule="must be an http(s) URL",
+        check=lambda v: urlsplit(v).scheme in ("http", "https") and bool(urlsplit(v).netloc))
     secret_key = r.secret("BRIDGE_SECRET_KEY")
     if secret_key and not _is_fernet_key(secret_key.reveal()):
         r.problem("BRIDGE_SECRET_KEY must be 32 url-safe base64 bytes (value not shown); "
@@ -257,6 +265,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         admin_password=r.secret("ADMIN_PASSWORD"),
         telegram_bot_token=telegram_token,
         telegram_chat_id=telegram_chat,
+        telegram_api_url=r.url("TELEGRAM_API_URL", "https://api.telegram.org"),
+        notify_webhook_url=notify_webhook,
+        public_url=r.url("PUBLIC_URL", "", required=False),
         log_level=r.choice_text("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
         log_format=r.choice("LOG_FORMAT", LogFormat, LogFormat.TEXT),
         secret_key=secret_key,
