@@ -17,12 +17,15 @@ $(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@ $(VENV)/.run-deps
 
-# A missing .env is made from .env.sample with a fresh random webhook secret.
+# A missing .env is made from .env.sample with a fresh random webhook secret and dashboard
+# password, created readable by its owner only (it holds secrets from the first byte).
 $(ENV_FILE):
-	$(PYTHON) -c 'import secrets, sys; text = open(".env.sample").read(); \
-	open(sys.argv[1], "w").write(text.replace("\nWEBHOOK_SECRET=\n", "\nWEBHOOK_SECRET=" + secrets.token_urlsafe(24) + "\n", 1))' $(ENV_FILE)
+	$(PYTHON) -c 'import os, secrets, sys; text = open(".env.sample").read(); \
+	text = text.replace("\nWEBHOOK_SECRET=\n", "\nWEBHOOK_SECRET=" + secrets.token_urlsafe(24) + "\n", 1); \
+	text = text.replace("\nADMIN_PASSWORD=\n", "\nADMIN_PASSWORD=" + secrets.token_urlsafe(18) + "\n", 1); \
+	os.write(os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), text.encode())' $(ENV_FILE)
 	chmod 600 $(ENV_FILE)
-	@echo "wrote $(ENV_FILE) with a new WEBHOOK_SECRET"
+	@echo "wrote $(ENV_FILE) with a new WEBHOOK_SECRET and ADMIN_PASSWORD"
 
 run: $(VENV)/.run-deps $(ENV_FILE)
 	ENV_FILE=$(ENV_FILE) $(BIN)/python -m bridge banner

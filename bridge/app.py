@@ -44,7 +44,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.config["MAX_CONTENT_LENGTH"] = services.settings.intake.max_body_bytes
     app.extensions["bridge"] = services
 
-    from bridge import health
+    from bridge import health, metrics
+    from bridge.dashboard import views as dashboard
     from bridge.webhooks import routes
 
     app.extensions["bridge.webhooks"] = routes.Gate(
@@ -54,7 +55,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                              routes.FAILURE_WINDOW, routes.BLOCK_FOR),
         chartink=ChartinkConfig(services.settings.intake.chartink_config))
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(routes.bp)
+    dashboard.register(app, services)
     app.register_error_handler(BridgeError, routes.render_refusal)
     app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.register_error_handler(HTTPException, _http_error)

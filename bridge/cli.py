@@ -1,6 +1,7 @@
 """Operator commands: ``python -m bridge <command>``.
 
-``check`` validates the settings; ``banner`` prints the webhook addresses and secret;
+``check`` validates the settings; ``doctor`` checks a running setup end to end (read-only);
+``banner`` prints the webhook addresses and secret;
 ``login`` is a person's Kotak login (the way out after an unattended login failed);
 ``instruments refresh`` loads today's scrip master; ``instruments lookup`` shows what a
 signal's symbol resolves to; ``killswitch on|off`` switches close-only mode; ``signals``
@@ -65,6 +66,22 @@ def check() -> None:
         click.echo(f"warning: {warning}")
     click.echo(f"settings are valid (mode {settings.mode.value}, database "
                f"{settings.database_url.split(':', 1)[0]})")
+
+
+@cli.command()
+@click.option("--ip-echo-url", default="https://api.ipify.org", show_default=True,
+              help="a service that answers with the caller's public IP")
+@click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(0.1, 60),
+              help="seconds to wait for each outside answer")
+def doctor(ip_echo_url: str, timeout: float) -> None:
+    """Check this setup (database, Kotak session, IP, clock, TLS) and say what to fix."""
+    from bridge.doctor import Level, Probe, diagnose, render
+
+    findings = diagnose(environment(), Probe(ip_echo_url=ip_echo_url, timeout_s=timeout))
+    for line in render(findings):
+        click.echo(line)
+    if any(finding.level is Level.PROBLEM for finding in findings):
+        sys.exit(1)
 
 
 @cli.command()
@@ -142,7 +159,7 @@ def killswitch(state: str) -> None:
     """Close-only mode: with the switch on, new entries are refused and exits still go."""
     with _services() as services:
         if state != "status":
-            services.journal.set_kill_switch(state == "on")
+            services.desk.set_kill_switch(state == "on", by="cli")
         on = services.journal.kill_switch()
         click.echo("kill switch ON: entries refused, exits allowed" if on else
                    "kill switch off: signals trade normally")

@@ -61,8 +61,30 @@ class Redactor:
         return text
 
 
+#: what every LogRecord has; anything else on a record came through ``extra=``
+_STANDARD_FIELDS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message", "asctime", "taskName"}
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields a caller put on the record with ``extra=``."""
+    return {key: value for key, value in record.__dict__.items()
+            if key not in _STANDARD_FIELDS and not key.startswith("_")}
+
+
+def _redact_value(redactor: Redactor, value: Any) -> Any:
+    if isinstance(value, str):
+        return redactor.redact(value)
+    if isinstance(value, (list, tuple)):
+        return [_redact_value(redactor, item) for item in value]
+    if isinstance(value, dict):
+        return {key: _redact_value(redactor, item) for key, item in value.items()}
+    return value
+
+
 class RedactFilter(logging.Filter):
-    """Render each record's message (and traceback) once, masked."""
+    """Render each record's message (and traceback) once, masked, and mask the text in
+    its ``extra`` fields (the JSON format writes them out)."""
 
     def __init__(self, redactor: Redactor) -> None:
         super().__init__()
@@ -71,6 +93,8 @@ class RedactFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = self.redactor.redact(record.getMessage())
         record.args = None
+        for key, value in extra_fields(record).items():
+            setattr(record, key, _redact_value(self.redactor, value))
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
@@ -100,13 +124,12 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key in ("alert_id", "account"):
-            value = getattr(record, key, None)
-            if value:
-                entry[key] = value
+        for key, value in extra_fields(record).items():
+            if value is not None and value != "":
+                entry.setdefault(key, value)
         if record.exc_text:
             entry["error"] = record.exc_text
-        return json.dumps(entry, ensure_ascii=False)
+        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 def configure_logging(level: str, fmt: str, redactor: Redactor) -> None:

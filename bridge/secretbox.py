@@ -9,6 +9,8 @@ database alone (a backup, a dump) therefore does not carry usable tokens.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -24,6 +26,12 @@ class SecretBoxError(Exception):
 class SecretBox:
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        self._key = key
+
+    def derive(self, purpose: str) -> bytes:
+        """A key for another use (signing the dashboard's cookie), so one secret file
+        serves all, while a value made for one purpose is useless for another."""
+        return hmac.new(self._key, purpose.encode(), hashlib.sha256).digest()
 
     @classmethod
     def for_settings(cls, configured_key: str, data_dir: Path) -> SecretBox:

@@ -8,7 +8,9 @@ here stops the start: a failure is logged and shown by ``/readyz``.
 
 from __future__ import annotations
 
+import json
 import logging
+import shlex
 
 from bridge.config import Mode, Settings
 from bridge.kotak.errors import KotakError, LoginBlocked
@@ -45,22 +47,46 @@ def prepare(services: Services) -> None:
 
 
 def banner(settings: Settings, *, show_secret: bool) -> str:
-    """The lines a person needs to wire up their alerts."""
-    base = f"http://{settings.bind}"
-    secret = settings.webhook_secret.reveal() if show_secret else "(see WEBHOOK_SECRET in .env)"
-    chartink = (f"{base}/webhook/chartink/{settings.webhook_secret.reveal()}" if show_secret
-                else f"{base}/webhook/chartink/<WEBHOOK_SECRET>")
+    """The lines a person needs to wire up their alerts, ready to copy."""
+    local = f"http://{settings.bind}"
+    base = settings.public_url or local
+    secret = settings.webhook_secret.reveal() if show_secret else "<WEBHOOK_SECRET>"
     mode = ("PAPER (orders go to the built-in Kotak sandbox; no money moves)"
             if settings.mode is Mode.PAPER else "LIVE (orders go to Kotak)")
-    return "\n".join([
+    dashboard = (f"{base}/  (password: ADMIN_PASSWORD in .env)" if settings.admin_password
+                 else f"{base}/  (locked until ADMIN_PASSWORD is set in .env)")
+    # TradingView fills the {{...}} placeholders when the alert fires; the alert_id makes a
+    # re-sent alert a duplicate instead of a second order.
+    message = json.dumps({"secret": secret, "symbol": "NSE:SBIN",
+                          "action": "{{strategy.order.action}}", "quantity": 1,
+                          "alert_id": "{{ticker}}-{{strategy.order.id}}-{{timenow}}"})
+    trial = json.dumps({"secret": secret, "symbol": "NSE:SBIN", "action": "buy",
+                        "quantity": 1, "alert_id": "try-1"}, separators=(",", ":"))
+    lines = [
         "",
         "Kotak signal bridge",
         f"  mode:            {mode}",
         f"  TradingView:     {base}/webhook/tradingview",
         f"  AmiBroker:       {base}/webhook/amibroker",
-        f"  ChartInk:        {chartink}",
-        f"  webhook secret:  {secret}",
+        f"  ChartInk:        {base}/webhook/chartink/{secret}",
+        f"  webhook secret:  {secret if show_secret else '(WEBHOOK_SECRET in .env)'}",
+        f"  dashboard:       {dashboard}",
+        f"  Kotak login:     {base}/kotak/callback",
         f"  health:          {base}/healthz  {base}/readyz",
-        "  (TradingView calls only ports 80/443: put nginx with TLS in front, see deploy/)",
+    ]
+    if not settings.public_url:
+        lines.append("  (TradingView calls only public addresses on ports 80/443: put nginx or "
+                     "Caddy with TLS in front and set PUBLIC_URL, see deploy/README.md)")
+    lines += [
         "",
-    ])
+        "TradingView alert message (strategy alert; paste into the alert's Message box):",
+        f"  {message}",
+        ("Try it from this machine" if settings.mode is Mode.PAPER else
+         "Try it from this machine (LIVE: this buys 1 SBIN at Kotak for real)")
+        + " (send it again with a new alert_id: a repeat is answered as a duplicate):",
+        f"  curl -X POST {local}/webhook/tradingview -H 'Content-Type: text/plain' "
+        f"-d {shlex.quote(trial)}",
+        "Check the whole setup: python -m bridge doctor",
+        "",
+    ]
+    return "\n".join(lines)

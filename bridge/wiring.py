@@ -30,11 +30,13 @@ from bridge.kotak.sandbox import paper
 from bridge.kotak.sandbox.broker import Sandbox
 from bridge.kotak.session import SessionManager
 from bridge.log import Redactor
+from bridge.metrics import Metrics
 from bridge.notify import Notifier
 from bridge.orders.desk import SignalDesk
 from bridge.orders.dispatch import Dispatcher
 from bridge.orders.service import OrderService, PriceHint
 from bridge.orders.tracking import Tracker
+from bridge.outbox import Courier, courier_for
 from bridge.schedule.calendar import CalendarError, TradingCalendar
 from bridge.secretbox import SecretBox
 
@@ -61,18 +63,25 @@ class Services:
     brokers: dict[str, KotakClient] = field(default_factory=dict)
     paper: Sandbox | None = None
     scheduler: Scheduler | None = None  # set when this process takes part in scheduling
+    courier: Courier | None = None  # delivers notices; None when no channel is configured
+    metrics: Metrics = field(default_factory=Metrics)
 
     def broker(self, account: str = DEFAULT_ACCOUNT) -> KotakClient:
         return self.brokers[account]
 
     def start_background(self) -> None:
-        """Start sending queued signals and following orders (one loop per process)."""
+        """Start sending queued signals and following orders (one loop per process), and
+        delivering notices when a channel is configured."""
         self.dispatcher.start()
+        if self.courier is not None:
+            self.courier.start()
 
     def close(self) -> None:
         if self.scheduler is not None:
             self.scheduler.stop()
         self.dispatcher.stop()
+        if self.courier is not None:
+            self.courier.stop()
         for client in self.brokers.values():
             client.http.session.close()
         self.engine.dispose()
@@ -95,10 +104,11 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
         credentials = paper_credentials(settings)
     else:
         credentials = live_credentials(settings)
+    metrics = Metrics()
     http = KotakHttp(session=session,
                      timeouts=Timeouts(connect=settings.kotak.connect_timeout_s,
                                        read=settings.kotak.read_timeout_s),
-                     proxy=settings.kotak.proxy)
+                     proxy=settings.kotak.proxy, observer=metrics.broker_error)
     manager = SessionManager(DEFAULT_ACCOUNT, credentials, http, store, clock,
                              on_secret=redactor.add)
     brokers = {DEFAULT_ACCOUNT: KotakClient(http, manager)}
@@ -110,15 +120,18 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
                                         settings.schedule.holidays_file)
     except CalendarError as exc:
         raise ConfigError([f"HOLIDAYS_FILE: {exc}"]) from exc
-    orders = OrderService(journal, brokers, instruments, settings, clock, engine, calendar, hint)
+    jobs = JobBook(engine, clock)
+    notifier = Notifier(jobs, redactor)
+    orders = OrderService(journal, brokers, instruments, settings, clock, engine, calendar, hint,
+                          notifier=notifier, on_answer=metrics.broker_answered)
     tracker = Tracker(journal, orders, brokers, clock, engine)
     dispatcher = Dispatcher(journal, orders, tracker, settings, clock)
-    jobs = JobBook(engine, clock)
     return Services(
         settings=settings, clock=clock, redactor=redactor, engine=engine,
         instruments=instruments, journal=journal, orders=orders, dispatcher=dispatcher,
-        desk=SignalDesk(journal, orders, dispatcher, settings, clock), calendar=calendar,
-        jobs=jobs, notifier=Notifier(jobs, redactor), brokers=brokers, paper=sandbox,
+        desk=SignalDesk(journal, orders, dispatcher, settings, clock, notifier=notifier),
+        calendar=calendar, jobs=jobs, notifier=notifier, brokers=brokers, paper=sandbox,
+        courier=courier_for(settings, jobs, clock, redactor), metrics=metrics,
     )
 
 

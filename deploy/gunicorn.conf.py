@@ -8,6 +8,7 @@ after the fork: nothing network- or file-backed is shared across it.
 
 import os
 import sys
+from pathlib import Path
 
 from bridge.config import ConfigError, environment, load_settings
 
@@ -35,6 +36,10 @@ capture_output = True
 # gunicorn's runtime control socket lives at one fixed path per user; two bridges on one
 # machine (or a test run beside `make run`) would fight over it, and nothing here uses it.
 control_socket_disable = True
+# Any worker may answer a scrape of /metrics: each process writes its counts to files here and
+# the scrape adds them up. prometheus_client reads this once, when a worker first imports it.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
+                      str((_settings.data_dir / "prometheus").resolve()))
 
 
 def worker_exit(server: object, worker: object) -> None:
@@ -45,11 +50,26 @@ def worker_exit(server: object, worker: object) -> None:
         services.close()
 
 
+def child_exit(server: object, worker: object) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(getattr(worker, "pid", 0))
+
+
+def _empty_metrics_dir() -> None:
+    """The previous run's counts would be added to this run's: start from none."""
+    folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+
+
 def on_starting(server: object) -> None:
     from bridge.log import Redactor, configure_logging
     from bridge.startup import banner, prepare
     from bridge.wiring import build_services
 
+    _empty_metrics_dir()
     redactor = Redactor(_settings.secrets())
     configure_logging(_settings.log_level, _settings.log_format.value, redactor)
     sys.stdout.write(banner(_settings, show_secret=False))

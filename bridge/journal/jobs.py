@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, delete, desc, insert, select, update
+from sqlalchemy import ColumnElement, Engine, and_, delete, desc, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.clock import Clock
@@ -60,6 +61,16 @@ class Notice:
     kind: str
     level: str
     text: str
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A notice still to deliver, and how far its delivery got (see ``bridge.outbox``)."""
+
+    notice: Notice
+    attempts: int
+    sent_to: frozenset[str]  # channels that have it
+    refused_by: frozenset[str]  # channels that refused it for good
 
 
 def run_key(job: str, trigger_at: datetime) -> str:
@@ -184,6 +195,59 @@ class JobBook:
         with writing(self.engine) as conn:
             return int(conn.execute(delete(notices).where(notices.c.at < before)).rowcount
                        or 0)
+
+    # --- notice delivery (bridge.outbox); ``now`` and leases are wall-clock times ----------
+
+    def due_notices(self, now: datetime, limit: int = 20) -> list[Outgoing]:
+        """Notices neither delivered nor given up, due for a try and held by no courier."""
+        query = select(notices).where(_due(now)).order_by(notices.c.id).limit(limit)
+        with self.engine.connect() as conn:
+            return [_outgoing(row) for row in conn.execute(query).all()]
+
+    def claim_notice(self, notice_id: int, now: datetime, until: datetime) -> Outgoing | None:
+        """Hold a due notice for delivery until ``until``; ``None`` when another courier
+        holds it or it is no longer due. One conditional UPDATE decides, so of several
+        couriers exactly one wins; the row is read back so it reflects the latest try."""
+        with writing(self.engine) as conn:
+            won = conn.execute(update(notices).where(notices.c.id == notice_id, _due(now))
+                               .values(claimed_until=until)).rowcount
+            if won != 1:
+                return None
+            row = conn.execute(select(notices).where(notices.c.id == notice_id)).first()
+        return _outgoing(row) if row is not None else None
+
+    def record_delivery(self, notice_id: int, *, attempts: int, sent_to: Iterable[str],
+                        refused_by: Iterable[str], last_error: str | None,
+                        next_try_at: datetime | None = None, delivered: bool = False,
+                        gave_up: bool = False) -> None:
+        """Record a delivery try and release the notice (to try again at ``next_try_at``,
+        or finished: ``delivered`` or ``gave_up``). ``last_error`` ``None`` keeps the last
+        one recorded."""
+        now = self._clock.now()
+        values: dict[str, Any] = {
+            "attempts": attempts, "sent_to": ",".join(sorted(sent_to)),
+            "refused_by": ",".join(sorted(refused_by)), "next_try_at": next_try_at,
+            "claimed_until": None, "delivered_at": now if delivered else None,
+            "gave_up_at": now if gave_up else None}
+        if last_error:
+            values["last_error"] = last_error[:1000]
+        with writing(self.engine) as conn:
+            conn.execute(update(notices).where(notices.c.id == notice_id).values(**values))
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    return and_(notices.c.delivered_at.is_(None), notices.c.gave_up_at.is_(None),
+                or_(notices.c.next_try_at.is_(None), notices.c.next_try_at <= now),
+                or_(notices.c.claimed_until.is_(None), notices.c.claimed_until <= now))
+
+
+def _names(value: str | None) -> frozenset[str]:
+    return frozenset(name for name in (value or "").split(",") if name)
+
+
+def _outgoing(row: Any) -> Outgoing:
+    return Outgoing(Notice(int(row.id), row.at, row.kind, row.level, row.text),
+                    int(row.attempts), _names(row.sent_to), _names(row.refused_by))
 
 
 def _run(row: Any) -> JobRun:

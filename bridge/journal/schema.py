@@ -2,17 +2,43 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, text
+import logging
+
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.schema import CreateColumn
 
 from bridge.journal.locks import named_lock
 from bridge.journal.tables import metadata
 from bridge.journal.txn import writing
 
+log = logging.getLogger(__name__)
+
 
 def create_schema(engine: Engine) -> None:
-    """Create missing tables; under a lock, since several workers or hosts start together."""
+    """Create missing tables and add missing columns; under a lock, since several workers
+    or hosts start together."""
     with named_lock(engine, "journal-schema", timeout=120.0):
         metadata.create_all(engine, checkfirst=True)
+        add_missing_columns(engine)
+
+
+def add_missing_columns(engine: Engine) -> None:
+    """Bring tables made by an earlier version up to date: users keep their databases, and
+    ``create_all`` never alters an existing table. New columns must be nullable or carry a
+    server default, so existing rows get a value."""
+    inspector = inspect(engine)
+    missing = []
+    for table in metadata.sorted_tables:
+        have = {column["name"] for column in inspector.get_columns(table.name)}
+        missing += [(table, column) for column in table.columns if column.name not in have]
+    if not missing:
+        return
+    preparer = engine.dialect.identifier_preparer
+    with writing(engine) as conn:
+        for table, column in missing:
+            spec = CreateColumn(column).compile(dialect=engine.dialect)
+            conn.execute(text(f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {spec}"))
+            log.info("journal: added column %s.%s", table.name, column.name)
 
 
 def check_writable(engine: Engine) -> None:

@@ -228,6 +228,15 @@ notices = Table(
     Column("level", String(8), nullable=False),  # info, warning, error
     Column("text", Text, nullable=False),
     Column("delivered_at", UtcDateTime),
+    # Delivery (bridge.outbox). Columns added after release carry a server default or are
+    # nullable: create_schema adds them to existing databases.
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("next_try_at", UtcDateTime),  # wall-clock time; NULL: now
+    Column("claimed_until", UtcDateTime),  # a courier's lease while it sends
+    Column("sent_to", String(64), nullable=False, default="", server_default=""),
+    Column("refused_by", String(64), nullable=False, default="", server_default=""),
+    Column("last_error", Text),
+    Column("gave_up_at", UtcDateTime),
     Index("ix_notices_at", "at"),
 )
 

@@ -11,6 +11,8 @@ Policy, in the order it is applied:
    ``stat``/``stCode`` and error fields (:func:`bridge.kotak.wire.reply_error`).
 4. Only reads are retried, with exponential back-off and ``Retry-After`` honoured. Order
    placement, modification, cancellation and login submissions are sent exactly once.
+5. Every failed attempt is shown to the optional ``observer`` (metrics count them by code);
+   an observer that fails is ignored.
 
 Nothing here logs headers or bodies: they carry tokens and credentials.
 """
@@ -42,6 +44,8 @@ from bridge.kotak.wire import NO_DATA_CODE, SESSION_CODES, Call, explain, reply_
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: told of every failed attempt: what was asked ("place", "order book" ...) and the error
+ErrorObserver = Callable[[str, KotakError], None]
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class KotakHttp:
         *,
         proxy: str = "",
         sleep: Callable[[float], None] = time.sleep,
+        observer: ErrorObserver | None = None,
     ) -> None:
         self.session = session or new_session()
         if proxy:
@@ -85,6 +90,7 @@ class KotakHttp:
         self.timeouts = timeouts or Timeouts()
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
+        self._observer = observer
 
     def request(
         self,
@@ -122,12 +128,24 @@ class KotakHttp:
             try:
                 return send()
             except BrokerUnavailable as exc:
+                self._observe(what, exc)
                 if not retry or attempt >= self.retry.attempts:
                     raise
                 wait = self._wait(attempt, exc)
                 log.warning("kotak %s unavailable (%s); retry %d in %.2fs",
                             what, exc.message, attempt, wait)
                 self._sleep(wait)
+            except KotakError as exc:
+                self._observe(what, exc)
+                raise
+
+    def _observe(self, what: str, error: KotakError) -> None:
+        if self._observer is None:
+            return
+        try:
+            self._observer(what, error)
+        except Exception:
+            log.debug("the Kotak error observer failed", exc_info=True)
 
     def _wait(self, attempt: int, exc: BrokerUnavailable) -> float:
         if isinstance(exc, RateLimited) and exc.retry_after is not None:

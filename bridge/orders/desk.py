@@ -30,6 +30,7 @@ from bridge.config import Settings
 from bridge.domain import Signal, SignalSource
 from bridge.errors import InvalidSignal, RuleRefusal
 from bridge.journal.signals import ErrorInfo, Journal, OrderRow, SignalRow, SignalStatus
+from bridge.notify import Notifier
 from bridge.orders.dispatch import Dispatcher
 from bridge.orders.service import OrderService, SignalFailed, instrument_key
 from bridge.schemas import field_messages, load_signal
@@ -66,12 +67,27 @@ class Outcome:
 
 class SignalDesk:
     def __init__(self, journal: Journal, service: OrderService, dispatcher: Dispatcher,
-                 settings: Settings, clock: Clock) -> None:
+                 settings: Settings, clock: Clock, *,
+                 notifier: Notifier | None = None) -> None:
         self.journal = journal
         self.service = service
         self.dispatcher = dispatcher
         self.settings = settings
         self.clock = clock
+        self.notifier = notifier
+
+    def set_kill_switch(self, on: bool, by: str) -> None:
+        """Switch close-only mode (entries refused, exits allowed); ``by`` says who did
+        (``cli``, ``dashboard`` ...). A change is a notice to the operator."""
+        was = self.journal.kill_switch()
+        self.journal.set_kill_switch(on)
+        if was == on:
+            return
+        log.warning("kill switch turned %s by %s", "ON" if on else "off", by)
+        if self.notifier is not None:
+            self.notifier.send("kill_switch", "warning" if on else "info", (
+                f"kill switch turned ON by {by}: new entries are refused, exits still go"
+                if on else f"kill switch turned off by {by}: signals trade normally again"))
 
     def submit(self, intake: Intake) -> Outcome:
         signal = intake.signal
@@ -107,6 +123,7 @@ class SignalDesk:
             entry=self.service.entry_query(signal, prepared.instrument),
             plan=self.service.planner(prepared))
         if admission.duplicate_of is not None:
+            self.service.report.settled(admission.signal_id)
             return self._duplicate(admission.signal_id, alert_id, admission.duplicate_of,
                                    intake.deadline)
         if admission.claim is None:
@@ -174,6 +191,7 @@ class SignalDesk:
             remote_addr=intake.remote_addr, raw_body=intake.raw_body, signal=signal,
             status=status, priority=1, expires_at=None, error=error, symbol=symbol,
             received_at=intake.received_at)
+        self.service.report.settled(signal_id)
         return Outcome(signal_id=signal_id, alert_id=alert_id, status=status, error=error)
 
 

@@ -141,16 +141,17 @@ class Dispatcher:
             if order.status is OrderState.CREATED:
                 self.journal.set_order(order.id, OrderState.FAILED, error_code="not_sent",
                                        reason=f"never sent: {why}", detail="never sent")
-            elif order.status is OrderState.SENDING:
-                self.journal.set_order(order.id, OrderState.UNKNOWN,
-                                       error_code="outcome_unknown",
-                                       reason=f"{why} while sending; settling from the order "
-                                              "book", detail="settling from the order book")
+            elif order.status is OrderState.SENDING and self.journal.set_order(
+                    order.id, OrderState.UNKNOWN, error_code="outcome_unknown",
+                    reason=f"{why} while sending; settling from the order book",
+                    detail="settling from the order book"):
+                self.service.tell_unknown(order, f"{why} while sending")
         if orders:
             self.service.settle(row.id)
         else:
             self.journal.set_signal_status(row.id, SignalStatus.FAILED, error=ErrorInfo(
                 "internal_error", f"{why}; nothing was sent", {}))
+        self.service.report.settled(row.id)
 
     # --- the background loop --------------------------------------------------------------
 
@@ -188,6 +189,7 @@ class Dispatcher:
         for signal_id in self.journal.expire_queued():
             log.warning("signal %d expired before it could be sent (SIGNAL_TTL_S); nothing "
                         "was placed", signal_id)
+            self.service.report.settled(signal_id)
         live = self.journal.live_processes(self.alive_within) | {self.process_id}
         for row in self.journal.orphaned_claims(live, self.alive_within):
             self.recover(row)
@@ -205,6 +207,7 @@ class Dispatcher:
                 row.id, SignalStatus.EXPIRED, only_from=[SignalStatus.DISPATCHING],
                 error=ErrorInfo("expired", "its process stopped before sending and its "
                                            "validity window has passed; nothing was placed", {}))
+            self.service.report.settled(row.id)
             return
         if self.journal.requeue(row.id, "its process stopped before sending; queued again"):
             log.warning("signal %d: its process died before sending; queued again", row.id)

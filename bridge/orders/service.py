@@ -59,6 +59,7 @@ from bridge.kotak.errors import (
     BrokerRejected,
     BrokerUnavailable,
     KotakError,
+    OutcomeUnknown,
     ProtocolError,
     RateLimited,
     SessionInvalid,
@@ -70,13 +71,17 @@ from bridge.kotak.instruments import (
     InstrumentsUnavailable,
     UnknownInstrument,
 )
+from bridge.notify import Notifier
 from bridge.orders import rules, sizing
+from bridge.orders.report import SignalReport
 from bridge.schedule.calendar import TradingCalendar
 from bridge.schemas import product_problem
 
 log = logging.getLogger(__name__)
 
 PriceHint = Callable[[Instrument, Decimal], None]
+#: told the seconds from a signal's arrival to Kotak's answer to its place-order request
+AnswerObserver = Callable[[float], None]
 _BROKER_STATE = {
     OrderStatus.PENDING: OrderState.PENDING, OrderStatus.OPEN: OrderState.OPEN,
     OrderStatus.TRIGGER_PENDING: OrderState.TRIGGER_PENDING,
@@ -109,7 +114,9 @@ class OrderService:
     def __init__(self, journal: Journal, brokers: Mapping[str, KotakClient],
                  instruments: InstrumentStore, settings: Settings, clock: Clock,
                  engine: Engine, calendar: TradingCalendar,
-                 price_hint: PriceHint | None = None) -> None:
+                 price_hint: PriceHint | None = None, *,
+                 on_answer: AnswerObserver | None = None,
+                 notifier: Notifier | None = None) -> None:
         self.journal = journal
         self.brokers = brokers
         self.instruments = instruments
@@ -118,6 +125,9 @@ class OrderService:
         self.calendar = calendar
         self._engine = engine
         self._price_hint = price_hint
+        self._on_answer = on_answer
+        self.notifier = notifier
+        self.report = SignalReport(journal, clock)
 
     # --- at intake: no broker calls --------------------------------------------------------
 
@@ -175,19 +185,23 @@ class OrderService:
             if claim.orders:
                 orders = list(claim.orders)
                 self._send_orders(orders, signal, self._instrument(row),
-                                  self.brokers[row.account], purse, claim.first_sending)
+                                  self.brokers[row.account], purse, claim.first_sending,
+                                  row.received_at)
             else:
                 orders = self._send_signal(row, signal, purse, claim.counts)
         except SignalFailed as failed:
             self.journal.set_signal_status(row.id, failed.status, error=failed.error)
+            self.report.settled(row.id)
             return
         except RuleRefusal as refused:
             self.journal.set_signal_status(row.id, SignalStatus.REJECTED, error=ErrorInfo(
                 refused.code, refused.message, refused.details))
+            self.report.settled(row.id)
             return
         except InvalidSignal as invalid:
             self.journal.set_signal_status(row.id, SignalStatus.REJECTED, error=ErrorInfo(
                 invalid.code, invalid.message, invalid.details))
+            self.report.settled(row.id)
             return
         finally:
             purse.release()
@@ -195,6 +209,7 @@ class OrderService:
             self.journal.set_signal_status(row.id, SignalStatus.NOOP,
                                            detail="the position is already where the signal "
                                                   "wants it: nothing to send")
+            self.report.settled(row.id)
             return
         # Each order's state, and the signal's with it, is recorded as Kotak answers.
         self.follow(orders, follow_until)
@@ -236,11 +251,13 @@ class OrderService:
         orders, first_sending = self.journal.add_orders(row.id, row.account, signal.strategy,
                                                         plans, send_first_with=first)
         purse.give_back(first)
-        self._send_orders(orders, signal, instrument, broker, purse, first_sending)
+        self._send_orders(orders, signal, instrument, broker, purse, first_sending,
+                          row.received_at)
         return orders
 
     def _send_orders(self, orders: list[OrderRow], signal: Signal, instrument: Instrument,
-                     broker: KotakClient, purse: _Tokens, first_sending: bool) -> None:
+                     broker: KotakClient, purse: _Tokens, first_sending: bool,
+                     arrived: datetime | None = None) -> None:
         """Send recorded orders one by one, each with its own rate-limit token; stop at the
         first refusal (the rest are recorded as not sent)."""
         for index, order in enumerate(orders):
@@ -250,14 +267,15 @@ class OrderService:
                                               "for the broker rate limit")
                 break
             state = self._send(order, signal, instrument, broker, token,
-                               marked=index == 0 and first_sending)
+                               marked=index == 0 and first_sending, arrived=arrived)
             if state in (OrderState.REJECTED, OrderState.FAILED) and index + 1 < len(orders):
                 self._abandon(orders[index + 1:], "not sent: an earlier part of this signal "
                                                   "was refused")
                 break
 
     def _send(self, order: OrderRow, signal: Signal, instrument: Instrument,
-              broker: KotakClient, token: int, marked: bool = False) -> OrderState:
+              broker: KotakClient, token: int, marked: bool = False,
+              arrived: datetime | None = None) -> OrderState:
         """Send one order once; ``marked``: already recorded as ``sending`` in its turn."""
         request = OrderRequest(
             instrument=instrument, side=Side(order.side), quantity=order.quantity,
@@ -270,21 +288,26 @@ class OrderService:
         if (self._price_hint is not None and signal.price is not None
                 and signal.order_type is OrderType.MARKET):
             self._price_hint(instrument, signal.price)
-        return self.send(order, request, broker, token, marked)
+        return self.send(order, request, broker, token, marked, arrived)
 
     def send(self, order: OrderRow, request: OrderRequest, broker: KotakClient, token: int,
-             marked: bool = False) -> OrderState:
+             marked: bool = False, arrived: datetime | None = None) -> OrderState:
         """Send one recorded order once, with the rate-limit token ``token``, and record
-        Kotak's answer (or its absence: ``unknown``, settled from the book by tag)."""
+        Kotak's answer (or its absence: ``unknown``, settled from the book by tag).
+
+        ``arrived``: when the signal's request came in, for the answer-latency observer."""
         if not marked:
             self.journal.start_sending(order, token)
         try:
             broker_id = broker.place_order(request)
         except BaseException as exc:
+            if isinstance(exc, KotakError) and _answered(exc):
+                self._observe_answer(arrived)
             self.journal.finish_sending(token)
             if isinstance(exc, KotakError):
                 return self._placement_failed(order, exc, broker)
             raise
+        self._observe_answer(arrived)
         self.journal.set_order(order.id, OrderState.PENDING, broker_order_id=broker_id,
                                detail=f"accepted by Kotak as order {broker_id}",
                                answered=token)
@@ -308,16 +331,33 @@ class OrderService:
         self.journal.set_order(order.id, OrderState.UNKNOWN, error_code="outcome_unknown",
                                reason=exc.message,
                                detail=f"{exc.message}; checking Kotak's order book by tag")
-        return self.resolve_unknown(order, broker)
+        state = self.resolve_unknown(order, broker)
+        if state is OrderState.UNKNOWN:
+            self.tell_unknown(order, exc.message)
+        return state
+
+    def _observe_answer(self, arrived: datetime | None) -> None:
+        if self._on_answer is None or arrived is None:
+            return
+        try:
+            self._on_answer(max((self.clock.now() - arrived).total_seconds(), 0.0))
+        except Exception:
+            log.debug("the answer observer failed", exc_info=True)
 
     def _fail(self, order: OrderRow, state: OrderState, code: str, reason: str) -> OrderState:
-        self.journal.set_order(order.id, state, error_code=code, reason=reason, detail=reason)
+        changed = self.journal.set_order(order.id, state, error_code=code, reason=reason,
+                                         detail=reason)
+        if changed and state is OrderState.REJECTED:
+            self._tell("order_rejected", "error", order, f"rejected by Kotak: {reason}")
+        self.report.settled(order.signal_id)
         return state
 
     def _abandon(self, orders: list[OrderRow], reason: str) -> None:
         for order in orders:
             self.journal.set_order(order.id, OrderState.FAILED, error_code="not_sent",
                                    reason=reason, detail=reason)
+        if orders:
+            self.report.settled(orders[0].signal_id)
 
     # --- following orders -----------------------------------------------------------------
 
@@ -372,7 +412,14 @@ class OrderService:
         if order.status is OrderState.UNKNOWN and state.accepted:
             fields.update(error_code=None, reason=None)  # found in the book: it arrived
         detail = _describe(broker, state)
-        return self.journal.set_order(order.id, state, detail=detail, **fields)
+        changed = self.journal.set_order(order.id, state, detail=detail, **fields)
+        if changed and state.final:
+            self.report.settled(order.signal_id)
+        # ``order`` is the caller's (older) view: only a move into "rejected" is news.
+        if changed and state is OrderState.REJECTED and order.status is not state:
+            self._tell("order_rejected", "error", order,
+                       f"rejected by Kotak: {reason or broker.broker_status or 'no reason'}")
+        return changed
 
     def resolve_unknown(self, order: OrderRow, broker: KotakClient) -> OrderState:
         """Look for an order of unknown outcome in Kotak's book by its tag (once)."""
@@ -393,6 +440,32 @@ class OrderService:
     def settle(self, signal_id: int) -> SignalStatus | None:
         """Derive the signal's status from its orders and record it when it changes."""
         return self.journal.settle(signal_id)
+
+    # --- telling the operator (a notice row; Telegram and the webhook send it later) -------
+
+    def tell_unknown(self, order: OrderRow, why: str) -> None:
+        """An order was sent and no answer came: say so, and that nothing is re-sent."""
+        self._tell("order_unknown", "warning", order,
+                   f"outcome unknown after sending ({why}). It is being settled from Kotak's "
+                   f"order book by its tag {order.tag} and will never be re-sent blindly.")
+
+    def tell_settled(self, order: OrderRow, outcome: str) -> None:
+        """An order of unknown outcome was settled from the order book."""
+        self._tell("order_unknown", "info", order,
+                   f"settled from Kotak's order book: {outcome}")
+
+    def _tell(self, kind: str, level: str, order: OrderRow, text: str) -> None:
+        """Raise a notice about ``order``; never fails the order path."""
+        if self.notifier is None:
+            return
+        try:
+            row = self.journal.signal(order.signal_id) if order.signal_id is not None else None
+            self.notifier.send(kind, level, (
+                f"{order.side} {order.quantity} {order.exchange}:{order.trading_symbol} "
+                f"{order.product} (strategy {order.strategy or '-'}, alert "
+                f"{row.alert_id if row is not None else '-'}): {text}"))
+        except Exception:
+            log.exception("could not raise the %s notice of order %s", kind, order.id)
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -551,6 +624,14 @@ class _Tokens:
         if self._spare is not None:
             self._service.journal.release_token(self._spare)
             self._spare = None
+
+
+def _answered(error: KotakError) -> bool:
+    """Whether Kotak answered (refused, or rate-limited) rather than never got or answered
+    the request."""
+    if isinstance(error, OutcomeUnknown):
+        return False
+    return isinstance(error, RateLimited) or not isinstance(error, BrokerUnavailable)
 
 
 def new_tag() -> str:

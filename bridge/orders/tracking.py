@@ -18,7 +18,7 @@ from datetime import timedelta
 from sqlalchemy import Engine
 
 from bridge.clock import Clock
-from bridge.domain import BrokerOrder
+from bridge.domain import BrokerOrder, OrderStatus
 from bridge.journal.locks import LockTimeout, try_lock
 from bridge.journal.signals import Journal, OrderRow, OrderState, SignalStatus
 from bridge.kotak.client import KotakClient
@@ -95,24 +95,37 @@ class Tracker:
         for order in working:
             found = by_id.get(order.broker_order_id or "") or by_tag.get(order.tag)
             if found is not None:
-                self.service.apply(order, found)
+                # A rejection tells of itself; any other state proves the order arrived.
+                if (self.service.apply(order, found) and order.status is OrderState.UNKNOWN
+                        and found.status is not OrderStatus.REJECTED):
+                    self.service.tell_settled(order, f"it reached Kotak as order "
+                                                     f"{found.order_id} ({found.status.value})")
             elif order.status in (OrderState.UNKNOWN, OrderState.SENDING):
                 age = now - (order.sent_at or order.updated_at)
                 if age > self.unknown_deadline:
-                    self.journal.set_order(
-                        order.id, OrderState.NOT_PLACED, error_code="not_placed",
-                        reason=f"not in Kotak's order book {int(age.total_seconds())} s after "
-                               "sending: the request never arrived; nothing was placed",
-                        detail="settled from the order book: never arrived")
+                    if self.journal.set_order(
+                            order.id, OrderState.NOT_PLACED, error_code="not_placed",
+                            reason=f"not in Kotak's order book {int(age.total_seconds())} s "
+                                   "after sending: the request never arrived; nothing was "
+                                   "placed", detail="settled from the order book: never arrived"
+                    ) and order.status is OrderState.UNKNOWN:
+                        self.service.tell_settled(order, "it never reached Kotak, so nothing "
+                                                         "was placed; the signal goes again "
+                                                         "while still valid, else expires")
                     if order.signal_id is not None:
                         self._retry(order.signal_id)
+                        # Only now: before the retry the signal looked failed for a moment.
+                        self.service.report.settled(order.signal_id)
                 elif order.status is OrderState.SENDING and age > self.sending_grace:
-                    self.journal.set_order(
-                        order.id, OrderState.UNKNOWN, error_code="outcome_unknown",
-                        reason="the sending process stopped without an answer",
-                        detail="sending process gone; settling from the order book")
+                    why = "the sending process stopped without an answer"
+                    if self.journal.set_order(
+                            order.id, OrderState.UNKNOWN, error_code="outcome_unknown",
+                            reason=why,
+                            detail="sending process gone; settling from the order book"):
+                        self.service.tell_unknown(order, why)
             elif order.status is OrderState.CREATED and now - order.created_at > timedelta(
                     minutes=2):
                 self.journal.set_order(
                     order.id, OrderState.FAILED, error_code="not_sent",
                     reason="never sent: the process stopped first", detail="never sent")
+                self.service.report.settled(order.signal_id)

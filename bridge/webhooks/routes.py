@@ -30,6 +30,7 @@ from bridge.errors import (
     TooManyRequests,
     Unauthorized,
 )
+from bridge.metrics import count_refusal, count_signal
 from bridge.orders.desk import Intake, Outcome, SignalDesk
 from bridge.schemas import ChartinkSchema, field_messages, split_list
 from bridge.webhooks import auth, intake
@@ -259,6 +260,7 @@ def _price(text: str) -> Decimal | None:
 
 
 def _log(source: SignalSource, outcome: Outcome) -> None:
+    count_signal(source.value, public_status(outcome.status))
     orders = ", ".join(f"{o.side} {o.quantity} {o.trading_symbol} -> "
                        f"{o.broker_order_id or '-'} {o.status.value}" for o in outcome.orders)
     current_app.logger.info(
@@ -269,4 +271,5 @@ def _log(source: SignalSource, outcome: Outcome) -> None:
 
 def render_refusal(error: BridgeError) -> ResponseReturnValue:
     body, status = refusal_json(error)
+    count_refusal(body["status"])
     return jsonify(body), status

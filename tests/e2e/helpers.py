@@ -20,10 +20,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start(command: list[str], env: dict[str, str], log: Path,
+          cwd: Path = ROOT) -> subprocess.Popen[bytes]:
     """Start ``command`` in its own process group, output to ``log``."""
     with log.open("wb") as handle:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle,
+        return subprocess.Popen(command, cwd=cwd, env=env, stdout=handle,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 

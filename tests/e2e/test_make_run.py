@@ -3,7 +3,11 @@ placed through the client lands in the paper broker's order book and positions."
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +16,7 @@ import pytest
 from bridge.config import Settings, environment, load_settings
 from bridge.domain import OrderRequest, OrderStatus, Product, Side
 from bridge.wiring import build_services
-from tests.e2e.helpers import free_port, start, stop, wait_for
+from tests.e2e.helpers import ROOT, free_port, start, stop, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -66,4 +70,66 @@ def test_make_run_serves_paper_mode_and_orders_reach_the_paper_book(
         assert services.paper.requests.snapshot("login") == []  # no second login
     finally:
         services.close()
+    assert "Traceback" not in log.read_text()
+
+
+def _fresh_copy(target: Path) -> Path:
+    """The project as a new clone of this checkout would hold it (tracked and new files, none
+    of the ignored ones: no .venv, no .env, no instance/)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
+        check=True, capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target
+
+
+@pytest.mark.slow
+def test_fresh_clone_make_run_then_the_printed_curl_shows_in_the_dashboard(
+        tmp_path: Path) -> None:
+    """Only Python 3.11 and the project's files: `make run` builds its own venv and .env,
+    prints a curl line; that curl places a paper order the dashboard then shows."""
+    import requests
+
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    project = _fresh_copy(tmp_path / "bridge")
+    port = free_port()
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("VIRTUAL_ENV", "PYTHON"))}
+    env.update({"BRIDGE_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2",
+                "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    log = tmp_path / "make-run.log"
+    process = start(["make", "--no-print-directory", "run"], env, log, cwd=project)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/readyz", process, log, deadline_s=300)
+        printed = log.read_text()
+        assert f"dashboard:       http://127.0.0.1:{port}/" in printed
+        # The first banner is make's, with the secret; gunicorn's own repeats it masked.
+        curl_line = next(line.strip() for line in printed.splitlines()
+                         if line.strip().startswith("curl "))
+        sent = subprocess.run(["bash", "-c", curl_line], capture_output=True, text=True,
+                              timeout=30, check=True)
+        answer = json.loads(sent.stdout)
+        assert answer["status"] == "placed", answer
+        order_id = answer["orders"][0]["order_id"]
+
+        password = next(line.split("=", 1)[1] for line in
+                        (project / ".env").read_text().splitlines()
+                        if line.startswith("ADMIN_PASSWORD="))
+        browser = requests.Session()
+        base = f"http://127.0.0.1:{port}"
+        token = re.search(r'name="csrf" value="([^"]+)"',
+                          browser.get(f"{base}/login", timeout=10).text)
+        assert token is not None
+        signed_in = browser.post(f"{base}/login", timeout=10,
+                                 data={"csrf": token.group(1), "password": password})
+        assert signed_in.status_code == 200 and signed_in.url == f"{base}/"
+        assert order_id in signed_in.text and "complete" in signed_in.text
+        assert "try-1" in signed_in.text
+    finally:
+        stop(process)
     assert "Traceback" not in log.read_text()

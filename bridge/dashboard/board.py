@@ -1,0 +1,370 @@
+"""What the dashboard shows, gathered from the services: the status strip, the signals with
+what became of them, the day's orders, positions with P&L, and the last square-off report.
+
+Everything here reads; nothing changes state. The broker is asked for positions and last
+prices at most once per :data:`BROKER_TTL` per process, so a phone left open on the page
+(it polls every few seconds) cannot eat into Kotak's request limits; the journal is read on
+every refresh since it is local and cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from bridge.clock import IST
+from bridge.config import SchedulerPlace
+from bridge.domain import Exchange, Instrument, Position
+from bridge.journal.reads import JournalReader
+from bridge.journal.signals import OrderRow, SignalRow
+from bridge.kotak.errors import KotakError
+from bridge.kotak.instruments import InstrumentError
+from bridge.schedule.plan import build_plan, next_trigger
+from bridge.schedule.runner import ROLE, STALE_AFTER
+from bridge.wiring import Services
+
+log = logging.getLogger(__name__)
+
+BROKER_TTL = 5.0  # seconds a position book or price answer is reused
+SIGNAL_PAGE = 50
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class AccountStatus:
+    name: str
+    session_valid: bool
+    session_detail: str
+    expires_at: datetime | None
+    login_blocked: bool
+    rate: int  # order requests per second allowed
+    sent_last_second: int
+    queued: int
+
+    @property
+    def headroom(self) -> int:
+        return max(self.rate - self.sent_last_second, 0)
+
+
+@dataclass(frozen=True)
+class Strip:
+    mode: str
+    accounts: list[AccountStatus]
+    scheduler_place: str
+    leader: str | None
+    heartbeat_age_s: float | None
+    leader_alive: bool
+    next_jobs: list[tuple[str, datetime]]
+    kill_switch: bool
+    queued: int
+
+
+@dataclass(frozen=True)
+class SignalLine:
+    row: SignalRow
+    orders: list[OrderRow]
+
+    @property
+    def fields(self) -> str:
+        """The fields that decided the order, in a trader's words."""
+        signal = self.row.signal
+        if signal is None:
+            return self.row.symbol or "(not readable)"
+        parts = [signal.side.value, str(signal.quantity) if signal.quantity else "",
+                 signal.symbol]
+        if signal.position_size is not None:
+            parts.append(f"target {signal.position_size}")
+        parts.append(signal.order_type.value)
+        if signal.price is not None:
+            parts.append(f"@ {signal.price}")
+        parts.append(signal.product.value)
+        return " ".join(part for part in parts if part)
+
+    @property
+    def outcome(self) -> str:
+        """The final word: the orders' states, or why nothing was sent."""
+        if self.orders:
+            return ", ".join(o.status.value for o in self.orders)
+        return self.row.status.value
+
+    @property
+    def reason(self) -> str:
+        if self.row.error is not None:
+            return f"{self.row.error.code}: {self.row.error.message}"
+        reasons = [o.reason for o in self.orders if o.reason]
+        return "; ".join(reasons)
+
+
+@dataclass(frozen=True)
+class PositionLine:
+    account: str
+    strategy: str  # "" for the account's net position
+    exchange: str
+    trading_symbol: str
+    product: str
+    net_quantity: int
+    average_price: Decimal
+    last_price: Decimal | None
+    pnl: Decimal | None
+
+
+@dataclass
+class Positions:
+    account_net: list[PositionLine] = field(default_factory=list)
+    by_strategy: list[PositionLine] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    as_of: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SquareOffView:
+    job: str
+    at: datetime
+    status: str
+    summary: str
+    lines: list[str]
+
+
+class _Cache:
+    """Per-process memo of broker answers, so polling browsers share one call."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, tuple[float, Any]] = {}
+
+    def get(self, key: str, make: Callable[[], T]) -> T:
+        now = time.monotonic()
+        with self._lock:
+            held = self._values.get(key)
+        if held is not None and held[0] > now:
+            value: T = held[1]
+            return value
+        fresh = make()
+        with self._lock:
+            self._values[key] = (now + BROKER_TTL, fresh)
+        return fresh
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+
+class Board:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.reader = JournalReader(services.engine)
+        self.plan = build_plan(services.settings)
+        self.cache = _Cache()
+
+    # --- the status strip -------------------------------------------------------------------
+
+    def strip(self) -> Strip:
+        services = self.services
+        now = services.clock.now()
+        accounts = []
+        depth, _ = services.journal.queue_depth()
+        for name, client in services.brokers.items():
+            status = client.sessions.status()
+            accounts.append(AccountStatus(
+                name=name, session_valid=status.valid, session_detail=status.detail,
+                expires_at=status.expires_at, login_blocked=status.login_blocked,
+                rate=services.settings.kotak.order_rate,
+                sent_last_second=self.reader.sent_since(name, now - timedelta(seconds=1)),
+                queued=depth))
+        place = services.settings.schedule.place
+        leader = services.jobs.leader(ROLE) if place is not SchedulerPlace.OFF else None
+        age = (now - leader.heartbeat_at).total_seconds() if leader is not None else None
+        upcoming = [(spec.name, when) for spec in self.plan
+                    if (when := next_trigger(spec, now, services.calendar)) is not None]
+        upcoming.sort(key=lambda item: item[1])
+        return Strip(
+            mode=services.settings.mode.value, accounts=accounts, scheduler_place=place.value,
+            leader=leader.holder if leader else None,
+            heartbeat_age_s=round(age, 1) if age is not None else None,
+            leader_alive=age is not None and age <= STALE_AFTER.total_seconds(),
+            next_jobs=upcoming[:4], kill_switch=services.journal.kill_switch(), queued=depth)
+
+    # --- signals ----------------------------------------------------------------------------
+
+    def signals(self, *, status: str = "", strategy: str = "",
+                limit: int = SIGNAL_PAGE) -> list[SignalLine]:
+        rows = self.reader.signals(limit=limit, status=status, strategy=strategy)
+        found = self.reader.orders_of_signals([row.id for row in rows])
+        return [SignalLine(row, found.get(row.id, [])) for row in rows]
+
+    def strategies(self) -> list[str]:
+        return self.reader.strategies()
+
+    def signal(self, signal_id: int) -> tuple[SignalLine, list[Any]] | None:
+        row, orders = self.services.journal.signal_with_orders(signal_id)
+        if row is None:
+            return None
+        return SignalLine(row, orders), self.services.journal.events_of(signal_id)
+
+    # --- orders and positions ---------------------------------------------------------------
+
+    def day_start(self) -> datetime:
+        local = self.services.clock.now().astimezone(IST)
+        return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def orders_today(self, limit: int = 100) -> list[OrderRow]:
+        return self.reader.orders_since(self.day_start(), limit)
+
+    def positions(self) -> Positions:
+        return self.cache.get("positions", self._positions)
+
+    def _positions(self) -> Positions:
+        result = Positions(as_of=self.services.clock.now())
+        books: dict[str, list[Position]] = {}
+        for account, client in self.services.brokers.items():
+            try:
+                books[account] = client.positions()
+            except KotakError as exc:
+                result.problems.append(f"account {account}: positions unavailable "
+                                       f"({exc.message})")
+        by_strategy = _strategy_positions(self.orders_today(limit=2000))
+        prices = self._prices(books, by_strategy)
+        multipliers: dict[tuple[str, str], Decimal] = {}
+        for account, book in books.items():
+            for pos in book:
+                key = (pos.exchange.value, pos.trading_symbol)
+                multipliers[key] = pos.multiplier
+                price = prices.get(key)
+                result.account_net.append(PositionLine(
+                    account=account, strategy="", exchange=pos.exchange.value,
+                    trading_symbol=pos.trading_symbol, product=pos.product,
+                    net_quantity=pos.net_quantity, average_price=pos.average_price,
+                    last_price=price, pnl=pos.pnl(price) if price is not None else None))
+        for line in by_strategy:
+            key = (line.exchange, line.trading_symbol)
+            price = prices.get(key)
+            result.by_strategy.append(_priced(line, price, multipliers.get(key, Decimal(1))))
+        return result
+
+    def _prices(self, books: dict[str, list[Position]],
+                by_strategy: list[_Fills]) -> dict[tuple[str, str], Decimal]:
+        wanted = {(pos.exchange.value, pos.trading_symbol) for book in books.values()
+                  for pos in book}
+        wanted |= {(line.exchange, line.trading_symbol) for line in by_strategy}
+        try:
+            index = self.services.instruments.current()
+        except InstrumentError:
+            return {}
+        instruments: list[Instrument] = []
+        for exchange, symbol in sorted(wanted):
+            found = index.get(Exchange(exchange), symbol)
+            if found is not None:
+                instruments.append(found)
+        if not instruments or not self.services.brokers:
+            return {}
+        try:
+            quotes = self.services.broker(next(iter(self.services.brokers))).last_prices(
+                instruments)
+        except KotakError as exc:
+            log.info("dashboard: last prices unavailable: %s", exc.message)
+            return {}
+        return {(exchange.value, symbol): price for (exchange, symbol), price in quotes.items()}
+
+    # --- square-off -------------------------------------------------------------------------
+
+    def last_squareoff(self) -> SquareOffView | None:
+        runs = [run for name, run in self.services.jobs.last_runs().items()
+                if name.startswith("squareoff")]
+        if not runs:
+            return None
+        run = max(runs, key=lambda r: r.started_at)
+        report = run.report or {}
+        lines = [line for part in report.get("reports", []) for line in part.get("lines", [])]
+        return SquareOffView(job=run.job, at=run.finished_at or run.started_at,
+                             status=run.status.value, summary=run.summary, lines=lines)
+
+    # --- the TradingView template helper ----------------------------------------------------
+
+    def template(self, symbol: str, *, kind: str, lots: int, product: str,
+                 strategy: str) -> tuple[Instrument, str]:
+        """The alert message TradingView should send for ``symbol``, as JSON text; the
+        instrument is resolved here so a typo shows now, not at the first alert.
+
+        ``kind`` "strategy": a Pine strategy's alert, whose action, size and resulting
+        position come from TradingView's placeholders (the position makes a repeat
+        harmless); "buy"/"sell": a plain indicator alert of ``lots`` lots.
+
+        :raises InstrumentError: the symbol is not in today's scrip master.
+        """
+        instrument = self.services.instruments.current().resolve(symbol)
+        message: dict[str, Any] = {
+            "secret": self.services.settings.webhook_secret.reveal(),
+            # A continuous future stays continuous, so the alert rolls with the contract.
+            "symbol": symbol if symbol.endswith("!") else
+            f"{instrument.exchange.value}:{instrument.trading_symbol}",
+            "exchange": instrument.exchange.value,
+        }
+        if kind == "strategy":
+            message.update({"action": "{{strategy.order.action}}",
+                            "quantity": "{{strategy.order.contracts}}",
+                            "position_size": "{{strategy.position_size}}"})
+        else:
+            message.update({"action": kind.upper(),
+                            "quantity": max(lots, 1) * max(instrument.lot_size, 1)})
+        message.update({"pricetype": "MARKET", "product": product,
+                        "strategy": strategy or "tradingview",
+                        "alert_id": "{{ticker}}-{{strategy.order.id}}-{{timenow}}"
+                        if kind == "strategy" else "{{ticker}}-{{timenow}}"})
+        return instrument, json.dumps(message, indent=2)
+
+
+@dataclass
+class _Fills:
+    account: str
+    strategy: str
+    exchange: str
+    trading_symbol: str
+    product: str
+    buy_quantity: int = 0
+    sell_quantity: int = 0
+    buy_value: Decimal = Decimal(0)
+    sell_value: Decimal = Decimal(0)
+
+
+def _strategy_positions(orders: list[OrderRow]) -> list[_Fills]:
+    """Net filled quantity per (account, strategy, instrument, product) from the day's
+    orders: what each strategy holds of the account's position."""
+    fills: dict[tuple[str, str, str, str, str], _Fills] = {}
+    for order in orders:
+        if order.filled_quantity <= 0 or order.average_price is None:
+            continue
+        key = (order.account, order.strategy, order.exchange, order.trading_symbol,
+               order.product)
+        line = fills.setdefault(key, _Fills(*key))
+        value = Decimal(order.average_price) * order.filled_quantity
+        if order.side == "BUY":
+            line.buy_quantity += order.filled_quantity
+            line.buy_value += value
+        else:
+            line.sell_quantity += order.filled_quantity
+            line.sell_value += value
+    return sorted(fills.values(), key=lambda f: (f.account, f.strategy, f.trading_symbol))
+
+
+def _priced(line: _Fills, price: Decimal | None, multiplier: Decimal) -> PositionLine:
+    net = line.buy_quantity - line.sell_quantity
+    if net > 0:
+        average = line.buy_value / line.buy_quantity
+    elif net < 0:
+        average = line.sell_value / line.sell_quantity
+    else:
+        average = Decimal(0)
+    pnl = None
+    if price is not None:
+        pnl = (line.sell_value - line.buy_value + net * price) * multiplier
+    return PositionLine(account=line.account, strategy=line.strategy or "(none)",
+                        exchange=line.exchange, trading_symbol=line.trading_symbol,
+                        product=line.product, net_quantity=net, average_price=average,
+                        last_price=price, pnl=pnl)

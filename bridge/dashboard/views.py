@@ -1,0 +1,328 @@
+"""The dashboard's pages and buttons.
+
+Pages are rendered on the server from :class:`~bridge.dashboard.board.Board`; the overview
+asks ``/live`` every few seconds for the same parts re-rendered, so a new signal shows up
+without a reload and with no JavaScript framework, build step or CDN (the script and style
+sheet ship in ``static/``). Buttons are plain forms posted with the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+
+from bridge.clock import IST
+from bridge.dashboard import guard
+from bridge.dashboard.board import Board
+from bridge.domain import Exchange, Product
+from bridge.journal.jobs import RunStatus
+from bridge.journal.signals import SignalStatus
+from bridge.kotak.errors import KotakError, LoginBlocked
+from bridge.kotak.instruments import InstrumentError, InstrumentsUnavailable
+from bridge.wiring import Services
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 3
+MANUAL_SQUAREOFF = "squareoff:manual"
+
+bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/dashboard/static")
+bp.before_request(guard.check)
+
+
+def register(app: Flask, services: Services) -> None:
+    guard.install(app, services)
+    app.extensions["bridge.board"] = Board(services)
+    app.extensions["bridge.squareoff"] = ManualSquareOff(services)
+    app.jinja_env.filters["ist"] = _ist
+    app.jinja_env.filters["money"] = _money
+    app.register_blueprint(bp)
+
+
+def _services() -> Services:
+    services: Services = current_app.extensions["bridge"]
+    return services
+
+
+def _board() -> Board:
+    board: Board = current_app.extensions["bridge.board"]
+    return board
+
+
+# --- signing in and out ---------------------------------------------------------------------
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    return guard.login()
+
+
+@bp.post("/logout")
+def logout() -> ResponseReturnValue:
+    return guard.logout()
+
+
+# --- pages ----------------------------------------------------------------------------------
+
+def _filters() -> tuple[str, str]:
+    status = request.args.get("status", "")
+    strategy = request.args.get("strategy", "")[:64]
+    if status not in {s.value for s in SignalStatus}:
+        status = ""
+    return status, strategy
+
+
+def _parts(status: str, strategy: str) -> dict[str, Any]:
+    board = _board()
+    return {"strip": board.strip(), "signals": board.signals(status=status, strategy=strategy),
+            "orders": board.orders_today(), "positions": board.positions(),
+            "squareoff": board.last_squareoff()}
+
+
+@bp.get("/")
+def index() -> ResponseReturnValue:
+    status, strategy = _filters()
+    return render_template(
+        "index.html", status=status, strategy=strategy, statuses=[s.value for s in SignalStatus],
+        strategies=_board().strategies(), exchanges=[e.value for e in Exchange],
+        poll_seconds=POLL_SECONDS, **_parts(status, strategy))
+
+
+@bp.get("/live")
+def live() -> ResponseReturnValue:
+    """The overview's changing parts, re-rendered, for the page's poller."""
+    status, strategy = _filters()
+    parts = _parts(status, strategy)
+    return jsonify({
+        "strip": render_template("_strip.html", strip=parts["strip"]),
+        "signals": render_template("_signals.html", signals=parts["signals"]),
+        "orders": render_template("_orders.html", orders=parts["orders"]),
+        "positions": render_template("_positions.html", positions=parts["positions"]),
+        "squareoff": render_template("_squareoff.html", squareoff=parts["squareoff"]),
+    })
+
+
+@bp.get("/signals/<int:signal_id>")
+def signal(signal_id: int) -> ResponseReturnValue:
+    found = _board().signal(signal_id)
+    if found is None:
+        return render_template("refused.html", reason=f"No signal {signal_id} in the journal "
+                               "(it may be older than the retention period)."), 404
+    line, events = found
+    return render_template("signal.html", line=line, events=events)
+
+
+@bp.get("/helper")
+def helper() -> ResponseReturnValue:
+    """Build the TradingView alert message for a symbol, ready to copy."""
+    form = {"symbol": request.args.get("symbol", "").strip()[:60],
+            "kind": request.args.get("kind", "strategy"),
+            "lots": request.args.get("lots", "1"),
+            "product": request.args.get("product", Product.MIS.value),
+            "strategy": request.args.get("strategy", "").strip()[:64]}
+    error, text, instrument = "", "", None
+    if form["kind"] not in ("strategy", "buy", "sell"):
+        form["kind"] = "strategy"
+    if form["product"] not in {p.value for p in Product}:
+        form["product"] = Product.MIS.value
+    if form["symbol"]:
+        try:
+            lots = int(form["lots"])
+            if not 1 <= lots <= 10_000:
+                raise ValueError
+            instrument, text = _board().template(
+                form["symbol"], kind=form["kind"], lots=lots, product=form["product"],
+                strategy=form["strategy"])
+        except ValueError:
+            error = "Lots must be a whole number from 1 to 10000."
+        except InstrumentError as exc:
+            error = str(exc)
+    settings = _services().settings
+    base = settings.public_url or f"http://{settings.bind}"
+    return render_template("helper.html", form=form, error=error, text=text,
+                           instrument=instrument, webhook=f"{base}/webhook/tradingview",
+                           products=[p.value for p in Product])
+
+
+# --- actions --------------------------------------------------------------------------------
+
+@bp.post("/actions/killswitch")
+def killswitch() -> ResponseReturnValue:
+    state = request.form.get("state")
+    if state not in ("on", "off"):
+        return render_template("refused.html", reason="state must be on or off"), 400
+    _services().desk.set_kill_switch(state == "on", by="dashboard")
+    flash("Kill switch ON: new entries are refused; exits still go."
+          if state == "on" else "Kill switch off: entries are accepted again.")
+    return redirect(url_for("dashboard.index"))
+
+
+@bp.post("/actions/squareoff")
+def squareoff() -> ResponseReturnValue:
+    """Square off now (confirmed), or show what a square-off would do (dry run)."""
+    dry_run = request.form.get("dry_run") == "yes"
+    if not dry_run and request.form.get("confirm") != "yes":
+        return render_template("refused.html", reason=(
+            "Tick the confirmation box to square off: it closes every intraday position.")), 400
+    chosen = request.form.get("exchange", "")
+    if chosen and chosen not in {e.value for e in Exchange}:
+        return render_template("refused.html", reason=f"unknown exchange {chosen!r}"), 400
+    exchanges = [Exchange(chosen)] if chosen else list(Exchange)
+    runner: ManualSquareOff = current_app.extensions["bridge.squareoff"]
+    if dry_run:
+        status, lines = runner.preview(exchanges)
+        return render_template("squareoff_result.html", status=status, lines=lines)
+    if runner.start(exchanges):
+        flash("Square-off started: the report appears under 'Last square-off' when it ends.")
+    else:
+        flash("A square-off started from this dashboard is still running.")
+    return redirect(url_for("dashboard.index"))
+
+
+@bp.post("/actions/relogin")
+def relogin() -> ResponseReturnValue:
+    """Log in again now with the stored credentials, or send the person to the login page."""
+    services = _services()
+    account = request.form.get("account") or next(iter(services.brokers))
+    client = services.brokers.get(account)
+    if client is None:
+        return render_template("refused.html", reason=f"no account {account!r}"), 400
+    if client.sessions.credentials.missing_for_unattended():
+        return redirect(url_for("dashboard.kotak_login", account=account))
+    try:
+        session = client.sessions.login(attended=True)
+    except KotakError as exc:
+        flash(f"Kotak login for {account} failed: {exc.message}")
+        return redirect(url_for("dashboard.kotak_login", account=account))
+    flash(f"Logged in to Kotak ({account}); the session is valid until "
+          f"{_ist(session.expires_at)}.")
+    return redirect(url_for("dashboard.index"))
+
+
+@bp.route("/kotak/callback", methods=["GET", "POST"])
+def kotak_login() -> ResponseReturnValue:
+    """The login page at ``REDIRECT_URL``: a person types the TOTP (or the legacy OTP) and
+    the MPIN when the unattended login is not configured or has failed."""
+    services = _services()
+    account = request.values.get("account") or next(iter(services.brokers))
+    client = services.brokers.get(account)
+    if client is None:
+        return render_template("refused.html", reason=f"no account {account!r}"), 400
+    manager = client.sessions
+    context = {"account": account, "accounts": list(services.brokers),
+               "flow": manager.credentials.flow.value,
+               "mpin_stored": bool(manager.credentials.mpin), "status": manager.status(),
+               "result": "", "ok": False, "otp_sent": False}
+    if request.method == "GET":
+        return render_template("kotak_login.html", **context)
+    step = request.form.get("step", "login")
+    totp = request.form.get("totp", "").strip()
+    mpin = request.form.get("mpin", "").strip()
+    otp = request.form.get("otp", "").strip()
+    for name, value in (("TOTP", totp), ("MPIN", mpin), ("OTP", otp)):
+        if value and not (value.isdigit() and 4 <= len(value) <= 8):
+            context["result"] = f"The {name} is the digits only (6 of them)."
+            return render_template("kotak_login.html", **context), 422
+    try:
+        if step == "send_otp":
+            manager.begin_otp()
+            context.update(otp_sent=True, result="Kotak has sent an OTP to your phone.")
+            return render_template("kotak_login.html", **context)
+        if step == "otp":
+            session = manager.complete_otp(otp)
+        else:
+            session = manager.login(attended=True, totp=totp, mpin=mpin)
+    except LoginBlocked as exc:
+        context["result"] = exc.message
+        return render_template("kotak_login.html", **context), 422
+    except KotakError as exc:
+        context["result"] = f"Kotak refused the login: {exc.message}"
+        return render_template("kotak_login.html", **context), 502
+    context.update(ok=True, status=manager.status(),
+                   result=f"Logged in. The Kotak session is valid until "
+                          f"{_ist(session.expires_at)}.")
+    return render_template("kotak_login.html", **context)
+
+
+class ManualSquareOff:
+    """A square-off pressed on the dashboard: run once at a time per process, off the
+    request (it waits for fills), and recorded as a job run so the report shows up."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._lock = threading.Lock()
+
+    def _actions(self) -> Any:
+        from bridge.schedule.jobs import JobActions
+
+        services = self.services
+        try:
+            services.instruments.current()
+        except InstrumentsUnavailable:
+            services.instruments.refresh(services.broker())
+        return JobActions(services)
+
+    def preview(self, exchanges: list[Exchange]) -> tuple[str, list[str]]:
+        try:
+            outcome = self._actions().square_off(exchanges, dry_run=True)
+        except (KotakError, InstrumentError) as exc:
+            return "failed", [f"the dry run could not read the book: {exc}"]
+        lines = [line for report in outcome.report.get("reports", [])
+                 for line in report.get("lines", [])]
+        return outcome.status.value, lines
+
+    def start(self, exchanges: list[Exchange]) -> bool:
+        if not self._lock.acquire(blocking=False):
+            return False
+        thread = threading.Thread(target=self._run, args=(exchanges,), daemon=True,
+                                  name="dashboard-squareoff")
+        thread.start()
+        return True
+
+    def _run(self, exchanges: list[Exchange]) -> None:
+        jobs = self.services.jobs
+        try:
+            run = jobs.claim(MANUAL_SQUAREOFF, self.services.clock.now(),
+                             f"dashboard:{os.getpid()}")
+            if run is None:
+                return
+            try:
+                outcome = self._actions().square_off(exchanges)
+            except Exception as exc:
+                log.exception("square-off from the dashboard failed")
+                jobs.finish(run, RunStatus.FAILED, f"failed: {exc}")
+                return
+            jobs.finish(run, outcome.status, outcome.summary, outcome.report)
+        finally:
+            self._lock.release()
+
+
+def _ist(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    local = moment.astimezone(IST)
+    today = _services().clock.now().astimezone(IST).date()
+    return f"{local:%H:%M:%S}" if local.date() == today else f"{local:%d %b %H:%M}"
+
+
+def _money(value: Decimal | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+,.2f}"
