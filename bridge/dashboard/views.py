@@ -13,7 +13,7 @@ import os
 import threading
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import (
     Blueprint,
@@ -37,6 +37,9 @@ from bridge.journal.signals import SignalStatus
 from bridge.kotak.errors import KotakError, LoginBlocked
 from bridge.kotak.instruments import InstrumentError, InstrumentsUnavailable
 from bridge.wiring import Services
+
+if TYPE_CHECKING:
+    from bridge.schedule.jobs import JobActions
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +272,8 @@ class ManualSquareOff:
         self.services = services
         self._lock = threading.Lock()
 
-    def _actions(self) -> Any:
+    def _actions(self) -> JobActions:
+        # Imported here: the scheduler's jobs import the wiring, which the app imports first.
         from bridge.schedule.jobs import JobActions
 
         services = self.services

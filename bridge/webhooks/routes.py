@@ -263,8 +263,10 @@ def _log(source: SignalSource, outcome: Outcome) -> None:
     count_signal(source.value, public_status(outcome.status))
     orders = ", ".join(f"{o.side} {o.quantity} {o.trading_symbol} -> "
                        f"{o.broker_order_id or '-'} {o.status.value}" for o in outcome.orders)
-    current_app.logger.info(
-        "signal %s from %s: %s%s%s", outcome.alert_id, source.value,
+    # The signal's one INFO line comes from the orders layer at its final status
+    # (bridge.orders.report); what the caller was told is detail.
+    current_app.logger.debug(
+        "answered %s from %s: %s%s%s", outcome.alert_id, source.value,
         public_status(outcome.status), f" [{orders}]" if orders else "",
         f" ({outcome.error.code}: {outcome.error.message})" if outcome.error else "")
 
