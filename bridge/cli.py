@@ -23,7 +23,7 @@ import click
 
 from bridge.clock import ist_text
 from bridge.config import ConfigError, Settings, environment, load_settings
-from bridge.domain import Exchange
+from bridge.domain import DEFAULT_ACCOUNT, Exchange
 from bridge.journal.jobs import RunStatus
 from bridge.kotak.auth import AuthFlow
 from bridge.kotak.errors import KotakError
@@ -94,10 +94,16 @@ def banner() -> None:
 @click.option("--totp", default="", help="the 6-digit code from your authenticator app")
 @click.option("--mpin", default="", help="your Neo MPIN (asked for when not set)")
 @click.option("--otp", default="", help="legacy flow: the OTP Kotak sent (asked for)")
-def login(totp: str, mpin: str, otp: str) -> None:
+@click.option("--account", default=DEFAULT_ACCOUNT, show_default=True,
+              help="which account (ACCOUNTS_FILE)")
+def login(totp: str, mpin: str, otp: str, account: str) -> None:
     """Log in to Kotak as a person (also clears a failed unattended login)."""
     with _services() as services:
-        manager = services.broker().sessions
+        if account not in services.brokers:
+            click.echo(f"no enabled account {account!r}; accounts: "
+                       f"{', '.join(services.brokers)}", err=True)
+            sys.exit(1)
+        manager = services.broker(account).sessions
         creds = manager.credentials
         try:
             if creds.flow is AuthFlow.TOTP:

@@ -101,9 +101,11 @@ KNOWN_KEYS = frozenset({
     "INBOUND_LIMIT_PER_MINUTE", "AUTH_FAILURE_LIMIT", "CHARTINK_CONFIG", "SCHEDULER",
     "INSTRUMENTS_REFRESH_AT", "HOLIDAYS_FILE", "JOURNAL_RETENTION_DAYS", "RECONCILE_EVERY_S",
     "SQUAREOFF_ROUNDS", "SQUAREOFF_FILL_WAIT_S", "NOTIFY_WEBHOOK_URL", "TELEGRAM_API_URL",
-    "PUBLIC_URL",
+    "PUBLIC_URL", "ACCOUNTS_FILE", "SESSION_STAGGER_S",
 })
 _WATCHED_PREFIXES = ("KOTAK_", "BRIDGE_")
+#: environment variables holding the secrets of the accounts in ACCOUNTS_FILE
+ACCOUNT_ENV_PREFIX = "ACCOUNT_"
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,7 @@ class ScheduleSettings:
     reconcile_every_s: int  # reconciliation sweep interval
     squareoff_rounds: int  # closing attempts per position (the first at market)
     squareoff_fill_wait_s: float  # how long each round waits for its closes to fill
+    session_stagger_s: float  # pause between two accounts' daily logins
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,8 @@ class Settings:
     telegram_api_url: str  # Telegram's Bot API host; a test points it at a fake server
     notify_webhook_url: Secret  # generic outbound notifications (JSON POST); may hold a token
     public_url: str  # the https address TradingView calls (nginx/Caddy in front); "" = unknown
+    accounts_file: Path  # more Kotak accounts and the strategies they follow (bridge.accounts)
+    account_env: dict[str, Secret]  # ACCOUNT_<NAME>_<SECRET> values for those accounts
     log_level: str
     log_format: LogFormat
     secret_key: Secret
@@ -203,7 +208,7 @@ class Settings:
                   self.notify_webhook_url,
                   self.secret_key, self.kotak.api_key, self.kotak.api_secret, self.kotak.mpin,
                   self.kotak.totp_secret, self.kotak.password)
-        return [value.reveal() for value in values if value]
+        return [value.reveal() for value in (*values, *self.account_env.values()) if value]
 
 
 def environment(env_file: Path | None = None) -> dict[str, str]:
@@ -268,6 +273,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         telegram_api_url=r.url("TELEGRAM_API_URL", "https://api.telegram.org"),
         notify_webhook_url=notify_webhook,
         public_url=r.url("PUBLIC_URL", "", required=False),
+        accounts_file=Path(r.text("ACCOUNTS_FILE")
+                           or str(Path(r.text("DATA_DIR", "instance")) / "accounts.json")),
+        account_env={key: Secret(value.strip()) for key, value in environ.items()
+                     if key.startswith(ACCOUNT_ENV_PREFIX) and value.strip()},
         log_level=r.choice_text("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
         log_format=r.choice("LOG_FORMAT", LogFormat, LogFormat.TEXT),
         secret_key=secret_key,
@@ -297,6 +306,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             reconcile_every_s=r.integer("RECONCILE_EVERY_S", 300, 5, 3600),
             squareoff_rounds=r.integer("SQUAREOFF_ROUNDS", 3, 1, 10),
             squareoff_fill_wait_s=r.number("SQUAREOFF_FILL_WAIT_S", 3.0, 0.2, 60.0),
+            session_stagger_s=r.number("SESSION_STAGGER_S", 1.0, 0.0, 60.0),
         ),
         warnings=(),
     )

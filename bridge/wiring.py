@@ -14,15 +14,16 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from bridge.accounts import AccountBook, load_accounts
 from bridge.clock import Clock, SystemClock
-from bridge.config import ConfigError, Mode, Settings
+from bridge.config import ConfigError, KotakSettings, Mode, Settings
 from bridge.domain import DEFAULT_ACCOUNT, Instrument
 from bridge.journal.db import create_db_engine
 from bridge.journal.jobs import JobBook
 from bridge.journal.schema import create_schema
 from bridge.journal.sessions import DbSessionStore
 from bridge.journal.signals import Journal
-from bridge.kotak.auth import KotakCredentials
+from bridge.kotak.auth import AuthFlow, KotakCredentials
 from bridge.kotak.client import KotakClient
 from bridge.kotak.http import KotakHttp, Timeouts, new_session
 from bridge.kotak.instruments import InstrumentStore
@@ -60,6 +61,7 @@ class Services:
     calendar: TradingCalendar
     jobs: JobBook
     notifier: Notifier
+    accounts: AccountBook
     brokers: dict[str, KotakClient] = field(default_factory=dict)
     paper: Sandbox | None = None
     scheduler: Scheduler | None = None  # set when this process takes part in scheduling
@@ -95,23 +97,31 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
     create_schema(engine)
     box = SecretBox.for_settings(settings.secret_key.reveal(), settings.data_dir)
     store = DbSessionStore(engine, box, clock)
-    session = new_session()
-    sandbox: Sandbox | None = None
-    if settings.mode is Mode.PAPER:
-        sandbox = paper.paper_broker(settings.data_dir / "paper-broker.db", clock,
-                                     settings.kotak.order_rate)
-        paper.mount(session, sandbox)
-        credentials = paper_credentials(settings)
-    else:
-        credentials = live_credentials(settings)
+    accounts = load_accounts(settings)
     metrics = Metrics()
-    http = KotakHttp(session=session,
-                     timeouts=Timeouts(connect=settings.kotak.connect_timeout_s,
-                                       read=settings.kotak.read_timeout_s),
-                     proxy=settings.kotak.proxy, observer=metrics.broker_error)
-    manager = SessionManager(DEFAULT_ACCOUNT, credentials, http, store, clock,
-                             on_secret=redactor.add)
-    brokers = {DEFAULT_ACCOUNT: KotakClient(http, manager)}
+    sandbox: Sandbox | None = None
+    paper_names = [a.name for a in accounts.accounts.values() if a.mode is Mode.PAPER]
+    if paper_names:
+        sandbox = paper.paper_broker(settings.data_dir / "paper-broker.db", clock,
+                                     settings.kotak.order_rate, paper_names)
+    brokers: dict[str, KotakClient] = {}
+    for account in accounts.accounts.values():
+        # One HTTP session per account: each has its own egress (a static-IP proxy) and
+        # connection pool, so a stalled account cannot hold another's connections.
+        session = new_session()
+        if account.mode is Mode.PAPER:
+            assert sandbox is not None
+            paper.mount(session, sandbox)
+            credentials = paper_credentials(account.kotak.auth, account.name)
+        else:
+            credentials = live_credentials(account.kotak)
+        http = KotakHttp(session=session,
+                         timeouts=Timeouts(connect=settings.kotak.connect_timeout_s,
+                                           read=settings.kotak.read_timeout_s),
+                         proxy=account.kotak.proxy, observer=metrics.broker_error)
+        manager = SessionManager(account.name, credentials, http, store, clock,
+                                 on_secret=redactor.add)
+        brokers[account.name] = KotakClient(http, manager)
     instruments = InstrumentStore(settings.data_dir / "scrip", clock)
     journal = Journal(engine, clock)
     hint = _paper_price_hint(sandbox) if sandbox is not None else None
@@ -123,14 +133,18 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
     jobs = JobBook(engine, clock)
     notifier = Notifier(jobs, redactor)
     orders = OrderService(journal, brokers, instruments, settings, clock, engine, calendar, hint,
-                          notifier=notifier, on_answer=metrics.broker_answered)
+                          notifier=notifier, on_answer=metrics.broker_answered,
+                          accounts=accounts)
     tracker = Tracker(journal, orders, brokers, clock, engine)
-    dispatcher = Dispatcher(journal, orders, tracker, settings, clock)
+    # A worker per account at least, so one account's slow broker never holds the others.
+    dispatcher = Dispatcher(journal, orders, tracker, settings, clock,
+                            workers=max(8, min(len(brokers) + 4, 256)))
     return Services(
         settings=settings, clock=clock, redactor=redactor, engine=engine,
         instruments=instruments, journal=journal, orders=orders, dispatcher=dispatcher,
         desk=SignalDesk(journal, orders, dispatcher, settings, clock, notifier=notifier),
-        calendar=calendar, jobs=jobs, notifier=notifier, brokers=brokers, paper=sandbox,
+        calendar=calendar, jobs=jobs, notifier=notifier, accounts=accounts, brokers=brokers,
+        paper=sandbox,
         courier=courier_for(settings, jobs, clock, redactor), metrics=metrics,
     )
 
@@ -148,8 +162,7 @@ def _paper_price_hint(sandbox: Sandbox) -> PriceHint:
     return hint
 
 
-def live_credentials(settings: Settings) -> KotakCredentials:
-    kotak = settings.kotak
+def live_credentials(kotak: KotakSettings) -> KotakCredentials:
     return KotakCredentials(
         flow=kotak.auth, access_token=kotak.api_key.reveal(),
         consumer_secret=kotak.api_secret.reveal(), ucc=kotak.ucc, mobile=kotak.mobile,
@@ -159,10 +172,10 @@ def live_credentials(settings: Settings) -> KotakCredentials:
     )
 
 
-def paper_credentials(settings: Settings) -> KotakCredentials:
-    account = paper.PAPER_ACCOUNT
+def paper_credentials(flow: AuthFlow, name: str = DEFAULT_ACCOUNT) -> KotakCredentials:
+    account = paper.paper_account(name)
     return KotakCredentials(
-        flow=settings.kotak.auth, access_token=account.consumer_key,
+        flow=flow, access_token=account.consumer_key,
         consumer_secret=account.consumer_secret, ucc=account.ucc, mobile=account.mobile,
         pan=account.pan, mpin=account.mpin, totp_secret=account.totp_secret,
         password=account.password, login_url=paper.PAPER_HOST, oauth_url=paper.PAPER_HOST,

@@ -175,7 +175,7 @@ class Board:
             accounts.append(AccountStatus(
                 name=name, session_valid=status.valid, session_detail=status.detail,
                 expires_at=status.expires_at, login_blocked=status.login_blocked,
-                rate=services.settings.kotak.order_rate,
+                rate=services.accounts.rate(name),
                 sent_last_second=self.reader.sent_since(name, now - timedelta(seconds=1)),
                 queued=depth))
         place = services.settings.schedule.place

@@ -14,10 +14,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import secrets
 import time
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,14 +27,16 @@ from typing import Any
 
 from marshmallow import ValidationError
 
+from bridge.accounts import AccountSettings
 from bridge.clock import Clock
 from bridge.config import Settings
 from bridge.domain import Signal, SignalSource
 from bridge.errors import InvalidSignal, RuleRefusal
 from bridge.journal.signals import ErrorInfo, Journal, OrderRow, SignalRow, SignalStatus
 from bridge.notify import Notifier
+from bridge.orders import fanout
 from bridge.orders.dispatch import Dispatcher
-from bridge.orders.service import OrderService, SignalFailed, instrument_key
+from bridge.orders.service import OrderService, Prepared, SignalFailed, instrument_key
 from bridge.schemas import field_messages, load_signal
 
 log = logging.getLogger(__name__)
@@ -63,6 +67,18 @@ class Outcome:
     error: ErrorInfo | None
     orders: list[OrderRow] = field(default_factory=list)
     original: SignalRow | None = None  # for a duplicate: the first signal
+    #: a signal fanned out to several accounts: each account's own outcome
+    accounts: list[tuple[str, Outcome]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Admitted:
+    """A journaled signal, and the future of its sending when it started at once."""
+
+    signal_id: int
+    alert_id: str
+    duplicate_of: int | None = None
+    future: Future[None] | None = None
 
 
 class SignalDesk:
@@ -110,32 +126,81 @@ class SignalDesk:
         except RuleRefusal as exc:
             return self._refused(intake, signal, SignalStatus.REJECTED,
                                  ErrorInfo(exc.code, exc.message, exc.details))
+        accounts = self.service.accounts
+        if not accounts.fans_out:
+            return self._finish(self._admit(intake, prepared, intake.account), intake)
+        targets = accounts.for_strategy(signal.strategy)
+        if not targets:
+            return self._refused(intake, signal, SignalStatus.REJECTED, ErrorInfo(
+                "no_account", f"no enabled account follows strategy {signal.strategy!r}",
+                {"strategy": ["not subscribed by any enabled account (ACCOUNTS_FILE)"]}))
+        return self._fan_out(intake, prepared, targets)
+
+    def _fan_out(self, intake: Intake, prepared: Prepared,
+                 targets: list[AccountSettings]) -> Outcome:
+        """Admit the signal once per account, sending every account's copy at once; each
+        is its account's own signal from here on, so one account's trouble (a rejection,
+        a timeout, an expired session) is that account's outcome alone."""
+        admitted: list[tuple[str, Outcome | _Admitted]] = []
+        for account in targets:
+            try:
+                copy = fanout.for_account(prepared.signal, prepared.instrument, account)
+            except RuleRefusal as exc:
+                admitted.append((account.name, self._refused(
+                    intake, prepared.signal, SignalStatus.REJECTED,
+                    ErrorInfo(exc.code, exc.message, exc.details), account=account.name)))
+                continue
+            admitted.append((account.name, self._admit(
+                intake, dataclasses.replace(prepared, signal=copy), account.name)))
+        # The copies run in parallel on the dispatcher's pool; waiting for each in turn costs
+        # the slowest, not the sum.
+        parts = [(name, done if isinstance(done, Outcome) else self._finish(done, intake))
+                 for name, done in admitted]
+        status = fanout.combined_status([outcome.status for _, outcome in parts])
+        first = next((o for _, o in parts if o.status is status), None)
+        return Outcome(signal_id=None, alert_id=prepared.signal.alert_id or (
+            first.alert_id if first else None), status=status,
+            error=first.error if first else None,
+            orders=[order for _, outcome in parts for order in outcome.orders],
+            accounts=parts)
+
+    def _admit(self, intake: Intake, prepared: Prepared, account: str) -> _Admitted:
+        """Journal the signal for ``account`` and, when it may go now, start sending it."""
+        signal = prepared.signal
         now = self.clock.now()
         alert_id = signal.alert_id or f"sig-{secrets.token_hex(6)}"
-        key, key_expires = self._key(signal, intake)
+        key, key_expires = self._key(signal, intake, account)
         admission = self.journal.admit(
-            alert_id=alert_id, source=intake.source.value, account=intake.account,
+            alert_id=alert_id, source=intake.source.value, account=account,
             remote_addr=intake.remote_addr, raw_body=intake.raw_body, signal=signal,
             received_at=intake.received_at, priority=prepared.priority,
             expires_at=now + timedelta(seconds=self.settings.intake.signal_ttl_s),
             instrument=instrument_key(prepared.instrument), key=key, key_expires=key_expires,
-            claimant=self.dispatcher.claimant(), rate=self.settings.kotak.order_rate,
+            claimant=self.dispatcher.claimant(), rate=self.service.accounts.rate(account),
             entry=self.service.entry_query(signal, prepared.instrument),
             plan=self.service.planner(prepared))
         if admission.duplicate_of is not None:
             self.service.report.settled(admission.signal_id)
-            return self._duplicate(admission.signal_id, alert_id, admission.duplicate_of,
-                                   intake.deadline)
+            return _Admitted(admission.signal_id, alert_id, admission.duplicate_of)
         if admission.claim is None:
             self.dispatcher.wake()
-            return self._while_dispatching(admission.signal_id, intake.deadline)
-        future = self.dispatcher.run(admission.claim, intake.deadline)
+            return _Admitted(admission.signal_id, alert_id)
+        return _Admitted(admission.signal_id, alert_id,
+                         future=self.dispatcher.run(admission.claim, intake.deadline))
+
+    def _finish(self, admitted: _Admitted, intake: Intake) -> Outcome:
+        """What to answer for an admitted signal, waiting within the time budget."""
+        if admitted.duplicate_of is not None:
+            return self._duplicate(admitted.signal_id, admitted.alert_id,
+                                   admitted.duplicate_of, intake.deadline)
+        if admitted.future is None:
+            return self._while_dispatching(admitted.signal_id, intake.deadline)
         try:
-            future.result(timeout=max(intake.deadline - time.monotonic(), 0.0))
+            admitted.future.result(timeout=max(intake.deadline - time.monotonic(), 0.0))
         except FutureTimeout:
             log.info("signal %d still with the broker after the time budget; the journal "
-                     "gets the rest", admission.signal_id)
-        return self.outcome(admission.signal_id)
+                     "gets the rest", admitted.signal_id)
+        return self.outcome(admitted.signal_id)
 
     def _while_dispatching(self, signal_id: int, deadline: float) -> Outcome:
         """Wait for a signal another thread is already sending; one still queued behind the
@@ -156,13 +221,16 @@ class SignalDesk:
         return Outcome(signal_id=row.id, alert_id=row.alert_id, status=row.status,
                        error=row.error, orders=orders)
 
-    def _key(self, signal: Signal, intake: Intake) -> tuple[str | None, datetime | None]:
-        """The idempotency key: the alert_id for good, else the body for the dedup window."""
+    def _key(self, signal: Signal, intake: Intake,
+             account: str) -> tuple[str | None, datetime | None]:
+        """The idempotency key, per account (a repeat of a fanned-out signal is a repeat in
+        every account, and finishes one cut short by a crash): the alert_id for good, else
+        the body for the dedup window."""
         if signal.alert_id:
-            return f"id:{intake.account}:{signal.alert_id}", None
+            return f"id:{account}:{signal.alert_id}", None
         if self.settings.dedup_window_s and intake.dedup_basis:
             digest = hashlib.sha256(f"{intake.source.value}\n{intake.dedup_basis}".encode())
-            return (f"body:{intake.account}:{digest.hexdigest()}",
+            return (f"body:{account}:{digest.hexdigest()}",
                     self.clock.now() + timedelta(seconds=self.settings.dedup_window_s))
         return None, None
 
@@ -181,13 +249,13 @@ class SignalDesk:
                        original=original)
 
     def _refused(self, intake: Intake, signal: Signal | None, status: SignalStatus,
-                 error: ErrorInfo) -> Outcome:
+                 error: ErrorInfo, *, account: str = "") -> Outcome:
         alert_id = (signal.alert_id if signal is not None and signal.alert_id else
                     _payload_alert_id(intake.payload) or f"sig-{secrets.token_hex(6)}")
         symbol = signal.symbol if signal is not None else str(
             (intake.payload or {}).get("symbol", ""))[:96]
         signal_id = self.journal.add_signal(
-            alert_id=alert_id, source=intake.source.value, account=intake.account,
+            alert_id=alert_id, source=intake.source.value, account=account or intake.account,
             remote_addr=intake.remote_addr, raw_body=intake.raw_body, signal=signal,
             status=status, priority=1, expires_at=None, error=error, symbol=symbol,
             received_at=intake.received_at)

@@ -177,7 +177,7 @@ class Dispatcher:
         for account in self.journal.queued_accounts():
             while self._has_capacity() and not self._stop.is_set():
                 claim, wait = self.journal.take_head(account, self.process_id,
-                                                     self.settings.kotak.order_rate)
+                                                     self.service.accounts.rate(account))
                 if claim is None:
                     if wait > 0:
                         self._wake.wait(min(wait, 0.2))

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from bridge.accounts import AccountBook, single
 from bridge.clock import IST, Clock
 from bridge.config import Settings
 from bridge.domain import (
@@ -116,7 +117,8 @@ class OrderService:
                  engine: Engine, calendar: TradingCalendar,
                  price_hint: PriceHint | None = None, *,
                  on_answer: AnswerObserver | None = None,
-                 notifier: Notifier | None = None) -> None:
+                 notifier: Notifier | None = None,
+                 accounts: AccountBook | None = None) -> None:
         self.journal = journal
         self.brokers = brokers
         self.instruments = instruments
@@ -128,6 +130,7 @@ class OrderService:
         self._on_answer = on_answer
         self.notifier = notifier
         self.report = SignalReport(journal, clock)
+        self.accounts = accounts or single(settings)
 
     # --- at intake: no broker calls --------------------------------------------------------
 
@@ -506,7 +509,8 @@ class OrderService:
 
         def plan(counts: EntryCounts) -> list[OrderPlan] | None:
             sized = sizing.size(signal, instrument, None)
-            if self._entry_refusal(signal, instrument, sized, counts) is not None:
+            if self._entry_refusal(signal, instrument, sized, counts,
+                                   signal.account) is not None:
                 return None
             try:
                 parts = sizing.slices(sized.total, instrument, self.settings.risk.freeze_split)
@@ -537,7 +541,8 @@ class OrderService:
             quantity=plan.entry_quantity, now=self.clock.now(),
             kill_switch=found.kill_switch,
             squareoff=self.settings.squareoff_times[instrument.exchange],
-            risk=self.settings.risk, counts=counts, product=signal.product,
+            risk=self.accounts.risk(account or signal.account), counts=counts,
+            product=signal.product,
             squared_off=found.squared_off)
 
     def _day_start(self) -> datetime:
@@ -593,7 +598,7 @@ class OrderService:
         """A rate-limit token for another order of this signal, waiting while it is valid."""
         deadline = row.expires_at or (self.clock.now() + timedelta(seconds=30))
         while self.clock.now() < deadline:
-            token, wait = self.journal.take_token(row.account, self.settings.kotak.order_rate)
+            token, wait = self.journal.take_token(row.account, self.accounts.rate(row.account))
             if token is not None:
                 return token
             time.sleep(min(wait, 0.25))

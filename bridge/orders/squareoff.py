@@ -383,7 +383,7 @@ class SquareOff:
     def _token(self, account: str) -> int | None:
         deadline = time.monotonic() + 30.0
         while time.monotonic() < deadline:
-            token, wait = self.journal.take_token(account, self.settings.kotak.order_rate)
+            token, wait = self.journal.take_token(account, self.service.accounts.rate(account))
             if token is not None:
                 return token
             time.sleep(min(max(wait, 0.005), 0.25))

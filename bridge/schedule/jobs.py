@@ -9,6 +9,7 @@ scrip master only once the new one is complete.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -56,7 +57,8 @@ class JobActions:
         three failed logins, so a failure waits for a person."""
         notes: list[str] = []
         failed = False
-        for account, client in self.services.brokers.items():
+        last = len(self.services.brokers) - 1
+        for index, (account, client) in enumerate(self.services.brokers.items()):
             manager = client.sessions
             before = manager.peek()
             try:
@@ -92,6 +94,10 @@ class JobActions:
             notes.append(text)
             if fresh:
                 self._notify("login_renewed", "info", f"Kotak {text}")
+                # Staggered: many accounts logging in at one instant from one address look
+                # like an attack to Kotak, and would all be refused together if it objected.
+                if index < last:
+                    time.sleep(self.services.settings.schedule.session_stagger_s)
         status = RunStatus.FAILED if failed else RunStatus.SUCCEEDED
         return Outcome(status, "; ".join(notes) or "no accounts", {"accounts": notes})
 

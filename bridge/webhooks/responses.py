@@ -1,6 +1,9 @@
 """The answer to a signal: DESIGN.md section 5's shape and HTTP codes.
 
-``{"alert_id", "status", "orders": [...], "error": {"code", "message", "details"}}``;
+``{"alert_id", "status", "orders": [...], "error": {"code", "message", "details"}}``, and for
+a signal fanned out to several accounts ``"accounts": [{"account", <the same fields>}]``,
+with the top-level status the accounts' common one, else the one most needing attention
+(unknown, failed, rejected, queued, placed, noop, duplicate) and "orders" all of them;
 200 placed/noop/duplicate, 202 queued, 422 invalid, 409 refused by a rule, 502 refused by
 Kotak, 503 no session or Kotak unavailable, 504 outcome unknown. No code invites a re-send
 that could double an order: every repeat is answered from the journal, never executed.
@@ -71,6 +74,9 @@ def outcome_json(outcome: Outcome) -> tuple[dict[str, Any], int]:
     if outcome.original is not None:
         body["duplicate_of"] = {"alert_id": outcome.original.alert_id,
                                 "status": public_status(outcome.original.status)}
+    if outcome.accounts:
+        body["accounts"] = [{"account": name, **outcome_json(part)[0]}
+                            for name, part in outcome.accounts]
     return body, http_status(outcome.status, error)
 
 

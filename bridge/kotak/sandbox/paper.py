@@ -12,6 +12,9 @@ its own sandbox over the same state file, so they all see one book.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 
@@ -39,8 +42,23 @@ PAPER_ACCOUNT = SandboxAccount(
 )
 
 
-def paper_broker(state_file: Path, clock: Clock, order_rate: int) -> Sandbox:
-    return Sandbox([PAPER_ACCOUNT], config=SandboxConfig(order_rate=order_rate),
+def paper_account(name: str) -> SandboxAccount:
+    """The paper broker's account for the bridge's account ``name``: ``PAPER`` for the
+    default one, and for others fixed credentials derived from the name, so each account
+    keeps its own book across restarts."""
+    if name == "default":
+        return PAPER_ACCOUNT
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    return dataclasses.replace(
+        PAPER_ACCOUNT, ucc="P" + digest[:9].upper(),
+        mobile="9" + str(int(digest[:12], 16))[-9:].rjust(9, "0"),
+        consumer_key=f"paper-access-token-{name}", name=f"PAPER {name.upper()}")
+
+
+def paper_broker(state_file: Path, clock: Clock, order_rate: int,
+                 names: Iterable[str] = ("default",)) -> Sandbox:
+    return Sandbox([paper_account(name) for name in names],
+                   config=SandboxConfig(order_rate=order_rate),
                    store=SqliteStateStore(state_file), clock=clock)
 
 
