@@ -101,7 +101,8 @@ KNOWN_KEYS = frozenset({
     "INBOUND_LIMIT_PER_MINUTE", "AUTH_FAILURE_LIMIT", "CHARTINK_CONFIG", "SCHEDULER",
     "INSTRUMENTS_REFRESH_AT", "HOLIDAYS_FILE", "JOURNAL_RETENTION_DAYS", "RECONCILE_EVERY_S",
     "SQUAREOFF_ROUNDS", "SQUAREOFF_FILL_WAIT_S", "NOTIFY_WEBHOOK_URL", "TELEGRAM_API_URL",
-    "PUBLIC_URL", "ACCOUNTS_FILE", "SESSION_STAGGER_S",
+    "PUBLIC_URL", "ACCOUNTS_FILE", "SESSION_STAGGER_S", "DATABASE_POOL_SIZE",
+    "DATABASE_MAX_OVERFLOW",
 })
 _WATCHED_PREFIXES = ("KOTAK_", "BRIDGE_")
 #: environment variables holding the secrets of the accounts in ACCOUNTS_FILE
@@ -174,6 +175,7 @@ class Settings:
     bind_port: int
     webhook_secret: Secret
     database_url: str
+    database_pool: tuple[int | None, int | None]  # pool size, overflow; None: by database
     data_dir: Path
     redirect_url: str
     kotak: KotakSettings
@@ -259,6 +261,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         bind_port=port,
         webhook_secret=webhook_secret,
         database_url=r.database_url("DATABASE_URL", "sqlite:///instance/bridge.db"),
+        database_pool=(r.optional_integer("DATABASE_POOL_SIZE", 1, 200),
+                       r.optional_integer("DATABASE_MAX_OVERFLOW", 0, 500)),
         data_dir=Path(r.text("DATA_DIR", "instance")),
         redirect_url=r.url("REDIRECT_URL", "http://127.0.0.1:5000/kotak/callback"),
         kotak=kotak,
@@ -417,6 +421,12 @@ class _Reader:
             self.problem(f"{name}={number} must be between {low} and {high}")
             return default
         return number
+
+    def optional_integer(self, name: str, low: int, high: int) -> int | None:
+        """A whole number, or ``None`` when unset (the caller's default applies)."""
+        if not self.raw(name):
+            return None
+        return self.integer(name, low, low, high)
 
     def number(self, name: str, default: float, low: float, high: float) -> float:
         value = self.raw(name)

@@ -93,7 +93,9 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
                    redactor: Redactor | None = None) -> Services:
     clock = clock or SystemClock()
     redactor = redactor or Redactor(settings.secrets())
-    engine = create_db_engine(settings.database_url)
+    pool_size, max_overflow = settings.database_pool
+    engine = create_db_engine(settings.database_url, pool_size=pool_size,
+                              max_overflow=max_overflow)
     create_schema(engine)
     box = SecretBox.for_settings(settings.secret_key.reveal(), settings.data_dir)
     store = DbSessionStore(engine, box, clock)

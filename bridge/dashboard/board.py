@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -24,6 +25,7 @@ from bridge.config import SchedulerPlace
 from bridge.domain import Exchange, Instrument, Position
 from bridge.journal.reads import JournalReader
 from bridge.journal.signals import OrderRow, SignalRow
+from bridge.kotak.client import KotakClient
 from bridge.kotak.errors import KotakError
 from bridge.kotak.instruments import InstrumentError
 from bridge.schedule.plan import build_plan, next_trigger
@@ -223,12 +225,17 @@ class Board:
     def _positions(self) -> Positions:
         result = Positions(as_of=self.services.clock.now())
         books: dict[str, list[Position]] = {}
-        for account, client in self.services.brokers.items():
-            try:
-                books[account] = client.positions()
-            except KotakError as exc:
-                result.problems.append(f"account {account}: positions unavailable "
-                                       f"({exc.message})")
+        clients = list(self.services.brokers.items())
+        # Accounts are asked side by side: with many of them, one after another would make
+        # the page as slow as the sum of Kotak's answers.
+        with ThreadPoolExecutor(max_workers=min(len(clients), 16) or 1) as pool:
+            answers = pool.map(_positions_of, [client for _, client in clients])
+            for (account, _), answer in zip(clients, answers, strict=True):
+                if isinstance(answer, KotakError):
+                    result.problems.append(f"account {account}: positions unavailable "
+                                           f"({answer.message})")
+                else:
+                    books[account] = answer
         by_strategy = _strategy_positions(self.orders_today(limit=2000))
         prices = self._prices(books, by_strategy)
         multipliers: dict[tuple[str, str], Decimal] = {}
@@ -318,6 +325,13 @@ class Board:
                         "alert_id": "{{ticker}}-{{strategy.order.id}}-{{timenow}}"
                         if kind == "strategy" else "{{ticker}}-{{timenow}}"})
         return instrument, json.dumps(message, indent=2)
+
+
+def _positions_of(client: KotakClient) -> list[Position] | KotakError:
+    try:
+        return client.positions()
+    except KotakError as exc:
+        return exc
 
 
 @dataclass

@@ -72,6 +72,8 @@ class Dispatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._due: dict[str, float] = {}
+        #: accounts out of rate-limit tokens, and when their next one frees (monotonic)
+        self._not_before: dict[str, float] = {}
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -161,7 +163,8 @@ class Dispatcher:
                 self._tick()
             except Exception:
                 log.exception("dispatcher loop error (it carries on)")
-            self._wake.wait(0.2)
+            soonest = min(self._not_before.values(), default=time.monotonic() + 0.2)
+            self._wake.wait(min(max(soonest - time.monotonic(), 0.005), 0.2))
             self._wake.clear()
 
     def _tick(self) -> None:
@@ -174,15 +177,22 @@ class Dispatcher:
             self.tracker.sweep_all()
 
     def _dispatch(self) -> None:
+        """Claim what each account may send now. An account out of rate-limit tokens is
+        skipped until its next token frees, never waited for: the others go meanwhile."""
+        now = time.monotonic()
         for account in self.journal.queued_accounts():
+            if self._not_before.get(account, 0.0) > now:
+                continue
             while self._has_capacity() and not self._stop.is_set():
                 claim, wait = self.journal.take_head(account, self.process_id,
                                                      self.service.accounts.rate(account))
                 if claim is None:
                     if wait > 0:
-                        self._wake.wait(min(wait, 0.2))
+                        self._not_before[account] = time.monotonic() + wait
                     break
                 self._submit(claim, time.monotonic() + BACKGROUND_FOLLOW_S)
+        self._not_before = {account: moment for account, moment in self._not_before.items()
+                            if moment > now}
 
     def maintain(self) -> None:
         """Expire stale queued signals, take over claims of dead processes, prune."""
