@@ -92,13 +92,17 @@ def one_run(processes: int, accounts: int, alerts: int, database: str) -> dict[s
             server.sandbox.requests.clear()
             wanted = accounts * alerts
             started = time.time()
-            with ThreadPoolExecutor(max_workers=4 * processes) as pool:
-                list(pool.map(lambda n: requests.post(
+            def post(n: int) -> float:
+                began = time.monotonic()
+                requests.post(
                     f"http://127.0.0.1:{ports[n % processes]}/webhook/tradingview",
                     timeout=120, json={"secret": SECRET, "symbol": "NSE:SBIN",
                                        "action": "BUY" if n % 2 else "SELL", "quantity": 1,
-                                       "strategy": "fan", "alert_id": f"a{n}"}),
-                              range(alerts)))
+                                       "strategy": "fan", "alert_id": f"a{n}"})
+                return time.monotonic() - began
+
+            with ThreadPoolExecutor(max_workers=4 * processes) as pool:
+                answers = sorted(pool.map(post, range(alerts)))
             deadline = time.monotonic() + 600
             while time.monotonic() < deadline:
                 done = [r for r in server.sandbox.requests.snapshot("place")
@@ -122,7 +126,9 @@ def one_run(processes: int, accounts: int, alerts: int, database: str) -> dict[s
             "seconds": round(seconds, 2), "orders_per_s": round(len(done) / seconds, 1),
             "ceiling_per_s": ceiling,
             "share_of_ceiling": round(len(done) / seconds / ceiling, 3),
-            "floor_s": round(alerts / RATE, 1), "rate_refusals": refused}
+            "floor_s": round(alerts / RATE, 1), "rate_refusals": refused,
+            "answer_p50_s": round(answers[len(answers) // 2], 2),
+            "answer_max_s": round(answers[-1], 2)}
 
 
 def _wait(url: str) -> None:

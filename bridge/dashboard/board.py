@@ -172,13 +172,16 @@ class Board:
         now = services.clock.now()
         accounts = []
         depth, _ = services.journal.queue_depth()
+        # Per-account headroom is shown for a few accounts; a fleet gets a summary instead.
+        detailed = len(services.brokers) <= 4
         for name, client in services.brokers.items():
             status = client.sessions.status()
             accounts.append(AccountStatus(
                 name=name, session_valid=status.valid, session_detail=status.detail,
                 expires_at=status.expires_at, login_blocked=status.login_blocked,
                 rate=services.accounts.rate(name),
-                sent_last_second=self.reader.sent_since(name, now - timedelta(seconds=1)),
+                sent_last_second=self.reader.sent_since(name, now - timedelta(seconds=1))
+                if detailed else 0,
                 queued=depth))
         place = services.settings.schedule.place
         leader = services.jobs.leader(ROLE) if place is not SchedulerPlace.OFF else None

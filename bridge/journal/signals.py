@@ -56,7 +56,7 @@ from bridge.journal.tables import (
     signal_keys,
     signals,
 )
-from bridge.journal.txn import exclusive, writing
+from bridge.journal.txn import exclusive, exclusive_many, writing
 
 log = logging.getLogger(__name__)
 
@@ -284,68 +284,26 @@ class Journal:
         them are recorded at once (the first marked ``sending`` when it is its turn), saving
         its sender a transaction.
         """
+        (admission,) = self.admit_many([AdmitRequest(
+            alert_id=alert_id, source=source, account=account, remote_addr=remote_addr,
+            raw_body=raw_body, signal=signal, priority=priority, expires_at=expires_at,
+            received_at=received_at, instrument=instrument, key=key, key_expires=key_expires,
+            claimant=claimant, rate=rate, entry=entry, plan=plan)])
+        return admission
+
+    def admit_many(self, requests: list[AdmitRequest]) -> list[Admission]:
+        """:meth:`admit` several signals (one signal's copies for several accounts) in one
+        transaction: one commit instead of one per account, holding each account's queue
+        lock until it ends."""
         now = self._clock.now()
         dialect = self.engine.dialect.name
-        values = {
-            "alert_id": storable(alert_id), "source": source, "account": account,
-            "received_at": received_at or now, "remote_addr": storable(remote_addr[:64]),
-            "raw_body": storable(raw_body), "parsed": json.dumps(signal.to_dict()),
-            "strategy": storable(signal.strategy), "symbol": storable(signal.symbol[:96]),
-            "instrument": instrument, "side": signal.side.value,
-            "status": SignalStatus.QUEUED.value, "priority": priority,
-            "expires_at": expires_at, "updated_at": now,
-        }
-        with exclusive(self.engine, f"queue:{account}") as conn:
-            # Decided before the row exists: everything queued now arrived earlier, so the
-            # signal is at the head unless something of the same or a higher priority waits.
-            token = None
-            if claimant is not None and conn.execute(st.QUEUED_AT_OR_ABOVE, {
-                    "account": account, "priority": priority}).first() is None:
-                token, _ = _take_token(conn, account, rate, dialect)
-            if token is not None:
-                values.update(status=SignalStatus.DISPATCHING.value, claimed_by=claimant,
-                              claimed_at=now)
-            signal_id = _new_id(conn.execute(st.INSERT_SIGNAL, values))
-            timeline = [{"signal_id": signal_id, "at": now, "status": "received",
-                         "detail": "received"}]
-            original = (_hold_key(conn, dialect, key, signal_id, key_expires, now)
-                        if key is not None else None)
-            if original is not None:
-                conn.execute(st.UPDATE_SIGNAL, {
-                    "where_id": signal_id, "status": SignalStatus.DUPLICATE.value,
-                    "duplicate_of": original, "claimed_by": None, "claimed_at": None})
-                if token is not None:
-                    conn.execute(st.DELETE_CALL, {"where_id": token})
-                timeline.append({"signal_id": signal_id, "at": now,
-                                 "status": SignalStatus.DUPLICATE.value,
-                                 "detail": f"repeat of signal {original}, answered with "
-                                           "its outcome; nothing sent"})
-                conn.execute(st.INSERT_EVENT, timeline)
-                return Admission(signal_id, duplicate_of=original)
-            timeline.append({"signal_id": signal_id, "at": now,
-                             "status": SignalStatus.QUEUED.value,
-                             "detail": "waiting to be sent to Kotak"})
-            if token is not None:
-                timeline.append({"signal_id": signal_id, "at": now,
-                                 "status": SignalStatus.DISPATCHING.value,
-                                 "detail": "sending to Kotak"})
-            conn.execute(st.INSERT_EVENT, timeline)
-            if token is None:
-                return Admission(signal_id)
-            counts = _entry_counts(conn, account, entry) if entry is not None else None
-            plans = plan(counts) if plan is not None and counts is not None else None
-            made, first_sending = (
-                _insert_orders(conn, now, signal_id, account, signal.strategy, plans, token)
-                if plans else ([], False))
-        self._granted(token)
-        row = SignalRow(
-            id=signal_id, alert_id=alert_id, source=source, account=account,
-            received_at=received_at or now,
-            status=SignalStatus.DISPATCHING, priority=priority, signal=signal, error=None,
-            duplicate_of=None, expires_at=expires_at, strategy=signal.strategy,
-            symbol=signal.symbol, instrument=instrument, raw_body=raw_body,
-            remote_addr=remote_addr)
-        return Admission(signal_id, claim=Claim(row, token, counts, tuple(made), first_sending))
+        granted: list[int] = []
+        with exclusive_many(self.engine, [f"queue:{r.account}" for r in requests]) as conn:
+            admissions = [_admit_in(conn, dialect, now, request, granted)
+                          for request in requests]
+        for token in granted:
+            self._granted(token)
+        return admissions
 
     def add_signal(self, *, alert_id: str, source: str, account: str, remote_addr: str,
                    raw_body: str, signal: Signal | None, status: SignalStatus, priority: int,
@@ -832,6 +790,89 @@ class Journal:
                      signal_keys.c.expires_at < now - timedelta(minutes=5))))
             conn.execute(delete(broker_calls).where(
                 broker_calls.c.at < _now_seconds(conn, self.engine.dialect.name) - 60))
+
+
+@dataclass(frozen=True)
+class AdmitRequest:
+    """One signal to admit (see :meth:`Journal.admit`)."""
+
+    alert_id: str
+    source: str
+    account: str
+    remote_addr: str
+    raw_body: str
+    signal: Signal
+    priority: int
+    expires_at: datetime
+    instrument: str
+    key: str | None
+    key_expires: datetime | None
+    claimant: str | None
+    rate: int
+    received_at: datetime | None = None
+    entry: EntryQuery | None = None
+    plan: Planner | None = None
+
+
+def _admit_in(conn: Connection, dialect: str, now: datetime, r: AdmitRequest,
+              granted: list[int]) -> Admission:
+    values = {
+        "alert_id": storable(r.alert_id), "source": r.source, "account": r.account,
+        "received_at": r.received_at or now, "remote_addr": storable(r.remote_addr[:64]),
+        "raw_body": storable(r.raw_body), "parsed": json.dumps(r.signal.to_dict()),
+        "strategy": storable(r.signal.strategy), "symbol": storable(r.signal.symbol[:96]),
+        "instrument": r.instrument, "side": r.signal.side.value,
+        "status": SignalStatus.QUEUED.value, "priority": r.priority,
+        "expires_at": r.expires_at, "updated_at": now,
+    }
+    # Decided before the row exists: everything queued now arrived earlier, so the signal
+    # is at the head unless something of the same or a higher priority waits.
+    token = None
+    if r.claimant is not None and conn.execute(st.QUEUED_AT_OR_ABOVE, {
+            "account": r.account, "priority": r.priority}).first() is None:
+        token, _ = _take_token(conn, r.account, r.rate, dialect)
+    if token is not None:
+        values.update(status=SignalStatus.DISPATCHING.value, claimed_by=r.claimant,
+                      claimed_at=now)
+    signal_id = _new_id(conn.execute(st.INSERT_SIGNAL, values))
+    timeline = [{"signal_id": signal_id, "at": now, "status": "received",
+                 "detail": "received"}]
+    original = (_hold_key(conn, dialect, r.key, signal_id, r.key_expires, now)
+                if r.key is not None else None)
+    if original is not None:
+        conn.execute(st.UPDATE_SIGNAL, {
+            "where_id": signal_id, "status": SignalStatus.DUPLICATE.value,
+            "duplicate_of": original, "claimed_by": None, "claimed_at": None})
+        if token is not None:
+            conn.execute(st.DELETE_CALL, {"where_id": token})
+        timeline.append({"signal_id": signal_id, "at": now,
+                         "status": SignalStatus.DUPLICATE.value,
+                         "detail": f"repeat of signal {original}, answered with its outcome; "
+                                   "nothing sent"})
+        conn.execute(st.INSERT_EVENT, timeline)
+        return Admission(signal_id, duplicate_of=original)
+    timeline.append({"signal_id": signal_id, "at": now, "status": SignalStatus.QUEUED.value,
+                     "detail": "waiting to be sent to Kotak"})
+    if token is not None:
+        timeline.append({"signal_id": signal_id, "at": now,
+                         "status": SignalStatus.DISPATCHING.value,
+                         "detail": "sending to Kotak"})
+    conn.execute(st.INSERT_EVENT, timeline)
+    if token is None:
+        return Admission(signal_id)
+    granted.append(token)
+    counts = _entry_counts(conn, r.account, r.entry) if r.entry is not None else None
+    plans = r.plan(counts) if r.plan is not None and counts is not None else None
+    made, first_sending = (
+        _insert_orders(conn, now, signal_id, r.account, r.signal.strategy, plans, token)
+        if plans else ([], False))
+    row = SignalRow(
+        id=signal_id, alert_id=r.alert_id, source=r.source, account=r.account,
+        received_at=r.received_at or now, status=SignalStatus.DISPATCHING,
+        priority=r.priority, signal=r.signal, error=None, duplicate_of=None,
+        expires_at=r.expires_at, strategy=r.signal.strategy, symbol=r.signal.symbol,
+        instrument=r.instrument, raw_body=r.raw_body, remote_addr=r.remote_addr)
+    return Admission(signal_id, claim=Claim(row, token, counts, tuple(made), first_sending))
 
 
 def derive_status(orders: list[OrderRow]) -> tuple[SignalStatus, ErrorInfo | None]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from sqlalchemy import Connection, Engine, text
 
@@ -54,11 +54,24 @@ def exclusive(engine: Engine, name: str) -> Iterator[Connection]:
 
 
 @contextlib.contextmanager
-def _transaction(engine: Engine, name: str | None) -> Iterator[Connection]:
+def exclusive_many(engine: Engine, names: Iterable[str]) -> Iterator[Connection]:
+    """A write transaction that no other writer of any of ``names`` interleaves with.
+
+    The locks are taken in one global order (by key), so two such transactions over
+    overlapping names wait for each other instead of deadlocking.
+    """
+    with _transaction(engine, *sorted(set(names), key=lock_key)) as conn:
+        yield conn
+
+
+@contextlib.contextmanager
+def _transaction(engine: Engine, *names: str | None) -> Iterator[Connection]:
     if engine.dialect.name != "sqlite":
         with engine.begin() as conn:
-            if name is not None:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(name)})
+            for name in names:
+                if name is not None:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                                 {"k": lock_key(name)})
             yield conn
         return
     with _writer_lock(engine), engine.connect() as conn:

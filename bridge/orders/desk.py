@@ -32,7 +32,15 @@ from bridge.clock import Clock
 from bridge.config import Settings
 from bridge.domain import Signal, SignalSource
 from bridge.errors import InvalidSignal, RuleRefusal
-from bridge.journal.signals import ErrorInfo, Journal, OrderRow, SignalRow, SignalStatus
+from bridge.journal.signals import (
+    Admission,
+    AdmitRequest,
+    ErrorInfo,
+    Journal,
+    OrderRow,
+    SignalRow,
+    SignalStatus,
+)
 from bridge.notify import Notifier
 from bridge.orders import fanout
 from bridge.orders.dispatch import Dispatcher
@@ -138,24 +146,32 @@ class SignalDesk:
 
     def _fan_out(self, intake: Intake, prepared: Prepared,
                  targets: list[AccountSettings]) -> Outcome:
-        """Admit the signal once per account, sending every account's copy at once; each
-        is its account's own signal from here on, so one account's trouble (a rejection,
-        a timeout, an expired session) is that account's outcome alone."""
-        admitted: list[tuple[str, Outcome | _Admitted]] = []
+        """Admit the signal once per account, in one transaction, sending every account's
+        copy at once; each is its account's own signal from here on, so one account's
+        trouble (a rejection, a timeout, an expired session) is that account's outcome."""
+        done: dict[str, Outcome | _Admitted] = {}
+        copies: list[tuple[str, Prepared]] = []
         for account in targets:
             try:
                 copy = fanout.for_account(prepared.signal, prepared.instrument, account)
             except RuleRefusal as exc:
-                admitted.append((account.name, self._refused(
+                done[account.name] = self._refused(
                     intake, prepared.signal, SignalStatus.REJECTED,
-                    ErrorInfo(exc.code, exc.message, exc.details), account=account.name)))
+                    ErrorInfo(exc.code, exc.message, exc.details), account=account.name)
                 continue
-            admitted.append((account.name, self._admit(
-                intake, dataclasses.replace(prepared, signal=copy), account.name)))
-        # The copies run in parallel on the dispatcher's pool; waiting for each in turn costs
-        # the slowest, not the sum.
-        parts = [(name, done if isinstance(done, Outcome) else self._finish(done, intake))
-                 for name, done in admitted]
+            copies.append((account.name, dataclasses.replace(prepared, signal=copy)))
+        slots = self.dispatcher.free_slots()
+        claimant = self.dispatcher.claimant()
+        requests = [self._request(intake, copy, name, claimant if index < slots else None)
+                    for index, (name, copy) in enumerate(copies)]
+        for (name, _), request, admission in zip(
+                copies, requests, self.journal.admit_many(requests), strict=True):
+            done[name] = self._started(request, admission, intake)
+        # The copies run side by side on the dispatcher's pool; waiting for each in turn
+        # costs the slowest, not the sum.
+        parts = [(account.name, found if isinstance(found, Outcome)
+                  else self._finish(found, intake))
+                 for account in targets if (found := done.get(account.name)) is not None]
         status = fanout.combined_status([outcome.status for _, outcome in parts])
         first = next((o for _, o in parts if o.status is status), None)
         return Outcome(signal_id=None, alert_id=prepared.signal.alert_id or (
@@ -164,29 +180,38 @@ class SignalDesk:
             orders=[order for _, outcome in parts for order in outcome.orders],
             accounts=parts)
 
-    def _admit(self, intake: Intake, prepared: Prepared, account: str) -> _Admitted:
-        """Journal the signal for ``account`` and, when it may go now, start sending it."""
+    def _request(self, intake: Intake, prepared: Prepared, account: str,
+                 claimant: str | None) -> AdmitRequest:
         signal = prepared.signal
-        now = self.clock.now()
-        alert_id = signal.alert_id or f"sig-{secrets.token_hex(6)}"
         key, key_expires = self._key(signal, intake, account)
-        admission = self.journal.admit(
-            alert_id=alert_id, source=intake.source.value, account=account,
-            remote_addr=intake.remote_addr, raw_body=intake.raw_body, signal=signal,
-            received_at=intake.received_at, priority=prepared.priority,
-            expires_at=now + timedelta(seconds=self.settings.intake.signal_ttl_s),
+        return AdmitRequest(
+            alert_id=signal.alert_id or f"sig-{secrets.token_hex(6)}",
+            source=intake.source.value, account=account, remote_addr=intake.remote_addr,
+            raw_body=intake.raw_body, signal=signal, received_at=intake.received_at,
+            priority=prepared.priority,
+            expires_at=self.clock.now() + timedelta(seconds=self.settings.intake.signal_ttl_s),
             instrument=instrument_key(prepared.instrument), key=key, key_expires=key_expires,
-            claimant=self.dispatcher.claimant(), rate=self.service.accounts.rate(account),
+            claimant=claimant, rate=self.service.accounts.rate(account),
             entry=self.service.entry_query(signal, prepared.instrument),
             plan=self.service.planner(prepared))
+
+    def _started(self, request: AdmitRequest, admission: Admission,
+                 intake: Intake) -> _Admitted:
+        """Act on an admission: a repeat is reported, a claim starts sending, the rest
+        waits for the dispatcher."""
         if admission.duplicate_of is not None:
             self.service.report.settled(admission.signal_id)
-            return _Admitted(admission.signal_id, alert_id, admission.duplicate_of)
+            return _Admitted(admission.signal_id, request.alert_id, admission.duplicate_of)
         if admission.claim is None:
             self.dispatcher.wake()
-            return _Admitted(admission.signal_id, alert_id)
-        return _Admitted(admission.signal_id, alert_id,
+            return _Admitted(admission.signal_id, request.alert_id)
+        return _Admitted(admission.signal_id, request.alert_id,
                          future=self.dispatcher.run(admission.claim, intake.deadline))
+
+    def _admit(self, intake: Intake, prepared: Prepared, account: str) -> _Admitted:
+        """Journal the signal for ``account`` and, when it may go now, start sending it."""
+        request = self._request(intake, prepared, account, self.dispatcher.claimant())
+        return self._started(request, self.journal.admit_many([request])[0], intake)
 
     def _finish(self, admitted: _Admitted, intake: Intake) -> Outcome:
         """What to answer for an admitted signal, waiting within the time budget."""

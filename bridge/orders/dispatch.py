@@ -108,6 +108,13 @@ class Dispatcher:
             return None
         return self.process_id
 
+    def free_slots(self) -> int:
+        """How many more signals this process could start sending now."""
+        if self._pool is None:
+            return 0
+        with self._guard:
+            return max(self._workers - self._inflight, 0)
+
     def run(self, claim: Claim, follow_until: float) -> Future[None]:
         """Send a signal claimed on the request's path."""
         return self._submit(claim, follow_until)

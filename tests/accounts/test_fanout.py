@@ -141,3 +141,17 @@ def test_squareoff_closes_every_account(make_fleet: Any) -> None:
     for name in fleet.accounts:
         (close,) = fleet.placed(name)
         assert close["tt"] == "S" and units(close) == 3
+
+
+def test_the_dashboard_shows_each_account_and_which_session_is_down(make_fleet: Any) -> None:
+    from tests.dashboard.conftest import PASSWORD, sign_in
+
+    fleet: Fleet = make_fleet(8, lone="lone", ADMIN_PASSWORD=PASSWORD)
+    fleet.sandboxes["lone"].expire_sessions()
+    _fan(fleet, "fan-dash")
+    client = fleet.bridge.app.test_client()
+    sign_in(client)
+    page = client.get("/?strategy=fan").get_data(as_text=True)
+    assert "9/10 accounts valid" in page and "lone:" in page
+    assert page.count('data-alert-id="fan-dash"') == 10
+    assert '<span class="tag">acc007</span>' in page

@@ -63,6 +63,24 @@ def _environment(tmp_path: Path, server: SandboxServer, members: list[SandboxAcc
     return env
 
 
+def _story(database_url: str, placed: int, wanted: int) -> str:
+    """What the journal says when orders are missing: signals and orders by status, and
+    the first failed signal's reason."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            by_signal = conn.execute(select(signals.c.status, func.count())
+                                     .group_by(signals.c.status)).all()
+            by_order = conn.execute(select(orders.c.status, func.count())
+                                    .group_by(orders.c.status)).all()
+            failed = conn.execute(select(signals.c.error_message)
+                                  .where(signals.c.status == "failed").limit(1)).scalar()
+    finally:
+        engine.dispose()
+    return (f"{placed} of {wanted} orders placed; signals {by_signal}; orders {by_order}; "
+            f"first failure: {failed}")
+
+
 def _post(port: int, alert: str) -> dict[str, Any] | None:
     try:
         answer = requests.post(f"http://127.0.0.1:{port}/webhook/tradingview", timeout=30, json={
@@ -99,18 +117,22 @@ def test_three_processes_share_a_burst_and_survive_a_kill(
         with ThreadPoolExecutor(max_workers=6) as pool:
             futures = [pool.submit(_post, ports[number % 3], alert)
                        for number, alert in enumerate(alerts)]
-            time.sleep(1.0)
-            os.killpg(victim.pid, signal.SIGKILL)  # the host dies mid-burst
+            # The host dies mid-burst: once a quarter of the orders have reached Kotak.
+            deadline = time.monotonic() + 60
+            while (len(server.sandbox.requests.snapshot("place")) < ACCOUNTS * ALERTS // 4
+                   and time.monotonic() < deadline):
+                time.sleep(0.02)
+            os.killpg(victim.pid, signal.SIGKILL)
+            placed_at_kill = len(server.sandbox.requests.snapshot("place"))
             answers = [future.result() for future in futures]
-        lost = [alert for alert, answer in zip(alerts, answers, strict=True) if answer is None]
-        assert lost, "the kill came after the burst: nothing was in flight"
+        assert 0 < placed_at_kill < ACCOUNTS * ALERTS
         # A caller whose request died with the host sends it again, to a survivor.
         for alert, answer in zip(alerts, answers, strict=True):
             if answer is None:
                 assert _post(ports[1], alert) is not None
 
         wanted = ACCOUNTS * ALERTS
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             placed = [r for r in server.sandbox.requests.snapshot("place") if r.status == 200]
             if len(placed) >= wanted:
@@ -120,7 +142,7 @@ def test_three_processes_share_a_burst_and_survive_a_kill(
         log = server.sandbox.requests.snapshot("place")
         accepted = [r for r in log if r.status == 200]
         tags = Counter(json.loads(r.jdata)["ig"] for r in accepted)
-        assert len(accepted) == wanted, f"{len(accepted)} of {wanted} orders placed"
+        assert len(accepted) == wanted, _story(database_url, len(accepted), wanted)
         assert max(tags.values()) == 1  # no order reached Kotak twice
         assert all(r.status != 429 for r in log)  # Kotak never had to refuse for rate
         per_account: dict[str, list[float]] = defaultdict(list)

@@ -39,6 +39,10 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    # socketserver's default backlog is 5: a fleet of accounts connecting at once (each
+    # with its own connection pool) would overflow it and see connect timeouts, which
+    # Kotak's servers never cause.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], app: WSGIApplication) -> None:
         self.app = app
