@@ -367,6 +367,21 @@ class Journal:
         return (_signal_row(row) if row is not None else None,
                 [_order_row(order) for order in found])
 
+    def signals_with_orders(self, signal_ids: list[int]) -> dict[
+            int, tuple[SignalRow, list[OrderRow]]]:
+        """Several signals and their orders, in two queries (a fanned-out signal's copies)."""
+        if not signal_ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(signals).where(signals.c.id.in_(signal_ids))).all()
+            found = conn.execute(select(orders).where(orders.c.signal_id.in_(signal_ids))
+                                 .order_by(orders.c.id)).all()
+        result: dict[int, tuple[SignalRow, list[OrderRow]]] = {
+            int(row.id): (_signal_row(row), []) for row in rows}
+        for order in found:
+            result[int(order.signal_id)][1].append(_order_row(order))
+        return result
+
     def signals_by_alert_id(self, alert_id: str) -> list[SignalRow]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(signals).where(signals.c.alert_id == alert_id)

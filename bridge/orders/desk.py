@@ -21,6 +21,7 @@ import secrets
 import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -167,11 +168,26 @@ class SignalDesk:
         for (name, _), request, admission in zip(
                 copies, requests, self.journal.admit_many(requests), strict=True):
             done[name] = self._started(request, admission, intake)
-        # The copies run side by side on the dispatcher's pool; waiting for each in turn
-        # costs the slowest, not the sum.
-        parts = [(account.name, found if isinstance(found, Outcome)
-                  else self._finish(found, intake))
-                 for account in targets if (found := done.get(account.name)) is not None]
+        # The copies run side by side on the dispatcher's pool: wait for them together,
+        # within the time budget, then read every account's state at once.
+        started = [a for a in done.values() if isinstance(a, _Admitted)]
+        wait_futures([a.future for a in started if a.future is not None],
+                     timeout=max(intake.deadline - time.monotonic(), 0.0))
+        found = self.journal.signals_with_orders(
+            [a.signal_id for a in started if a.duplicate_of is None])
+        parts: list[tuple[str, Outcome]] = []
+        for account in targets:
+            state = done.get(account.name)
+            if isinstance(state, _Admitted):
+                if state.duplicate_of is not None:
+                    state = self._duplicate(state.signal_id, state.alert_id,
+                                            state.duplicate_of, intake.deadline)
+                else:
+                    row, orders = found[state.signal_id]
+                    state = Outcome(signal_id=row.id, alert_id=row.alert_id,
+                                    status=row.status, error=row.error, orders=orders)
+            if state is not None:
+                parts.append((account.name, state))
         status = fanout.combined_status([outcome.status for _, outcome in parts])
         first = next((o for _, o in parts if o.status is status), None)
         return Outcome(signal_id=None, alert_id=prepared.signal.alert_id or (
