@@ -49,6 +49,7 @@ from bridge.config import (
     RiskSettings,
     Secret,
     Settings,
+    missing_for_live,
 )
 from bridge.domain import DEFAULT_ACCOUNT
 from bridge.kotak.auth import AuthFlow
@@ -62,6 +63,10 @@ _FIELDS = ("enabled", "mode", "auth", "ucc", "mobile", "pan", "proxy", "login_ur
            "oauth_url", "gateway_url", "multiplier", "lots", "max_quantity",
            "max_orders_per_day", "order_rate")
 _DEFAULT_FIELDS = ("multiplier", "lots", "max_quantity", "max_orders_per_day")
+#: a live login's needs (by their KOTAK_* names): fields of this file, or secrets
+_IN_FILE = {"KOTAK_UCC": "ucc", "KOTAK_MOBILE": "mobile",
+            "KOTAK_MOBILE or KOTAK_PAN": "mobile or pan"}
+_IN_ENV = {"KOTAK_PASSWORD": "PASSWORD"}
 
 
 @dataclass(frozen=True)
@@ -255,21 +260,14 @@ class _FileReader:
             gateway_url=text("gateway_url", base.gateway_url).rstrip("/"),
             proxy=text("proxy", ""))
         if mode is Mode.LIVE:
-            needed = {"BROKER_API_KEY": bool(kotak.api_key)}
-            if auth is AuthFlow.TOTP:
-                needed.update({"ucc": bool(kotak.ucc), "mobile": bool(kotak.mobile)})
-            else:
-                needed.update({"BROKER_API_SECRET": bool(kotak.api_secret),
-                               "mobile or pan": bool(kotak.mobile or kotak.pan),
-                               "PASSWORD": bool(kotak.password)})
-            for what, present in needed.items():
-                if present:
-                    continue
-                if what.isupper():
-                    self.problem(f"account {name}: {secret_env_name(name, what)} is not set "
-                                 "in the environment")
+            for what in missing_for_live(kotak):
+                if what in _IN_FILE:
+                    self.problem(f"account {name}: {_IN_FILE[what]} is required for a live "
+                                 "account")
                 else:
-                    self.problem(f"account {name}: {what} is required for a live account")
+                    self.problem(f"account {name}: "
+                                 f"{secret_env_name(name, _IN_ENV.get(what, what))} is not "
+                                 "set in the environment")
         return kotak
 
     def _sizing(self, name: str, entry: dict[str, Any]) -> Sizing:

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 
 import click
 
+from bridge.accounts import load_accounts
 from bridge.clock import ist_text
 from bridge.config import ConfigError, Settings, environment, load_settings
 from bridge.domain import DEFAULT_ACCOUNT, Exchange
@@ -64,8 +65,14 @@ def check() -> None:
     settings = _settings()
     for warning in settings.warnings:
         click.echo(f"warning: {warning}")
+    try:
+        accounts = load_accounts(settings)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
     click.echo(f"settings are valid (mode {settings.mode.value}, database "
-               f"{settings.database_url.split(':', 1)[0]})")
+               f"{settings.database_url.split(':', 1)[0]}, accounts "
+               f"{', '.join(accounts.accounts)})")
 
 
 @cli.command()

@@ -348,17 +348,22 @@ def _kotak_settings(r: _Reader, mode: Mode) -> KotakSettings:
         proxy=r.url("KOTAK_PROXY", "", required=False),
     )
     if mode is Mode.LIVE:
-        needed = {"BROKER_API_KEY": bool(settings.api_key)}
-        if auth is AuthFlow.TOTP:
-            needed.update({"KOTAK_UCC": bool(settings.ucc), "KOTAK_MOBILE": bool(settings.mobile)})
-        else:
-            needed.update({"BROKER_API_SECRET": bool(settings.api_secret),
-                           "KOTAK_MOBILE or KOTAK_PAN": bool(settings.mobile or settings.pan),
-                           "KOTAK_PASSWORD": bool(settings.password)})
-        for name, present in needed.items():
-            if not present:
-                r.problem(f"{name} is required in live mode with KOTAK_AUTH={auth.value}")
+        for name in missing_for_live(settings):
+            r.problem(f"{name} is required in live mode with KOTAK_AUTH={auth.value}")
     return settings
+
+
+def missing_for_live(kotak: KotakSettings) -> list[str]:
+    """What a live login with these settings lacks, by setting name (BROKER_API_KEY,
+    KOTAK_UCC ...); empty when nothing is missing."""
+    needed = {"BROKER_API_KEY": bool(kotak.api_key)}
+    if kotak.auth is AuthFlow.TOTP:
+        needed.update({"KOTAK_UCC": bool(kotak.ucc), "KOTAK_MOBILE": bool(kotak.mobile)})
+    else:
+        needed.update({"BROKER_API_SECRET": bool(kotak.api_secret),
+                       "KOTAK_MOBILE or KOTAK_PAN": bool(kotak.mobile or kotak.pan),
+                       "KOTAK_PASSWORD": bool(kotak.password)})
+    return [name for name, present in needed.items() if not present]
 
 
 class _Reader:
