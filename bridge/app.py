@@ -72,9 +72,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     return app
 
 
+def current_services() -> Services:
+    """The services of the app handling this request (views share them through here)."""
+    services: Services = current_app.extensions["bridge"]
+    return services
+
+
 def _start_timer() -> None:
     g.started = time.monotonic()
-    g.arrived = current_app.extensions["bridge"].clock.now()
+    g.arrived = current_services().clock.now()
 
 
 def _log_request(response: Response) -> Response:

@@ -224,13 +224,10 @@ def squareoff(exchanges: tuple[str, ...], dry_run: bool) -> None:
 
     with _services() as services:
         try:
-            services.instruments.current()
-        except InstrumentError:
-            try:
-                services.instruments.refresh(services.broker())
-            except (KotakError, InstrumentError) as exc:
-                click.echo(f"no scrip master and none could be loaded: {exc}", err=True)
-                sys.exit(1)
+            services.instruments.ensure(services.broker())
+        except (KotakError, InstrumentError) as exc:
+            click.echo(f"no scrip master and none could be loaded: {exc}", err=True)
+            sys.exit(1)
         chosen = [Exchange(e) for e in exchanges] or list(Exchange)
         outcome = JobActions(services).square_off(chosen, dry_run=dry_run)
         for report in outcome.report.get("reports", []):

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
+from bridge.app import current_services
 from bridge.config import SchedulerPlace
 from bridge.journal.schema import check_writable
 from bridge.kotak.instruments import InstrumentsUnavailable
@@ -23,10 +24,6 @@ from bridge.wiring import Services
 bp = Blueprint("health", __name__)
 
 
-def _services() -> Services:
-    services: Services = current_app.extensions["bridge"]
-    return services
-
 
 @bp.get("/healthz")
 def healthz() -> ResponseReturnValue:
@@ -35,7 +32,7 @@ def healthz() -> ResponseReturnValue:
 
 @bp.get("/readyz")
 def readyz() -> ResponseReturnValue:
-    services = _services()
+    services = current_services()
     checks: dict[str, Any] = {}
     reasons: list[str] = []
     try:

@@ -14,7 +14,7 @@ import shlex
 
 from bridge.config import Mode, Settings
 from bridge.kotak.errors import KotakError, LoginBlocked
-from bridge.kotak.instruments import InstrumentError, InstrumentsUnavailable
+from bridge.kotak.instruments import InstrumentError
 from bridge.wiring import Services
 
 log = logging.getLogger(__name__)
@@ -37,13 +37,10 @@ def prepare(services: Services) -> None:
         except KotakError as exc:
             log.error("kotak login for account %s failed at start: %s", account, exc.message)
     try:
-        index = services.instruments.current()
+        index = services.instruments.ensure(services.broker())
         log.info("scrip master in use: %d instruments for %s", len(index), index.trading_day)
-    except InstrumentsUnavailable:
-        try:
-            services.instruments.refresh(services.broker())
-        except (KotakError, InstrumentError) as exc:
-            log.error("scrip master could not be loaded at start: %s", exc)
+    except (KotakError, InstrumentError) as exc:
+        log.error("scrip master could not be loaded at start: %s", exc)
 
 
 def banner(settings: Settings, *, show_secret: bool) -> str:

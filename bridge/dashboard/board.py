@@ -48,7 +48,6 @@ class AccountStatus:
     login_blocked: bool
     rate: int  # order requests per second allowed
     sent_last_second: int
-    queued: int
 
     @property
     def headroom(self) -> int:
@@ -181,8 +180,7 @@ class Board:
                 expires_at=status.expires_at, login_blocked=status.login_blocked,
                 rate=services.accounts.rate(name),
                 sent_last_second=self.reader.sent_since(name, now - timedelta(seconds=1))
-                if detailed else 0,
-                queued=depth))
+                if detailed else 0))
         place = services.settings.schedule.place
         leader = services.jobs.leader(ROLE) if place is not SchedulerPlace.OFF else None
         age = (now - leader.heartbeat_at).total_seconds() if leader is not None else None

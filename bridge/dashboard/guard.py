@@ -32,6 +32,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
+from bridge.app import current_services
 from bridge.clock import ist_text
 from bridge.secretbox import SecretBox
 from bridge.webhooks.auth import FailureBook, client_address, secret_matches
@@ -62,10 +63,6 @@ def install(app: Flask, services: Services) -> None:
     app.jinja_env.globals["csrf_token"] = csrf_token
 
 
-def _services() -> Services:
-    services: Services = current_app.extensions["bridge"]
-    return services
-
 
 def csrf_token() -> str:
     """This session's CSRF token (made on first use)."""
@@ -84,7 +81,7 @@ def _csrf_ok() -> bool:
 
 def _address() -> str:
     return client_address(request.remote_addr or "", request.headers.get("X-Forwarded-For"),
-                          _services().settings.trusted_proxies)
+                          current_services().settings.trusted_proxies)
 
 
 def signed_in() -> bool:
@@ -93,7 +90,7 @@ def signed_in() -> bool:
 
 def check() -> ResponseReturnValue | None:
     """Run before every dashboard request: locked, signed out, or a forged form stop here."""
-    if not _services().settings.admin_password:
+    if not current_services().settings.admin_password:
         return render_template("locked.html"), 503
     if request.method == "POST" and not _csrf_ok():
         return render_template("refused.html", reason=(
@@ -117,7 +114,7 @@ def login() -> ResponseReturnValue:
         return render_template("login.html", next=target, error=(
             f"Too many wrong passwords from your address: try again after "
             f"{ist_text(blocked)}.")), 429
-    password = _services().settings.admin_password.reveal()
+    password = current_services().settings.admin_password.reveal()
     if not secret_matches(request.form.get("password", ""), password):
         failures.failed(address)
         return render_template("login.html", next=target, error="Wrong password."), 401

@@ -28,6 +28,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
+from bridge.app import current_services
 from bridge.clock import IST
 from bridge.dashboard import guard
 from bridge.dashboard.board import Board
@@ -35,7 +36,7 @@ from bridge.domain import Exchange, Product
 from bridge.journal.jobs import RunStatus
 from bridge.journal.signals import SignalStatus
 from bridge.kotak.errors import KotakError, LoginBlocked
-from bridge.kotak.instruments import InstrumentError, InstrumentsUnavailable
+from bridge.kotak.instruments import InstrumentError
 from bridge.wiring import Services
 
 if TYPE_CHECKING:
@@ -59,10 +60,6 @@ def register(app: Flask, services: Services) -> None:
     app.jinja_env.filters["money"] = _money
     app.register_blueprint(bp)
 
-
-def _services() -> Services:
-    services: Services = current_app.extensions["bridge"]
-    return services
 
 
 def _board() -> Board:
@@ -157,7 +154,7 @@ def helper() -> ResponseReturnValue:
             error = "Lots must be a whole number from 1 to 10000."
         except InstrumentError as exc:
             error = str(exc)
-    settings = _services().settings
+    settings = current_services().settings
     base = settings.public_url or f"http://{settings.bind}"
     return render_template("helper.html", form=form, error=error, text=text,
                            instrument=instrument, webhook=f"{base}/webhook/tradingview",
@@ -171,7 +168,7 @@ def killswitch() -> ResponseReturnValue:
     state = request.form.get("state")
     if state not in ("on", "off"):
         return render_template("refused.html", reason="state must be on or off"), 400
-    _services().desk.set_kill_switch(state == "on", by="dashboard")
+    current_services().desk.set_kill_switch(state == "on", by="dashboard")
     flash("Kill switch ON: new entries are refused; exits still go."
           if state == "on" else "Kill switch off: entries are accepted again.")
     return redirect(url_for("dashboard.index"))
@@ -202,7 +199,7 @@ def squareoff() -> ResponseReturnValue:
 @bp.post("/actions/relogin")
 def relogin() -> ResponseReturnValue:
     """Log in again now with the stored credentials, or send the person to the login page."""
-    services = _services()
+    services = current_services()
     account = request.form.get("account") or next(iter(services.brokers))
     client = services.brokers.get(account)
     if client is None:
@@ -223,7 +220,7 @@ def relogin() -> ResponseReturnValue:
 def kotak_login() -> ResponseReturnValue:
     """The login page at ``REDIRECT_URL``: a person types the TOTP (or the legacy OTP) and
     the MPIN when the unattended login is not configured or has failed."""
-    services = _services()
+    services = current_services()
     account = request.values.get("account") or next(iter(services.brokers))
     client = services.brokers.get(account)
     if client is None:
@@ -276,12 +273,8 @@ class ManualSquareOff:
         # Imported here: the scheduler's jobs import the wiring, which the app imports first.
         from bridge.schedule.jobs import JobActions
 
-        services = self.services
-        try:
-            services.instruments.current()
-        except InstrumentsUnavailable:
-            services.instruments.refresh(services.broker())
-        return JobActions(services)
+        self.services.instruments.ensure(self.services.broker())
+        return JobActions(self.services)
 
     def preview(self, exchanges: list[Exchange]) -> tuple[str, list[str]]:
         try:
@@ -322,7 +315,7 @@ def _ist(moment: datetime | None) -> str:
     if moment is None:
         return "-"
     local = moment.astimezone(IST)
-    today = _services().clock.now().astimezone(IST).date()
+    today = current_services().clock.now().astimezone(IST).date()
     return f"{local:%H:%M:%S}" if local.date() == today else f"{local:%d %b %H:%M}"
 
 

@@ -12,7 +12,13 @@ from datetime import datetime
 
 from sqlalchemy import Engine, func, select
 
-from bridge.journal.signals import OrderRow, SignalRow, _order_row, _signal_row
+from bridge.journal.signals import (
+    OrderRow,
+    SignalRow,
+    _order_row,
+    _signal_row,
+    orders_by_signal,
+)
 from bridge.journal.tables import orders, signals
 
 
@@ -34,15 +40,8 @@ class JournalReader:
             return [_signal_row(row) for row in conn.execute(query).all()]
 
     def orders_of_signals(self, signal_ids: Sequence[int]) -> dict[int, list[OrderRow]]:
-        found: dict[int, list[OrderRow]] = {signal_id: [] for signal_id in signal_ids}
-        if not signal_ids:
-            return found
-        query = (select(orders).where(orders.c.signal_id.in_(list(signal_ids)))
-                 .order_by(orders.c.id))
         with self.engine.connect() as conn:
-            for row in conn.execute(query).all():
-                found[int(row.signal_id)].append(_order_row(row))
-        return found
+            return orders_by_signal(conn, list(signal_ids))
 
     def orders_since(self, since: datetime, limit: int = 200) -> list[OrderRow]:
         """Orders the bridge made since ``since`` (every account), the latest first."""

@@ -7,7 +7,7 @@ recovery can finish: queued signals are sent or expired, ``sending`` orders beco
 
 Shared across processes through the database:
 
-* idempotency keys (:meth:`Journal.admit`): an ``alert_id`` forever, an identical body
+* idempotency keys (:meth:`Journal.admit_many`): an ``alert_id`` forever, an identical body
   for the dedup window; the first writer of a key wins atomically;
 * the dispatch queue per account: ordered by priority (exits first) then arrival, claimed
   with the broker rate-limit token in one exclusive transaction, so claim order is send order
@@ -268,33 +268,19 @@ class Journal:
 
     # --- signals ----------------------------------------------------------------------------
 
-    def admit(self, *, alert_id: str, source: str, account: str, remote_addr: str,
-              raw_body: str, signal: Signal, priority: int, expires_at: datetime,
-              received_at: datetime | None = None,
-              instrument: str, key: str | None, key_expires: datetime | None,
-              claimant: str | None, rate: int, entry: EntryQuery | None = None,
-              plan: Planner | None = None) -> Admission:
-        """Write a valid signal and decide its fate, in one exclusive transaction.
-
-        The signal is journaled; if ``key`` is held by an earlier signal (an ``alert_id``
-        forever, a body hash until ``key_expires``) it is recorded as that signal's duplicate;
-        otherwise it is queued, and with ``claimant`` set it is also claimed for sending at
-        once when nothing is queued ahead of it and a broker rate-limit token is free; a
-        claimed signal also gets the counts of ``entry``, and the orders ``plan`` makes of
-        them are recorded at once (the first marked ``sending`` when it is its turn), saving
-        its sender a transaction.
-        """
-        (admission,) = self.admit_many([AdmitRequest(
-            alert_id=alert_id, source=source, account=account, remote_addr=remote_addr,
-            raw_body=raw_body, signal=signal, priority=priority, expires_at=expires_at,
-            received_at=received_at, instrument=instrument, key=key, key_expires=key_expires,
-            claimant=claimant, rate=rate, entry=entry, plan=plan)])
-        return admission
-
     def admit_many(self, requests: list[AdmitRequest]) -> list[Admission]:
-        """:meth:`admit` several signals (one signal's copies for several accounts) in one
-        transaction: one commit instead of one per account, holding each account's queue
-        lock until it ends."""
+        """Write valid signals and decide their fates, in one exclusive transaction (one
+        commit for a signal's copies to several accounts, each account's queue lock held
+        until it ends).
+
+        Each signal is journaled; if its ``key`` is held by an earlier signal (an ``alert_id``
+        forever, a body hash until ``key_expires``) it is recorded as that signal's
+        duplicate; otherwise it is queued, and with ``claimant`` set it is also claimed for
+        sending at once when nothing is queued ahead of it and a broker rate-limit token is
+        free; a claimed signal also gets the counts of ``entry``, and the orders ``plan``
+        makes of them are recorded at once (the first marked ``sending`` when it is its
+        turn), saving its sender a transaction.
+        """
         now = self._clock.now()
         dialect = self.engine.dialect.name
         granted: list[int] = []
@@ -374,13 +360,8 @@ class Journal:
             return {}
         with self.engine.connect() as conn:
             rows = conn.execute(select(signals).where(signals.c.id.in_(signal_ids))).all()
-            found = conn.execute(select(orders).where(orders.c.signal_id.in_(signal_ids))
-                                 .order_by(orders.c.id)).all()
-        result: dict[int, tuple[SignalRow, list[OrderRow]]] = {
-            int(row.id): (_signal_row(row), []) for row in rows}
-        for order in found:
-            result[int(order.signal_id)][1].append(_order_row(order))
-        return result
+            found = orders_by_signal(conn, signal_ids)
+        return {int(row.id): (_signal_row(row), found[int(row.id)]) for row in rows}
 
     def signals_by_alert_id(self, alert_id: str) -> list[SignalRow]:
         with self.engine.connect() as conn:
@@ -807,9 +788,19 @@ class Journal:
                 broker_calls.c.at < _now_seconds(conn, self.engine.dialect.name) - 60))
 
 
+def orders_by_signal(conn: Connection, signal_ids: list[int]) -> dict[int, list[OrderRow]]:
+    """The orders of each of ``signal_ids`` (an empty list for one with none), in one query."""
+    found: dict[int, list[OrderRow]] = {signal_id: [] for signal_id in signal_ids}
+    if signal_ids:
+        for row in conn.execute(select(orders).where(orders.c.signal_id.in_(signal_ids))
+                                .order_by(orders.c.id)).all():
+            found[int(row.signal_id)].append(_order_row(row))
+    return found
+
+
 @dataclass(frozen=True)
 class AdmitRequest:
-    """One signal to admit (see :meth:`Journal.admit`)."""
+    """One signal to admit (see :meth:`Journal.admit_many`)."""
 
     alert_id: str
     source: str

@@ -469,6 +469,17 @@ class InstrumentStore:
     def loaded(self) -> InstrumentIndex | None:
         return self._index
 
+    def ensure(self, source: ScripSource) -> InstrumentIndex:
+        """The index in use, or, when none was ever loaded, today's downloaded now.
+
+        :raises ScripMasterError, KotakError: as :meth:`refresh`, when it had to load.
+        """
+        try:
+            return self.current()
+        except InstrumentsUnavailable:
+            self.refresh(source)
+            return self.current()
+
     def refresh(self, source: ScripSource) -> RefreshReport:
         """Download and parse today's files, then publish them and swap the index.
 

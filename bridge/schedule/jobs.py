@@ -64,29 +64,13 @@ class JobActions:
             try:
                 session = manager.login()
                 client.funds()
-            except LoginBlocked as exc:
-                failed = True
-                notes.append(f"account {account}: {exc.message}")
-                self._notify("login_failed", "error",
-                             f"Kotak login of account {account} not attempted: {exc.message}. "
-                             "Signals are refused until a person logs in (python -m bridge "
-                             "login, or the login page).")
-                continue
-            except SessionInvalid as exc:
-                failed = True
-                manager.invalidate(f"refused right after login: {exc.message}")
-                notes.append(f"account {account}: the new session was refused: {exc.message}")
-                self._notify("login_failed", "error",
-                             f"Kotak refused the new session of account {account}: "
-                             f"{exc.message}")
-                continue
             except KotakError as exc:
                 failed = True
-                notes.append(f"account {account}: login failed: {exc.message}")
-                self._notify("login_failed", "error",
-                             f"Kotak login of account {account} failed: {exc.message}. No "
-                             "further automatic attempt today (Kotak locks the account after "
-                             "three failures): log in by hand.")
+                if isinstance(exc, SessionInvalid):
+                    manager.invalidate(f"refused right after login: {exc.message}")
+                note, notice = _login_trouble(account, exc)
+                notes.append(note)
+                self._notify("login_failed", "error", notice)
                 continue
             fresh = before is None or before.token != session.token
             text = (f"account {account}: {'logged in' if fresh else 'session already held'}, "
@@ -155,3 +139,17 @@ class JobActions:
 
     def _notify(self, kind: str, level: str, text: str) -> None:
         self.services.notifier.send(kind, level, text)
+
+
+def _login_trouble(account: str, exc: KotakError) -> tuple[str, str]:
+    """The job's note and the operator's notice for a daily login that did not happen."""
+    if isinstance(exc, LoginBlocked):
+        return (f"account {account}: {exc.message}",
+                f"Kotak login of account {account} not attempted: {exc.message}. Signals are "
+                "refused until a person logs in (python -m bridge login, or the login page).")
+    if isinstance(exc, SessionInvalid):
+        return (f"account {account}: the new session was refused: {exc.message}",
+                f"Kotak refused the new session of account {account}: {exc.message}")
+    return (f"account {account}: login failed: {exc.message}",
+            f"Kotak login of account {account} failed: {exc.message}. No further automatic "
+            "attempt today (Kotak locks the account after three failures): log in by hand.")
