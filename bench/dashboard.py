@@ -45,8 +45,8 @@ def main() -> None:
         settings = load_settings({
             "BRIDGE_MODE": "live", "WEBHOOK_SECRET": SECRET, "ADMIN_PASSWORD": PASSWORD,
             "DATABASE_URL": f"sqlite:///{folder}/journal.db", "DATA_DIR": f"{folder}/data",
-            "KOTAK_LOGIN_URL": server.url, "KOTAK_OAUTH_URL": server.url,
-            "KOTAK_GATEWAY_URL": server.url, "BROKER_API_KEY": account.consumer_key,
+            **server.settings(),
+            "BROKER_API_KEY": account.consumer_key,
             "KOTAK_UCC": account.ucc, "KOTAK_MOBILE": account.mobile,
             "KOTAK_MPIN": account.mpin, "KOTAK_TOTP_SECRET": account.totp_secret,
             "KOTAK_ORDER_RATE": "1000", "MARKET_HOURS": "ignore", "LOG_LEVEL": "WARNING",

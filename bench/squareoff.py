@@ -41,8 +41,8 @@ def one_run(positions: int, rate: int) -> dict[str, float | int | bool]:
         settings = load_settings({
             "BRIDGE_MODE": "live", "WEBHOOK_SECRET": "bench-secret-0123456789",
             "DATABASE_URL": f"sqlite:///{folder}/journal.db", "DATA_DIR": f"{folder}/data",
-            "KOTAK_LOGIN_URL": server.url, "KOTAK_OAUTH_URL": server.url,
-            "KOTAK_GATEWAY_URL": server.url, "BROKER_API_KEY": account.consumer_key,
+            **server.settings(),
+            "BROKER_API_KEY": account.consumer_key,
             "KOTAK_UCC": account.ucc, "KOTAK_MOBILE": account.mobile,
             "KOTAK_MPIN": account.mpin, "KOTAK_TOTP_SECRET": account.totp_secret,
             "KOTAK_ORDER_RATE": str(rate), "MARKET_HOURS": "ignore", "LOG_LEVEL": "WARNING",

@@ -35,6 +35,9 @@ from bridge.config import ConfigError, Mode, SchedulerPlace, Settings, load_sett
 from bridge.journal.db import database_url
 from bridge.journal.schema import check_writable
 from bridge.journal.tables import orders
+from bridge.kotak.auth import AuthFlow
+from bridge.kotak.client import KotakClient
+from bridge.kotak.errors import KotakError
 from bridge.kotak.instruments import InstrumentError
 from bridge.log import Redactor, configure_logging
 from bridge.wiring import Services, build_services
@@ -86,6 +89,8 @@ class _Checkup:
     http: requests.Session
     findings: list[Finding] = field(default_factory=list)
     public_ip: str = ""
+    #: the address Kotak itself saw each account's session at (its get-client-ip)
+    kotak_ips: dict[str, str] = field(default_factory=dict)
     date_sample: _DateSample | None = None
 
     def add(self, level: Level, topic: str, message: str) -> None:
@@ -327,6 +332,7 @@ def _check_sessions(c: _Checkup, services: Services) -> None:
         if status.valid and status.expires_at is not None:
             c.add(Level.OK, "kotak session", f"{who}: logged in to Kotak, valid until "
                   f"{ist_text(status.expires_at)} (Kotak ends every session at midnight)")
+            _check_kotak_ip(c, account, client)
         elif status.login_blocked:
             c.add(Level.PROBLEM, "kotak session", f"{who}: {status.detail}. The bridge will not "
                   "try again by itself (Kotak locks an account after 3 wrong logins): log in "
@@ -353,6 +359,22 @@ def _check_sessions(c: _Checkup, services: Services) -> None:
                   f"the open (`python -m bridge login` or {login_page}). To let the bridge do "
                   "it, set KOTAK_MPIN and KOTAK_TOTP_SECRET (the base32 seed shown when you "
                   "registered TOTP in the Trade API dashboard)")
+
+
+def _check_kotak_ip(c: _Checkup, account: str, client: KotakClient) -> None:
+    """Ask Kotak which address it sees (its get-client-ip): the one to whitelist (100008)."""
+    if client.sessions.credentials.flow is not AuthFlow.TOTP:
+        return
+    try:
+        seen = client.client_ip()
+    except KotakError as exc:
+        c.add(Level.WARNING, "kotak IP", f"account {account}: Kotak did not say which address "
+              f"it sees this machine at ({exc.message})")
+        return
+    c.kotak_ips[account] = seen
+    c.add(Level.OK, "kotak IP", f"account {account}: Kotak sees this machine at {seen}; that "
+          f"is the address to register as the static IP in {NEO_IP_PLACE}, or Kotak refuses "
+          "every order with error 100008")
 
 
 def _check_scheduler(c: _Checkup, services: Services) -> None:
@@ -415,6 +437,12 @@ def _check_public_ip(c: _Checkup, refusals: dict[str, tuple[int, datetime]]) -> 
         reply.raise_for_status()
         address = ipaddress.ip_address(_echoed_ip(reply.text))
     except (requests.RequestException, ValueError) as exc:
+        known = sorted(set(c.kotak_ips.values()))
+        if known:
+            c.add(Level.OK, "public IP", f"{url} did not answer ({_reason(exc)}), but Kotak "
+                  f"sees this machine at {known[0]}: that is the static IP to register")
+            _report_refusals(c, refusals, known[0])
+            return
         c.add(Level.WARNING, "public IP", f"could not learn this machine's public IP from "
               f"{url} ({_reason(exc)}); check it with `curl -4 {DEFAULT_IP_ECHO}`. It must be "
               f"the static IP registered in {NEO_IP_PLACE}")
@@ -422,6 +450,11 @@ def _check_public_ip(c: _Checkup, refusals: dict[str, tuple[int, datetime]]) -> 
         return
     c.public_ip = str(address)
     via = " (through KOTAK_PROXY)" if c.proxies else ""
+    seen = sorted(set(c.kotak_ips.values()) - {str(address)})
+    if seen:
+        c.add(Level.WARNING, "public IP", f"{url} sees this machine at {address}{via}, but "
+              f"Kotak sees {', '.join(seen)}: Kotak's view is the one that counts, so register "
+              f"{seen[0]} as the static IP in {NEO_IP_PLACE}")
     if address.version == 6:
         c.add(Level.WARNING, "public IP", f"this machine reaches the internet as {address}"
               f"{via}, an IPv6 address; Kotak whitelists IPv4 only, so make sure the IPv4 "

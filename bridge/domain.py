@@ -158,6 +158,10 @@ class ModifyRequest:
     validity: Validity = Validity.DAY
     disclosed_quantity: int = 0
     amo: bool = False
+    # The legacy gateway wants the order's product and filled quantity restated (the 1.x
+    # client's full modify body); the current API ignores both.
+    product: Product | None = None
+    filled_quantity: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +263,30 @@ class Funds:
     collateral: Decimal
     realised_pnl: Decimal
     unrealised_pnl: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """Shares held in the demat account (delivery), as Kotak's holdings call reports them."""
+
+    exchange: Exchange
+    symbol: str
+    token: str  # exchange token (Kotak's exchangeIdentifier)
+    quantity: int
+    sellable_quantity: int
+    average_price: Decimal
+    last_price: Decimal  # Kotak's closingPrice
+    market_value: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class MarginCheck:
+    """What Kotak's check-margin call says one order would need."""
+
+    required: Decimal  # margin this order blocks
+    available: Decimal  # margin free before it
+    shortfall: Decimal  # 0 when the order fits
+    accepted: bool  # Kotak's RMS verdict (rmsVldtd "OK")
 
 
 def round_to_tick(price: Decimal, tick: Decimal, *, up: bool | None = None) -> Decimal:

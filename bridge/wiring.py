@@ -29,6 +29,7 @@ from bridge.kotak.http import KotakHttp, Timeouts, new_session
 from bridge.kotak.instruments import InstrumentStore
 from bridge.kotak.sandbox import paper
 from bridge.kotak.sandbox.broker import Sandbox
+from bridge.kotak.sandbox.hosts import Role
 from bridge.kotak.session import SessionManager
 from bridge.log import Redactor
 from bridge.metrics import Metrics
@@ -180,7 +181,8 @@ def paper_credentials(flow: AuthFlow, name: str = DEFAULT_ACCOUNT) -> KotakCrede
         flow=flow, access_token=account.consumer_key,
         consumer_secret=account.consumer_secret, ucc=account.ucc, mobile=account.mobile,
         pan=account.pan, mpin=account.mpin, totp_secret=account.totp_secret,
-        password=account.password, login_url=paper.PAPER_HOST, oauth_url=paper.PAPER_HOST,
-        gateway_url=paper.PAPER_HOST,
+        password=account.password, login_url=paper.PAPER_HOSTS.url(Role.LOGIN),
+        oauth_url=paper.PAPER_HOSTS.url(Role.OAUTH),
+        gateway_url=paper.PAPER_HOSTS.url(Role.GATEWAY),
     )
 

@@ -20,7 +20,12 @@ from bridge.kotak.auth import AuthFlow, KotakCredentials
 from bridge.kotak.client import KotakClient
 from bridge.kotak.http import KotakHttp, RetryPolicy, Timeouts
 from bridge.kotak.sandbox import Sandbox, SandboxAccount, SandboxConfig, SandboxServer
+from bridge.kotak.sandbox.hosts import Role
 from bridge.kotak.session import MemorySessionStore, SessionManager, SessionStore
+
+# Kotak's SDK (the oracle of tests/kotak/test_sdk_*) opens ./logs/neo-api-client.log when it
+# is first imported unless told not to; conftest runs before any test module imports it.
+os.environ["NEO_LOG_FILE_ENABLED"] = "false"
 
 POSTGRES_URL = os.environ.get("BRIDGE_TEST_POSTGRES_URL",
                               "postgresql://postgres@127.0.0.1:5432/test")
@@ -53,13 +58,16 @@ def server(sandbox: Sandbox) -> Iterator[SandboxServer]:
         yield running
 
 
-def credentials_for(account: SandboxAccount, url: str, flow: AuthFlow,
+def credentials_for(account: SandboxAccount, server: SandboxServer | str, flow: AuthFlow,
                     **changes: str) -> KotakCredentials:
+    """Credentials for ``server``'s hosts (a plain URL: one address for every host)."""
+    login, oauth, gateway = ((server, server, server) if isinstance(server, str)
+                             else (server.url, server.oauth_url, server.gateway_url))
     values = {
         "access_token": account.consumer_key, "consumer_secret": account.consumer_secret,
         "ucc": account.ucc, "mobile": account.mobile, "mpin": account.mpin,
         "totp_secret": account.totp_secret, "password": account.password,
-        "login_url": url, "oauth_url": url, "gateway_url": url,
+        "login_url": login, "oauth_url": oauth, "gateway_url": gateway,
     }
     values.update(changes)
     return KotakCredentials(flow=flow, **values)
@@ -74,9 +82,10 @@ class Kotak:
     store: SessionStore
     sandbox: Sandbox
     account: SandboxAccount
-    url: str
+    url: str  # the trading host: the baseUrl (totp) or the gateway (oauth2)
     flow: AuthFlow
     clock: Clock
+    files_url: str = ""  # where the scrip-master CSVs are
 
     def login(self) -> None:
         self.sessions.login()
@@ -85,16 +94,22 @@ class Kotak:
         return len(self.sandbox.requests.snapshot(endpoint))
 
 
-def make_kotak(sandbox: Sandbox, account: SandboxAccount, url: str, flow: AuthFlow, *,
+def make_kotak(sandbox: Sandbox, account: SandboxAccount, server: SandboxServer | str,
+               flow: AuthFlow, *,
                clock: Clock | None = None, store: SessionStore | None = None,
                read_timeout: float = 2.0, **changes: str) -> Kotak:
     http = KotakHttp(timeouts=Timeouts(connect=1.0, read=read_timeout, login=read_timeout),
                      retry=RetryPolicy(attempts=3, backoff=0.01, max_wait=0.05))
     store = store or MemorySessionStore()
     clock = clock or SystemClock()
-    manager = SessionManager("default", credentials_for(account, url, flow, **changes), http,
+    manager = SessionManager("default", credentials_for(account, server, flow, **changes), http,
                              store, clock)
-    return Kotak(KotakClient(http, manager), manager, store, sandbox, account, url, flow, clock)
+    if isinstance(server, str):
+        return Kotak(KotakClient(http, manager), manager, store, sandbox, account, server, flow,
+                     clock, files_url=server)
+    trading = server.url_of(Role.TRADING) if flow is AuthFlow.TOTP else server.gateway_url
+    return Kotak(KotakClient(http, manager), manager, store, sandbox, account, trading, flow,
+                 clock, files_url=server.url_of(Role.FILES))
 
 
 @pytest.fixture(params=[AuthFlow.TOTP, AuthFlow.OAUTH2], ids=["totp", "oauth2"])
@@ -107,7 +122,7 @@ def flow(request: pytest.FixtureRequest) -> AuthFlow:
 def kotak(sandbox: Sandbox, account: SandboxAccount, server: SandboxServer,
           flow: AuthFlow) -> Kotak:
     """A logged-in client of the sandbox over loopback, for each login generation."""
-    connected = make_kotak(sandbox, account, server.url, flow)
+    connected = make_kotak(sandbox, account, server, flow)
     connected.login()
     return connected
 

@@ -303,7 +303,7 @@ def test_live_mode_with_a_session_and_unattended_login(
     live = {**env, "BRIDGE_MODE": "live", "BROKER_API_KEY": account.consumer_key,
             "KOTAK_UCC": account.ucc, "KOTAK_MOBILE": account.mobile,
             "KOTAK_MPIN": account.mpin, "KOTAK_TOTP_SECRET": account.totp_secret,
-            "KOTAK_LOGIN_URL": server.url}
+            **server.settings()}
     assert CliRunner().invoke(cli, ["login"], env=live).exit_code == 0
     logins = len(server.sandbox.requests.snapshot("login"))
     assert logins == 1
@@ -312,6 +312,10 @@ def test_live_mode_with_a_session_and_unattended_login(
 
     assert "ok kotak session: account default: logged in to Kotak, valid until" in out
     assert "ok kotak login: account default: unattended login is set up" in out
+    # Kotak's own view of the address (get-client-ip) beside the echo service's.
+    assert "ok kotak IP: account default: Kotak sees this machine at 127.0.0.1" in out
+    assert (f"warning public IP: {fake.url}/ip sees this machine at {PUBLIC_IP}, but Kotak "
+            "sees 127.0.0.1") in out
     assert account.mpin not in out and account.totp_secret not in out
     assert len(server.sandbox.requests.snapshot("login")) == logins  # the doctor never logs in
     assert code == 1  # no scheduler and no scrip master: nothing is running here

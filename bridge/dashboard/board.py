@@ -28,8 +28,9 @@ from bridge.journal.signals import OrderRow, SignalRow
 from bridge.kotak.client import KotakClient
 from bridge.kotak.errors import KotakError
 from bridge.kotak.instruments import InstrumentError
-from bridge.schedule.plan import build_plan, next_trigger
-from bridge.schedule.runner import ROLE, STALE_AFTER
+from bridge.schedule.jobs import JobActions
+from bridge.schedule.plan import build_plan
+from bridge.schedule.runner import ROLE, STALE_AFTER, has_legacy_accounts, next_action
 from bridge.wiring import Services
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,8 @@ class Board:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.reader = JournalReader(services.engine)
-        self.plan = build_plan(services.settings)
+        self.plan = build_plan(services.settings, legacy=has_legacy_accounts(services))
+        self._actions = JobActions(services)
         self.cache = _Cache()
 
     # --- the status strip -------------------------------------------------------------------
@@ -185,7 +187,7 @@ class Board:
         leader = services.jobs.leader(ROLE) if place is not SchedulerPlace.OFF else None
         age = (now - leader.heartbeat_at).total_seconds() if leader is not None else None
         upcoming = [(spec.name, when) for spec in self.plan
-                    if (when := next_trigger(spec, now, services.calendar)) is not None]
+                    if (when := next_action(spec, now, services, self._actions)) is not None]
         upcoming.sort(key=lambda item: item[1])
         return Strip(
             mode=services.settings.mode.value, accounts=accounts, scheduler_place=place.value,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -30,6 +31,7 @@ from bridge.kotak.errors import LoginFailed, ProtocolError
 from bridge.kotak.http import KotakHttp
 from bridge.kotak.wire import Call
 
+log = logging.getLogger(__name__)
 
 class AuthFlow(StrEnum):
     TOTP = "totp"
@@ -210,12 +212,19 @@ class TotpLogin:
             json_body=wire.mpin_body(mpin or creds.mpin),
         )
         trade = _checked(wire.parse_login_reply(body), "tradeApiValidate")
-        if not trade.base_url:
-            raise ProtocolError("tradeApiValidate returned no baseUrl")
+        base_url = trade.base_url
+        if not base_url:
+            # The SDK then trades on its default production host, which is the login host
+            # (mis.kotaksecurities.com); failing the login instead would leave the day
+            # without a session.
+            base_url = creds.login_url
+            log.warning("Kotak's tradeApiValidate named no trading host (baseUrl) for account "
+                        "%s; trading on the login host %s, as Kotak's SDK does", account,
+                        base_url)
         now = self._clock.now()
         return KotakSession(
             account=account, flow=AuthFlow.TOTP, token=trade.token, sid=trade.sid,
-            base_url=trade.base_url.rstrip("/"), expires_at=token_expiry(trade.token, now),
+            base_url=base_url.rstrip("/"), expires_at=token_expiry(trade.token, now),
             created_at=now, server_id=trade.server_id, ucc=trade.ucc or creds.ucc,
             data_center=trade.data_center,
         )

@@ -11,7 +11,9 @@ the order a moment later, which shows in :meth:`KotakClient.order_history` and t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -19,10 +21,13 @@ from bridge.domain import (
     BrokerOrder,
     Exchange,
     Funds,
+    Holding,
     Instrument,
+    MarginCheck,
     ModifyRequest,
     OrderRequest,
     Position,
+    Product,
     Trade,
 )
 from bridge.kotak import wire
@@ -30,7 +35,9 @@ from bridge.kotak.auth import AuthFlow, KotakSession
 from bridge.kotak.errors import BrokerRejected, OutcomeUnknown, ProtocolError, SessionInvalid
 from bridge.kotak.http import KotakHttp
 from bridge.kotak.session import SessionManager
-from bridge.kotak.wire import Credential, Endpoint, LastPrice, ScripFiles
+from bridge.kotak.wire import Call, Credential, Endpoint, LastPrice, ScripFiles
+
+log = logging.getLogger(__name__)
 
 
 class KotakClient:
@@ -39,6 +46,8 @@ class KotakClient:
     def __init__(self, http: KotakHttp, sessions: SessionManager) -> None:
         self.http = http
         self.sessions = sessions
+        # Set once Kotak answered 404 at the SDK's position path: the older one is used.
+        self._older_positions = False
 
     @property
     def account(self) -> str:
@@ -56,8 +65,28 @@ class KotakClient:
         return self._order_number(body, "place")
 
     def modify_order(self, change: ModifyRequest) -> str:
-        body = self._call(wire.MODIFY, form=wire.modify_form(change))
+        """Change a working order's terms once; Kotak's order number comes back.
+
+        The legacy gateway wants the order restated (product, filled quantity): what the
+        request does not say is read from the order book first, as the 1.x client does.
+        """
+        legacy = self.sessions.credentials.flow is AuthFlow.OAUTH2
+        if legacy and change.product is None:
+            change = self._restated(change)
+        body = self._call(wire.MODIFY, form=wire.modify_form(change, legacy=legacy))
         return self._order_number(body, "modify")
+
+    def _restated(self, change: ModifyRequest) -> ModifyRequest:
+        booked = next((o for o in self.order_book() if o.order_id == change.order_id), None)
+        if booked is None:
+            raise BrokerRejected("1009", f"order {change.order_id} is not in today's order book",
+                                 "Kotak has no such order today, so there is nothing to change")
+        try:
+            product = Product(booked.product)
+        except ValueError as exc:
+            raise ProtocolError(f"Kotak's book gives order {change.order_id} the unknown "
+                                f"product {booked.product!r}") from exc
+        return replace(change, product=product, filled_quantity=booked.filled_quantity)
 
     def cancel_order(self, order_id: str, *, amo: bool = False, trading_symbol: str = "") -> str:
         body = self._call(wire.CANCEL, form=wire.cancel_form(order_id, amo=amo,
@@ -66,13 +95,32 @@ class KotakClient:
 
     # --- books ----------------------------------------------------------------------------
 
-    def order_book(self) -> list[BrokerOrder]:
-        body = self._call(wire.ORDER_BOOK, empty_ok=True)
+    def order_book(self, *, deadline: float | None = None) -> list[BrokerOrder]:
+        """Today's orders. ``deadline`` (monotonic) bounds the wait: Kotak's book can hang
+        for a minute after a burst of orders (Kotak-neo-api-v2 #68)."""
+        body = self._call(wire.ORDER_BOOK, empty_ok=True, deadline=deadline)
         return [wire.parse_order(row) for row in wire.data_rows(body, "order book")]
 
-    def order_history(self, order_id: str) -> list[BrokerOrder]:
+    def order(self, order_id: str, *, deadline: float | None = None) -> BrokerOrder | None:
+        """One order's report, or ``None`` when Kotak has no such order today.
+
+        The current API answers it alone (``quick/user/orders/<nOrdNo>``); the legacy gateway
+        has no such call, so there the order's latest history row stands in. Neither reads
+        the whole book, which grows all day and can hang after a burst.
+        """
+        if self.sessions.credentials.flow is AuthFlow.OAUTH2:
+            history = self.order_history(order_id, deadline=deadline)
+            return history[0] if history else None
+        body = self._call(wire.ORDER, empty_ok=True, values={"order_id": order_id},
+                          deadline=deadline)
+        rows = [wire.parse_order(row) for row in wire.data_rows(body, "order report")]
+        return next((o for o in rows if o.order_id == order_id), None)
+
+    def order_history(self, order_id: str, *,
+                      deadline: float | None = None) -> list[BrokerOrder]:
         """Return the order's states, newest first, as Kotak lists them."""
-        body = self._call(wire.ORDER_HISTORY, form=wire.history_form(order_id), empty_ok=True)
+        body = self._call(wire.ORDER_HISTORY, form=wire.history_form(order_id), empty_ok=True,
+                          deadline=deadline)
         return [wire.parse_order(row) for row in wire.data_rows(body, "order history")]
 
     def trade_book(self) -> list[Trade]:
@@ -80,11 +128,52 @@ class KotakClient:
         return [wire.parse_trade(row) for row in wire.data_rows(body, "trade book")]
 
     def positions(self) -> list[Position]:
-        body = self._call(wire.POSITIONS, empty_ok=True)
+        """The position book, read where Kotak's SDK reads it (``portfolio/v2/positions``).
+
+        A Kotak that answers 404 there still serves the older ``quick/user/positions``: it is
+        read instead, and the change of path is logged once per client.
+        """
+        try:
+            body = self._call(wire.POSITIONS, empty_ok=True, older=self._older_positions)
+        except ProtocolError as exc:
+            if self._older_positions or exc.status != 404:
+                raise
+            self._older_positions = True
+            log.warning("Kotak has no %s for account %s; reading %s instead",
+                        wire.POSITIONS.current_path, self.account, wire.POSITIONS.older_path)
+            body = self._call(wire.POSITIONS, empty_ok=True, older=True)
         return [wire.parse_position(row) for row in wire.data_rows(body, "positions")]
+
+    def holdings(self) -> list[Holding]:
+        return wire.parse_holdings(self._call(wire.HOLDINGS, empty_ok=True))
 
     def funds(self) -> Funds:
         return wire.parse_funds(self._call(wire.LIMITS, form=wire.limits_form()))
+
+    def margin(self, order: OrderRequest, reference_price: Decimal | None = None) -> MarginCheck:
+        """What Kotak's risk system says ``order`` needs (check-margin); nothing is placed."""
+        return wire.parse_margin(self._call(wire.MARGIN,
+                                            form=wire.margin_form(order, reference_price)))
+
+    def client_ip(self) -> str:
+        """The address Kotak sees this machine at: the one to whitelist for orders (100008).
+
+        Asked on the login host with the trade session, as the SDK's ``whatsmyip`` does; the
+        legacy login has no such call.
+        """
+        creds = self.sessions.credentials
+        if creds.flow is AuthFlow.OAUTH2:
+            raise ProtocolError("Kotak's get-client-ip exists only for the current totp login")
+        session = self.sessions.current()
+        url = f"{creds.login_url.rstrip('/')}/{wire.CLIENT_IP_PATH}"
+        try:
+            body = self.http.request(
+                Call.READ, "GET", url, what="get-client-ip",
+                headers=wire.client_ip_headers(creds.access_token, session.token, session.sid))
+        except SessionInvalid as exc:
+            self.sessions.invalidate(exc.message)
+            raise
+        return wire.parse_client_ip(body)
 
     # --- market data ----------------------------------------------------------------------
 
@@ -140,17 +229,23 @@ class KotakClient:
     # --- the one path to a Kotak endpoint -------------------------------------------------
 
     def _call(self, endpoint: Endpoint, *, form: dict[str, str] | None = None,
-              empty_ok: bool = False, values: Mapping[str, str] | None = None) -> Any:
+              empty_ok: bool = False, values: Mapping[str, str] | None = None,
+              older: bool = False, deadline: float | None = None) -> Any:
         if endpoint.credential is Credential.ACCESS_TOKEN:
             return self._market_data(endpoint, values)
         session = self.sessions.current()
-        url, params = _address(endpoint, session, values)
-        bearer = session.bearer if session.flow is AuthFlow.OAUTH2 else ""
+        url, params = _address(endpoint, session, values, older)
+        legacy = session.flow is AuthFlow.OAUTH2
+        # The SDK presents the access token beside the session on order calls only.
+        token = (self.sessions.credentials.access_token
+                 if endpoint.call is Call.WRITE and not legacy else "")
+        headers = wire.trading_headers(session.token, session.sid,
+                                       bearer=session.bearer if legacy else "",
+                                       access_token=token)
         try:
             return self.http.request(
-                endpoint.call, endpoint.method, url, what=endpoint.name,
-                headers=wire.trading_headers(session.token, session.sid, bearer),
-                params=params, form=form, empty_ok=empty_ok,
+                endpoint.call, endpoint.method, url, what=endpoint.name, headers=headers,
+                params=params, form=form, empty_ok=empty_ok, deadline=deadline,
             )
         except SessionInvalid as exc:
             self.sessions.invalidate(exc.message)
@@ -187,12 +282,13 @@ class KotakClient:
                                  cause="no nOrdNo") from exc
 
 
-def _address(endpoint: Endpoint, session: KotakSession,
-             values: Mapping[str, str] | None = None) -> tuple[str, dict[str, str] | None]:
+def _address(endpoint: Endpoint, session: KotakSession, values: Mapping[str, str] | None,
+             older: bool) -> tuple[str, dict[str, str] | None]:
     if session.flow is AuthFlow.OAUTH2:
         params = {wire.SERVER_ID_PARAM: session.server_id} if session.server_id else None
         return f"{session.base_url}/{endpoint.path(legacy=True, values=values)}", params
-    return f"{session.base_url}/{endpoint.path(legacy=False, values=values)}", None
+    path = endpoint.path(legacy=False, values=values, older=older)
+    return f"{session.base_url}/{path}", None
 
 
 def _quoted_instrument(quote: LastPrice, batch: Sequence[Instrument]) -> Instrument | None:

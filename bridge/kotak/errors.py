@@ -96,7 +96,12 @@ class BrokerRejected(KotakError):
 
 
 class ProtocolError(KotakError):
-    """Kotak's answer could not be understood."""
+    """Kotak's answer could not be understood; ``status`` is the HTTP status when that is
+    what said so (404: no such call at this address)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class OutcomeUnknown(KotakError):

@@ -4,6 +4,8 @@ Policy, in the order it is applied:
 
 1. A ``(connect, read)`` timeout on every request; redirects are never followed (a redirect
    means a wrong URL setting, and following one would re-send an order body elsewhere).
+   The URL goes out exactly as :mod:`bridge.kotak.wire` spelled it: requests and urllib3
+   would escape the ``|`` Kotak's quotes path needs literal (see :class:`_AsBuiltPool`).
 2. Transport failures are split by whether the request may have reached Kotak: a failed
    connect is :class:`BrokerUnavailable` (nothing sent); a read timeout or a connection lost
    after sending is :class:`OutcomeUnknown` for order-changing calls.
@@ -26,9 +28,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from bridge.kotak.errors import (
     BrokerRejected,
@@ -104,24 +108,32 @@ class KotakHttp:
         form: Mapping[str, str] | None = None,
         json_body: Any = None,
         empty_ok: bool = False,
+        deadline: float | None = None,
     ) -> Any:
         """Send one request and return its decoded JSON, or ``None`` for an empty book.
 
         :param call: what the request does; decides retries and how failures read.
         :param what: a short name for messages ("place", "order book", ...).
         :param empty_ok: treat Kotak's 5203 "No Data" as an empty answer, not an error.
+        :param deadline: for a read, the ``time.monotonic()`` by which the answer must be in:
+            each attempt waits at most until then, and none starts after it (Kotak's order
+            book can hang for a minute, and nobody may wait that long for it).
         :raises KotakError: a subclass saying what the caller may do next.
         """
+        if call is not Call.READ:
+            deadline = None
         return self._retrying(call is Call.READ, what, lambda: self._send(
             call, method, url, what=what, headers=headers, params=params, form=form,
-            json_body=json_body, empty_ok=empty_ok))
+            json_body=json_body, empty_ok=empty_ok, deadline=deadline), deadline)
 
     def download(self, url: str, *, what: str) -> bytes:
         """Fetch a file (the scrip-master CSVs need no credentials), retrying like a read."""
         return self._retrying(True, what, lambda: self._fetch(url, what))
 
-    def _retrying(self, retry: bool, what: str, send: Callable[[], T]) -> T:
-        """Run ``send``; when ``retry``, run it again after back-off while Kotak is unavailable."""
+    def _retrying(self, retry: bool, what: str, send: Callable[[], T],
+                  deadline: float | None = None) -> T:
+        """Run ``send``; when ``retry``, run it again after back-off while Kotak is unavailable
+        (never past ``deadline``)."""
         attempt = 0
         while True:
             attempt += 1
@@ -132,6 +144,8 @@ class KotakHttp:
                 if not retry or attempt >= self.retry.attempts:
                     raise
                 wait = self._wait(attempt, exc)
+                if deadline is not None and time.monotonic() + wait >= deadline:
+                    raise
                 log.warning("kotak %s unavailable (%s); retry %d in %.2fs",
                             what, exc.message, attempt, wait)
                 self._sleep(wait)
@@ -164,14 +178,21 @@ class KotakHttp:
         form: Mapping[str, str] | None,
         json_body: Any,
         empty_ok: bool,
+        deadline: float | None = None,
     ) -> Any:
         read_timeout = self.timeouts.login if call is Call.LOGIN else self.timeouts.read
         started = time.monotonic()
+        if deadline is not None:
+            left = deadline - started
+            if left <= 0.05:
+                raise BrokerUnavailable(f"no time left to ask Kotak for {what}")
+            read_timeout = min(read_timeout, left)
         try:
-            response = self.session.request(
-                method, url, headers=dict(headers), params=params, data=form, json=json_body,
-                timeout=(self.timeouts.connect, read_timeout), allow_redirects=False,
-            )
+            prepared = self.session.prepare_request(requests.Request(
+                method, url, headers=dict(headers), params=params, data=form, json=json_body))
+            prepared.url = _as_built(url, prepared.url or url)
+            response = self.session.send(
+                prepared, timeout=(self.timeouts.connect, read_timeout), allow_redirects=False)
         except requests.exceptions.RequestException as exc:
             raise _transport_error(call, what, exc, read_timeout) from exc
         elapsed = time.monotonic() - started
@@ -204,10 +225,63 @@ def new_session() -> requests.Session:
     # Proxies and credentials from the environment or ~/.netrc must not silently attach to
     # broker calls; a proxy is an explicit setting.
     session.trust_env = False
-    adapter = HTTPAdapter(max_retries=0)
+    adapter = _KotakAdapter()
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
+
+
+def _as_built(url: str, prepared: str) -> str:
+    """The URL requests prepared, with the path put back as it was built (requests re-quotes
+    it, turning ``|`` into ``%7C``); the query stays as requests encoded it."""
+    if "?" in url:
+        return prepared
+    query = urlsplit(prepared).query
+    return f"{url}?{query}" if query else url
+
+
+class _AsBuiltTarget:
+    """Send the request target as requests was given it.
+
+    urllib3 percent-escapes every ``|`` in a request target (RFC 3986 leaves it out), so
+    ``quotes/neosymbol/nse_cm|1333`` would leave as ``nse_cm%7C1333``, which Kotak does not
+    split into segment and token (the SDK keeps it literal since July 2026). The connector
+    never sends an escaped ``|`` as data (wire.quote_symbols escapes none: no segment, token
+    or index name holds one), so every ``%7C`` urllib3 hands on here is a ``|`` it escaped.
+    """
+
+    def _make_request(self, conn: Any, method: str, url: str, *args: Any,
+                      **kwargs: Any) -> Any:
+        path, mark, query = url.partition("?")
+        target = path.replace("%7C", "|") + mark + query
+        return super()._make_request(conn, method, target, *args, **kwargs)  # type: ignore[misc]
+
+
+class _AsBuiltPool(_AsBuiltTarget, HTTPConnectionPool):
+    pass
+
+
+class _AsBuiltHttpsPool(_AsBuiltTarget, HTTPSConnectionPool):
+    pass
+
+
+_POOLS = {"http": _AsBuiltPool, "https": _AsBuiltHttpsPool}
+
+
+class _KotakAdapter(HTTPAdapter):
+    """No retries below the connector (it decides what may be resent), targets as built."""
+
+    def __init__(self) -> None:
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = _POOLS
+        return manager
 
 
 def _transport_error(call: Call, what: str, exc: requests.exceptions.RequestException,
@@ -255,6 +329,11 @@ def _judge(call: Call, what: str, response: requests.Response, empty_ok: bool) -
             raise BrokerUnavailable(text)
         raise OutcomeUnknown(text, cause=f"HTTP {status}")
     error = reply_error(body) if body is not None else None
+    if status in (404, 405) and call is not Call.LOGIN and (
+            error is None or error[0] in ("", str(status))):
+        # The gateway's own "No matching resource found": no such call at this address.
+        raise ProtocolError(f"Kotak has no {what} at this address (HTTP {status}): check "
+                            "the Kotak URL settings", status)
     if error is not None:
         code, message = error
         if code == NO_DATA_CODE and empty_ok:
@@ -274,7 +353,7 @@ def _judge(call: Call, what: str, response: requests.Response, empty_ok: bool) -
                                  str(status))
         if status in (404, 405):
             raise ProtocolError(f"Kotak has no {what} at this address (HTTP {status}): check "
-                                "the Kotak URL settings")
+                                "the Kotak URL settings", status)
         raise BrokerRejected(f"HTTP {status}", text)
     if body is None:
         text = f"Kotak's answer to {what} is unreadable: {problem}"

@@ -313,6 +313,33 @@ class SessionManager:
         log.error("kotak login failed for account %s: %s; no further unattended attempt "
                   "until a person logs in", self.account, exc.message)
 
+    def renew_bearer(self, within: timedelta) -> tuple[KotakSession | None, bool]:
+        """Renew the legacy OAuth2 token now if it lapses within ``within`` (the scheduler's
+        renewal job); return the session and whether it was renewed.
+
+        ``(None, False)``: no valid session (or the totp flow, which has no such token).
+        Under the login lock and with the stored session read again, so however many
+        processes run this, one token lifetime is renewed once.
+
+        :raises KotakError: Kotak refused or did not answer; the current token stands.
+        """
+        if self.credentials.flow is not AuthFlow.OAUTH2:
+            return None, False
+        with self._store.exclusive(f"kotak-login:{self.account}"):
+            session = self._store.load(self.account)
+            now = self._clock.now()
+            if session is None or not session.valid_at(now, self._expiry_margin):
+                return None, False
+            if session.bearer_valid_at(now, within):
+                return session, False
+            bearer, expires_at = self._oauth.bearer()
+            renewed = session.with_bearer(bearer, expires_at)
+            self._keep(renewed)
+            self._remember(renewed)
+            log.info("kotak OAuth2 token renewed on schedule for account %s until %s",
+                     self.account, expires_at.isoformat())
+            return renewed, True
+
     def _renew_bearer(self, session: KotakSession) -> KotakSession:
         with self._store.exclusive(f"kotak-login:{self.account}"):
             latest = self._store.load(self.account) or session

@@ -13,6 +13,19 @@ Conventions Kotak enforces and this module guarantees:
 * our correlation tag rides in ``ig`` and comes back as ``GuiOrdId``;
 * replies are judged by ``stat`` (any casing) and ``stCode``, and an error's text is taken from
   whichever of ``emsg``/``errMsg``/``message``/``desc``/``error[]``/``fault`` carries it.
+
+Where Kotak's official SDK (``kotakneoapi`` 3.0.9) and ``docs/kotak-neo-api.md`` disagree,
+the SDK wins, and this module follows it:
+
+* quotes keep ``|`` and ``,`` literal in ``quotes/neosymbol/<seg>|<tok>,...`` (the SDK since
+  July 2026); the transport sends the path byte for byte (:mod:`bridge.kotak.http`);
+* positions are read at ``portfolio/v2/positions``; ``quick/user/positions`` (sections 4 and
+  4.7) is the older path, used only when the new one answers 404;
+* place, modify and cancel carry ``Authorization: <access token>`` beside ``Sid`` and ``Auth``;
+* calls section 4 does not list: one order (``quick/user/orders/<nOrdNo>``), holdings,
+  check-margin, and ``get-client-ip`` on the login host;
+* the legacy (1.x) modify restates the order (``tk``, ``es``, ``ts``, ``tt``, ``pc``, ``dd``,
+  ``fq``) and the 1.x gateway calls carry the 1.x ``neo-fin-key``.
 """
 
 from __future__ import annotations
@@ -32,8 +45,10 @@ from bridge.domain import (
     BrokerOrder,
     Exchange,
     Funds,
+    Holding,
     Instrument,
     InstrumentKind,
+    MarginCheck,
     ModifyRequest,
     OrderRequest,
     OrderStatus,
@@ -88,6 +103,8 @@ _STATUS_OF: dict[str, OrderStatus] = {
 
 ORDER_SOURCE = "NEOTRADEAPI"
 FIN_KEY = "neotradeapi"
+#: the neo-fin-key the 1.x client sends to the legacy gateway in production
+LEGACY_FIN_KEY = "X6Nk8cQhUgGmJ2vBdWw4sfzrz4L5En"
 TAG_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
 
 # --- endpoints (section 4 path table) -----------------------------------------------------
@@ -116,13 +133,17 @@ class Endpoint:
     current_path: str  # under the session's baseUrl
     call: Call
     credential: Credential = Credential.SESSION
+    #: the current API's older path for the same call, tried when ``current_path`` is 404
+    older_path: str = ""
 
-    def path(self, *, legacy: bool, values: Mapping[str, str] | None = None) -> str:
+    def path(self, *, legacy: bool, values: Mapping[str, str] | None = None,
+             older: bool = False) -> str:
         """The path for one generation, its ``{placeholders}`` filled from ``values``.
 
         :raises ProtocolError: the legacy gateway has no such call; nothing can be sent.
         """
-        template = self.legacy_path if legacy else self.current_path
+        template = self.legacy_path if legacy else (
+            self.older_path if older else self.current_path)
         if not template:
             raise ProtocolError(
                 f"Kotak's {self.name} API exists only for the current totp login: the legacy "
@@ -143,7 +164,12 @@ ORDER_HISTORY = Endpoint("order history", "POST", "Orders/2.0/quick/order/histor
 TRADE_BOOK = Endpoint("trade book", "GET", "Orders/2.0/quick/user/trades",
                       "quick/user/trades", Call.READ)
 POSITIONS = Endpoint("positions", "GET", "Orders/2.0/quick/user/positions",
-                     "quick/user/positions", Call.READ)
+                     "portfolio/v2/positions", Call.READ, older_path="quick/user/positions")
+ORDER = Endpoint("order", "GET", "", "quick/user/orders/{order_id}", Call.READ)
+HOLDINGS = Endpoint("holdings", "GET", "Portfolio/1.0/portfolio/v1/holdings",
+                    "portfolio/v1/holdings", Call.READ)
+MARGIN = Endpoint("check-margin", "POST", "Orders/2.0/quick/user/check-margin",
+                  "quick/user/check-margin", Call.READ)
 LIMITS = Endpoint("limits", "POST", "Orders/2.0/quick/user/limits",
                   "quick/user/limits", Call.READ)
 SCRIP_FILES = Endpoint("scrip master file list", "GET", "Files/1.0/masterscrip/v1/file-paths",
@@ -156,6 +182,8 @@ QUOTES = Endpoint("quotes", "GET", "", "script-details/1.0/quotes/neosymbol/{sym
 # Login paths (sections 2 and 3).
 TOTP_LOGIN_PATH = "login/1.0/tradeApiLogin"
 TOTP_VALIDATE_PATH = "login/1.0/tradeApiValidate"
+#: on the login host: the address Kotak sees this machine at (the SDK's whatsmyip)
+CLIENT_IP_PATH = "login/1.0/get-client-ip"
 OAUTH_TOKEN_PATH = "oauth2/token"
 LEGACY_VALIDATE_PATH = "login/1.0/login/v2/validate"
 LEGACY_OTP_PATH = "login/1.0/login/otp/generate"
@@ -194,8 +222,11 @@ EXPLANATIONS: dict[str, str] = {
     "1021": "The order is already complete or cancelled and cannot be changed",
     "5202": "Kotak found a required field empty or malformed",
     "5204": "An order with this client order id already exists",
-    "100021": "The access token does not allow trading (invalid access type): generate a "
-    "Trade API token with trading rights",
+    "100021": "Kotak says the access token may not trade (invalid access type): in the Neo "
+    "app, open More > Trade API, create the application again with trading rights, and put "
+    "its new token in BROKER_API_KEY",
+    "32": "Kotak refused the order with \"error from core\": this is what it answers to an "
+    "order tag already used today, so nothing was placed",
     "invalid_client": "The consumer key or secret is wrong (they must be those of the "
     "Default Application on the API portal)",
 }
@@ -278,12 +309,23 @@ def legacy_login_headers(bearer: str, sid: str = "", view_token: str = "") -> di
     return headers
 
 
-def trading_headers(token: str, sid: str, bearer: str = "") -> dict[str, str]:
-    """Headers of a trading call: ``Sid`` + ``Auth``, plus the Bearer on the legacy gateway."""
-    headers = {"Sid": sid, "Auth": token, "neo-fin-key": FIN_KEY, "Accept": "application/json"}
+def trading_headers(token: str, sid: str, *, bearer: str = "",
+                    access_token: str = "") -> dict[str, str]:
+    """Headers of a trading call: ``Sid`` + ``Auth``; on the legacy gateway the Bearer and the
+    1.x fin key; on the current API's order calls the access token, as the SDK sends it."""
+    fin_key = LEGACY_FIN_KEY if bearer else FIN_KEY
+    headers = {"Sid": sid, "Auth": token, "neo-fin-key": fin_key, "Accept": "application/json"}
     if bearer:
         headers["Authorization"] = f"Bearer {bearer}"
+    elif access_token:
+        headers["Authorization"] = access_token
     return headers
+
+
+def client_ip_headers(access_token: str, token: str, sid: str) -> dict[str, str]:
+    """get-client-ip is asked with the access token and the trade session, as the SDK does."""
+    return {"Authorization": access_token, "Sid": sid, "Auth": token,
+            "Accept": "application/json"}
 
 
 def market_data_headers(access_token: str, bearer: str = "") -> dict[str, str]:
@@ -436,12 +478,34 @@ def place_form(order: OrderRequest) -> dict[str, str]:
     return _jdata(data)
 
 
-def modify_form(change: ModifyRequest) -> dict[str, str]:
-    """Return the form body of a modify call (section 4.2, the minimal 2026 form)."""
+def modify_form(change: ModifyRequest, *, legacy: bool = False) -> dict[str, str]:
+    """Return the form body of a modify call: the minimal 2026 form (section 4.2), or on the
+    legacy gateway the 1.x client's full form, which restates the order."""
     if change.quantity <= 0:
         raise ValueError("quantity must be positive")
     pt, pr, tp = _wire_prices(change.order_type, change.side, change.instrument, change.price,
                               change.trigger_price)
+    if legacy:
+        if change.product is None:
+            raise ValueError("a legacy modify restates the order's product")
+        return _jdata({
+            "tk": change.instrument.token,
+            "mp": "0",
+            "pc": change.product.value,
+            "dd": "NA",
+            "dq": format_number(change.disclosed_quantity),
+            "vd": change.validity.value,
+            "ts": change.instrument.trading_symbol,
+            "tt": _SIDE_CODE[change.side],
+            "pr": pr,
+            "pt": pt,
+            "fq": format_number(change.filled_quantity),
+            "tp": tp,
+            "qt": format_number(change.quantity),
+            "no": change.order_id,
+            "es": SEGMENT_OF[change.instrument.exchange],
+            "am": "YES" if change.amo else "NO",
+        })
     return _jdata({
         "am": "YES" if change.amo else "NO",
         "dq": format_number(change.disclosed_quantity),
@@ -595,6 +659,68 @@ def parse_funds(body: Any) -> Funds:
         raise ProtocolError(f"Kotak sent limits we cannot read: {exc}") from exc
 
 
+def parse_holdings(body: Any) -> list[Holding]:
+    """Read the holdings reply (section 4.10): ``data`` rows, numbers as JSON numbers."""
+    holdings: list[Holding] = []
+    for row in data_rows(body, "holdings"):
+        try:
+            quantity = _int(row.get("quantity"))
+            holdings.append(Holding(
+                exchange=_exchange(row.get("exchangeSegment")),
+                symbol=_text(row.get("displaySymbol") or row.get("symbol")),
+                token=_text(row.get("exchangeIdentifier")),
+                quantity=quantity,
+                sellable_quantity=_int(row.get("sellableQuantity"), default=quantity),
+                average_price=_decimal(row.get("averagePrice")),
+                last_price=_decimal(row.get("closingPrice")),
+                market_value=_decimal(row.get("mktValue")),
+            ))
+        except (KeyError, ValueError, InvalidOperation) as exc:
+            raise ProtocolError(f"Kotak sent a holding we cannot read: {exc}") from exc
+    return holdings
+
+
+def margin_form(order: OrderRequest, reference_price: Decimal | None = None) -> dict[str, str]:
+    """The check-margin body for an order (section 4.8): the instrument by token, a market
+    order valued at ``reference_price`` when one is known."""
+    price = order.price if order.order_type.needs_price else reference_price
+    trigger = order.trigger_price if order.order_type.needs_trigger else None
+    return _jdata({
+        "exSeg": SEGMENT_OF[order.instrument.exchange],
+        "prc": format_number(price) if price else "0",
+        "prcTp": _ORDER_TYPE_CODE[order.order_type],
+        "prod": order.product.value,
+        "qty": format_number(order.quantity),
+        "tok": order.instrument.token,
+        "trnsTp": _SIDE_CODE[order.side],
+        "trgPrc": format_number(trigger) if trigger else "0",
+    })
+
+
+def parse_margin(body: Any) -> MarginCheck:
+    if not isinstance(body, Mapping):
+        raise ProtocolError("Kotak's check-margin reply is not an object")
+    try:
+        return MarginCheck(
+            required=_decimal(body.get("ordMrgn") or body.get("reqdMrgn")),
+            available=_decimal(body.get("avlMrgn") or body.get("avlCash")),
+            shortfall=_decimal(body.get("insufFund")),
+            accepted=_text(body.get("rmsVldtd")).upper() == "OK",
+        )
+    except (ValueError, InvalidOperation) as exc:
+        raise ProtocolError(f"Kotak sent a margin check we cannot read: {exc}") from exc
+
+
+def parse_client_ip(body: Any) -> str:
+    """Read get-client-ip: ``{"data": [{"ip": ..., "time": ...}], "stCode": 1000}``."""
+    rows = body.get("data") if isinstance(body, Mapping) else None
+    first = rows[0] if isinstance(rows, list) and rows else None
+    ip = _text(first.get("ip")) if isinstance(first, Mapping) else ""
+    if not ip:
+        raise ProtocolError("Kotak's get-client-ip reply carries no address")
+    return ip
+
+
 @dataclass(frozen=True)
 class ScripFiles:
     base_folder: str
@@ -623,8 +749,9 @@ def quote_key(instrument: Instrument) -> str:
 def quote_symbols(instruments: Sequence[Instrument]) -> str:
     """The ``segment|key,segment|key`` list of a quotes path, each part URL-encoded.
 
-    ``|`` and ``,`` are left for the transport: requests and urllib3 send ``|`` as ``%7C``
-    whatever is built here, which Kotak decodes like any path.
+    ``|`` and ``,`` stay literal: Kotak splits the list on them as sent and reads ``%7C`` as
+    part of a name (the SDK's ``services/quotes.py`` since July 2026). The transport sends
+    this path byte for byte (:mod:`bridge.kotak.http`).
     """
     if not 0 < len(instruments) <= QUOTE_BATCH:
         raise ValueError(f"a quotes call carries 1 to {QUOTE_BATCH} instruments")

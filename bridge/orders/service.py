@@ -83,6 +83,9 @@ log = logging.getLogger(__name__)
 PriceHint = Callable[[Instrument, Decimal], None]
 #: told the seconds from a signal's arrival to Kotak's answer to its place-order request
 AnswerObserver = Callable[[float], None]
+#: seconds a signal or a square-off waits for Kotak's order book, which can hang for a
+#: minute after a burst of orders (Kotak-neo-api-v2 #68), before doing without it
+BOOK_WAIT_S = 2.0
 _BROKER_STATE = {
     OrderStatus.PENDING: OrderState.PENDING, OrderStatus.OPEN: OrderState.OPEN,
     OrderStatus.TRIGGER_PENDING: OrderState.TRIGGER_PENDING,
@@ -377,7 +380,7 @@ class OrderService:
             for order in live:
                 try:
                     history = self.brokers[order.account].order_history(
-                        order.broker_order_id or "")
+                        order.broker_order_id or "", deadline=until)
                 except KotakError as exc:
                     log.info("following order %s: %s", order.broker_order_id, exc.message)
                     return
@@ -553,11 +556,11 @@ class OrderService:
                   product: Product) -> int:
         """Net position plus our orders still working, for this instrument and product.
 
-        The book is read before the positions: an order filling between the two reads is
+        Our orders are read before the positions: an order filling between the two reads is
         then counted twice, which can only make the bridge trade too little.
         """
         try:
-            book = broker.order_book()
+            working = self._working(broker, account, instrument, product)
             positions = broker.positions()
         except SessionInvalid as exc:
             raise SignalFailed(SignalStatus.FAILED, ErrorInfo(
@@ -569,23 +572,43 @@ class OrderService:
                   if p.exchange is instrument.exchange
                   and p.trading_symbol == instrument.trading_symbol
                   and p.product == product.value)
-        ours = {o.tag: o for o in self.journal.working_orders(account)
-                if o.exchange == instrument.exchange.value
-                and o.trading_symbol == instrument.trading_symbol and o.product == product.value}
-        working = 0
-        seen: set[str] = set()
-        for placed in book:
-            if placed.tag in ours:
-                seen.add(placed.tag)
-                if placed.status.is_working:
-                    remaining = (placed.quantity - placed.filled_quantity
-                                 - placed.cancelled_quantity)
-                    working += remaining if placed.side is Side.BUY else -remaining
-        for tag, mine in ours.items():
-            if tag not in seen and mine.status in (OrderState.CREATED, OrderState.SENDING,
-                                                   OrderState.UNKNOWN):
-                working += mine.signed_remaining
         return net + working
+
+    def _working(self, broker: KotakClient, account: str, instrument: Instrument,
+                 product: Product) -> int:
+        """The signed quantity our open orders in this instrument may still add.
+
+        Each order is asked for by its number, not through the whole order book, which grows
+        all day and hangs for up to a minute after a burst of orders (Kotak-neo-api-v2 #68).
+        Only a request that got no answer has no number: then the book is read once, within
+        ``BOOK_WAIT_S``, to find it by its tag.
+        """
+        ours = [o for o in self.journal.working_orders(account)
+                if o.exchange == instrument.exchange.value
+                and o.trading_symbol == instrument.trading_symbol and o.product == product.value]
+        if not ours:
+            return 0
+        found: dict[str, BrokerOrder] = {}
+        if any(not o.broker_order_id and o.status in (OrderState.SENDING, OrderState.UNKNOWN)
+               for o in ours):
+            book = broker.order_book(deadline=time.monotonic() + BOOK_WAIT_S)
+            found = {placed.tag: placed for placed in book if placed.tag}
+        else:
+            for mine in ours:
+                placed = broker.order(mine.broker_order_id) if mine.broker_order_id else None
+                if placed is not None:
+                    found[mine.tag] = placed
+        working = 0
+        for mine in ours:
+            placed = found.get(mine.tag)
+            if placed is None:
+                if mine.status in (OrderState.CREATED, OrderState.SENDING, OrderState.UNKNOWN):
+                    working += mine.signed_remaining
+                continue
+            if placed.status.is_working:
+                remaining = placed.quantity - placed.filled_quantity - placed.cancelled_quantity
+                working += remaining if placed.side is Side.BUY else -remaining
+        return working
 
     def position_lock(self, account: str, instrument: Instrument,
               product: Product) -> AbstractContextManager[None]:

@@ -46,11 +46,11 @@ from bridge.domain import (
 from bridge.errors import RuleRefusal
 from bridge.journal.signals import Journal, OrderPlan, OrderRow, OrderState
 from bridge.kotak.client import KotakClient
-from bridge.kotak.errors import BrokerRejected, KotakError
+from bridge.kotak.errors import BrokerRejected, BrokerUnavailable, KotakError
 from bridge.kotak.instruments import InstrumentError, InstrumentStore
 from bridge.kotak.protection import protected_limit
 from bridge.orders import sizing
-from bridge.orders.service import OrderService, instrument_key, new_tag
+from bridge.orders.service import BOOK_WAIT_S, OrderService, instrument_key, new_tag
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,11 @@ class SquareOffReport:
     closes: list[Close] = field(default_factory=list)
     left: list[Left] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    #: what the trader should know that did not stop the square-off
+    notes: list[str] = field(default_factory=list)
+    #: Kotak's order book did not answer in time (it hangs after bursts of orders): orders
+    #: were then asked for one by one
+    book_unanswered: bool = False
 
     @property
     def flat(self) -> bool:
@@ -134,6 +139,7 @@ class SquareOffReport:
                 for c in self.closes]
         out += [f"  left {left.line()}" for left in self.left]
         out += [f"  problem: {text}" for text in self.problems]
+        out += [f"  note: {text}" for text in self.notes]
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -260,17 +266,12 @@ class SquareOff:
         deadline = time.monotonic() + self.fill_wait
         while live:
             try:
-                book = broker.order_book()
+                latest = self._latest(broker, list(live.values()), report)
             except KotakError as exc:
-                log.warning("square-off: order book unreadable while following: %s",
-                            exc.message)
-                book = []
-            by_tag = {row.tag: row for row in book}
-            for order_id, row in list(live.items()):
-                found = by_tag.get(row.tag)
-                if found is None:
-                    continue
-                current = self.journal.order(order_id) or row
+                log.warning("square-off: orders unreadable while following: %s", exc.message)
+                latest = {}
+            for order_id, found in latest.items():
+                current = self.journal.order(order_id) or live[order_id]
                 self.service.apply(current, found)
                 close = closes[order_id]
                 close.broker_order_id = found.order_id
@@ -287,8 +288,8 @@ class SquareOff:
 
     def _cancel_working(self, broker: KotakClient, account: str, wanted: list[Exchange],
                         busy: set[str], report: SquareOffReport) -> None:
-        working = [o for o in broker.order_book() if _cancellable(o, wanted)
-                   and f"{o.exchange.value}:{o.trading_symbol}" not in busy]
+        working = [o for o in self._working(broker, account, wanted, report)
+                   if f"{o.exchange.value}:{o.trading_symbol}" not in busy]
         for order in working:
             token = self._token(account)
             if token is None:
@@ -304,23 +305,83 @@ class SquareOff:
             finally:
                 self.journal.finish_sending(token)
         if working:
-            self._await_final(broker, {o.order_id for o in working})
+            self._await_final(broker, {o.order_id for o in working}, report)
 
-    def _await_final(self, broker: KotakClient, order_ids: set[str]) -> None:
+    def _await_final(self, broker: KotakClient, order_ids: set[str],
+                     report: SquareOffReport) -> None:
         deadline = time.monotonic() + self.fill_wait
         while time.monotonic() < deadline:
-            book = broker.order_book()
-            if all(o.status.is_final for o in book if o.order_id in order_ids):
+            orders = self._numbered(broker, order_ids, report)
+            if all(o.status.is_final for o in orders):
                 return
             time.sleep(POLL_S)
+
+    # --- Kotak's order book, and doing without it -----------------------------------------
+
+    def _working(self, broker: KotakClient, account: str, wanted: list[Exchange],
+                 report: SquareOffReport) -> list[BrokerOrder]:
+        """Working intraday orders on these exchanges, the trader's included: from the order
+        book, or, while it does not answer, the bridge's own, asked for by number."""
+        book = self._book(broker, report)
+        if book is not None:
+            return [o for o in book if _cancellable(o, wanted)]
+        names = {e.value for e in wanted}
+        ours = {o.broker_order_id for o in self.journal.working_orders(account)
+                if o.broker_order_id and o.exchange in names
+                and o.product == Product.MIS.value}
+        return [o for o in self._numbered(broker, ours, report) if _cancellable(o, wanted)]
+
+    def _latest(self, broker: KotakClient, rows: list[OrderRow],
+                report: SquareOffReport) -> dict[int, BrokerOrder]:
+        """Kotak's current state of these journal orders, keyed by journal id: found in the
+        book by tag, or, while the book does not answer, asked for by order number."""
+        book = self._book(broker, report)
+        if book is not None:
+            by_tag = {o.tag: o for o in book if o.tag}
+            return {row.id: by_tag[row.tag] for row in rows if row.tag in by_tag}
+        latest: dict[int, BrokerOrder] = {}
+        for row in rows:
+            number = (self.journal.order(row.id) or row).broker_order_id
+            found = broker.order(number) if number else None
+            if found is not None:
+                latest[row.id] = found
+        return latest
+
+    def _numbered(self, broker: KotakClient, order_ids: set[str],
+                  report: SquareOffReport) -> list[BrokerOrder]:
+        book = self._book(broker, report)
+        if book is not None:
+            return [o for o in book if o.order_id in order_ids]
+        return [found for number in sorted(order_ids)
+                if (found := broker.order(number)) is not None]
+
+    @staticmethod
+    def _book(broker: KotakClient, report: SquareOffReport) -> list[BrokerOrder] | None:
+        """The order book, or ``None`` once it has failed to answer within ``BOOK_WAIT_S``
+        in this square-off: it hangs for up to a minute after a burst of orders
+        (Kotak-neo-api-v2 #68), which a square-off never waits out."""
+        if report.book_unanswered:
+            return None
+        try:
+            return broker.order_book(deadline=time.monotonic() + BOOK_WAIT_S)
+        except BrokerUnavailable as exc:
+            report.book_unanswered = True
+            report.notes.append(
+                f"Kotak's order book did not answer within {BOOK_WAIT_S:g} s ({exc.message}); "
+                "the square-off went on without it, asking for its own orders one by one. "
+                "Orders placed by hand could not be listed or cancelled while it was silent: "
+                "check the order book in the Neo app")
+            log.warning("square-off of account %s: order book unanswered; going on without "
+                        "it", report.account)
+            return None
 
     # --- reading --------------------------------------------------------------------------
 
     def _dry_run(self, broker: KotakClient, account: str, wanted: list[Exchange],
                  report: SquareOffReport) -> None:
         busy = self._busy(account, wanted)
-        report.cancelled = [_order_text(o) for o in broker.order_book()
-                            if _cancellable(o, wanted)]
+        report.cancelled = [_order_text(o) for o in self._working(broker, account, wanted,
+                                                                   report)]
         for position in self._open(broker, wanted):
             if _key(position) in busy:
                 report.left.append(_left(position, "a signal is working on it now; it would "

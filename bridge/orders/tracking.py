@@ -22,13 +22,15 @@ from bridge.domain import BrokerOrder, OrderStatus
 from bridge.journal.locks import LockTimeout, try_lock
 from bridge.journal.signals import Journal, OrderRow, OrderState, SignalStatus
 from bridge.kotak.client import KotakClient
-from bridge.kotak.errors import KotakError
-from bridge.orders.service import OrderService
+from bridge.kotak.errors import BrokerUnavailable, KotakError
+from bridge.orders.service import BOOK_WAIT_S, OrderService
 
 log = logging.getLogger(__name__)
 
 #: up to this many open orders are looked up one by one rather than through the whole book
 FEW = 5
+#: at most this many are looked up one by one while the book does not answer
+MANY = 50
 
 
 class Tracker:
@@ -48,14 +50,25 @@ class Tracker:
         self._complained: dict[str, float] = {}
 
     def _rows(self, account: str, working: list[OrderRow]) -> list[BrokerOrder]:
-        """Kotak's rows for these orders: each one's history when few, else the whole book
-        (one call, but it grows all day)."""
+        """Kotak's rows for these orders: each one's report when few, else the whole book
+        (one call, but it grows all day). A book that does not answer in time (it hangs for
+        up to a minute after a burst of orders, Kotak-neo-api-v2 #68) gives way to the
+        reports of the orders Kotak numbered; the others wait for the next sweep."""
         broker = self.brokers[account]
         known = [order for order in working if order.broker_order_id]
         if len(known) == len(working) and len(known) <= FEW:
-            return [history[0] for order in known
-                    if (history := broker.order_history(order.broker_order_id or ""))]
-        return broker.order_book()
+            return self._reports(broker, known)
+        try:
+            return broker.order_book(deadline=time.monotonic() + BOOK_WAIT_S)
+        except BrokerUnavailable as exc:
+            log.info("order book of account %s unreadable (%s); asking for %d orders one by "
+                     "one", account, exc.message, min(len(known), MANY))
+            return self._reports(broker, known[:MANY])
+
+    @staticmethod
+    def _reports(broker: KotakClient, orders: list[OrderRow]) -> list[BrokerOrder]:
+        return [found for order in orders
+                if (found := broker.order(order.broker_order_id or "")) is not None]
 
     def _retry(self, signal_id: int) -> None:
         status = self.journal.retry_never_arrived(signal_id)

@@ -11,16 +11,17 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bridge.clock import IST, ist_text
 from bridge.domain import Exchange
 from bridge.journal.jobs import RunStatus
+from bridge.kotak.auth import AuthFlow
 from bridge.kotak.errors import KotakError, LoginBlocked, SessionInvalid
 from bridge.kotak.instruments import InstrumentError
 from bridge.orders.squareoff import SquareOff, SquareOffReport
-from bridge.schedule.plan import JobSpec, Kind, open_exchanges
+from bridge.schedule.plan import TOKEN_EVERY, TOKEN_LEAD, JobSpec, Kind, open_exchanges
 from bridge.wiring import Services
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class JobActions:
             return self.square_off(open_exchanges(spec, today, self.services.calendar))
         if spec.kind is Kind.RECONCILE:
             return self.reconcile()
+        if spec.kind is Kind.TOKEN:
+            return self.renew_tokens()
         return self.housekeeping()
 
     # --- the jobs -------------------------------------------------------------------------
@@ -84,6 +87,46 @@ class JobActions:
                     time.sleep(self.services.settings.schedule.session_stagger_s)
         status = RunStatus.FAILED if failed else RunStatus.SUCCEEDED
         return Outcome(status, "; ".join(notes) or "no accounts", {"accounts": notes})
+
+    def renew_tokens(self) -> Outcome:
+        """Renew each legacy account's OAuth2 token in its last ``TOKEN_LEAD`` (the token
+        lapses after Kotak's ``expires_in``; the trade session itself lasts the day)."""
+        notes: list[str] = []
+        failed = False
+        for account, client in self.services.brokers.items():
+            manager = client.sessions
+            if manager.credentials.flow is not AuthFlow.OAUTH2:
+                continue
+            try:
+                session, renewed = manager.renew_bearer(TOKEN_LEAD)
+            except KotakError as exc:
+                failed = True
+                notes.append(f"account {account}: OAuth2 token renewal failed: {exc.message}")
+                self._notify("login_failed", "error",
+                             f"Kotak OAuth2 token of account {account} could not be renewed "
+                             f"({exc.message}); the bridge tries again in "
+                             f"{int(TOKEN_EVERY.total_seconds() // 60)} minutes and on the "
+                             "next order")
+                continue
+            if session is None or session.bearer_expires_at is None:
+                notes.append(f"account {account}: no session, nothing to renew")
+                continue
+            until = ist_text(session.bearer_expires_at)
+            notes.append(f"account {account}: OAuth2 token "
+                         + (f"renewed, valid until {until}" if renewed else
+                            f"valid until {until}, renewed from "
+                            f"{ist_text(session.bearer_expires_at - TOKEN_LEAD)}"))
+        status = RunStatus.FAILED if failed else RunStatus.SUCCEEDED
+        return Outcome(status, "; ".join(notes) or "no legacy account", {"accounts": notes})
+
+    def token_renewal_at(self) -> datetime | None:
+        """When the earliest legacy OAuth2 token is due for renewal (for ``jobs`` and the
+        dashboard: the job looks every few minutes, but this is when it acts)."""
+        expiries = [session.bearer_expires_at for client in self.services.brokers.values()
+                    if client.sessions.credentials.flow is AuthFlow.OAUTH2
+                    and (session := client.sessions.peek()) is not None
+                    and session.bearer_expires_at is not None]
+        return min(expiries) - TOKEN_LEAD if expiries else None
 
     def refresh_instruments(self) -> Outcome:
         try:

@@ -13,8 +13,15 @@ instruments    INSTRUMENTS_...AT   the end of that day
 squareoff:X    SQUAREOFF_TIMES     the latest close that day of the exchanges in X (after the
                                    close Kotak has squared off, and orders are refused)
 reconcile      RECONCILE_EVERY_S   the next trigger
+oauth2-token   every 5 minutes     the next trigger; only with a legacy (oauth2) account: it
+                                   renews each OAuth2 token that lapses within 15 minutes
 housekeeping   02:00               the end of that day
 =============  ==================  ===========================================================
+
+The OAuth2 token of the legacy login lasts ``expires_in`` (an hour at Kotak). The renewal job
+looks every 5 minutes and renews a token in its last 15, so each token is renewed once, by
+the leader, before anything needs it; the lazy renewal on a call (10 minutes before) stays as
+the safety net for a bridge whose scheduler is off.
 
 Exchanges that share a square-off time form one job (``squareoff:BFO+BSE+NFO+NSE``), so their
 positions are closed in one pass through the rate limit.
@@ -36,8 +43,14 @@ HOUSEKEEPING_AT = time(2, 0)
 LOOKBACK_DAYS = 8
 
 
+#: how often the legacy OAuth2 token's expiry is looked at, and how early it is renewed
+TOKEN_EVERY = timedelta(minutes=5)
+TOKEN_LEAD = timedelta(minutes=15)
+
+
 class Kind(StrEnum):
     SESSION = "session"
+    TOKEN = "oauth2-token"
     INSTRUMENTS = "instruments"
     SQUAREOFF = "squareoff"
     RECONCILE = "reconcile"
@@ -66,7 +79,9 @@ class JobSpec:
         return f"{when}, {gate}"
 
 
-def build_plan(settings: Settings) -> list[JobSpec]:
+def build_plan(settings: Settings, *, legacy: bool = False) -> list[JobSpec]:
+    """The jobs; ``legacy``: some account logs in with the legacy oauth2 flow, whose token
+    the scheduler renews."""
     everywhere = tuple(Exchange)
     plan = [
         JobSpec("session", Kind.SESSION, at=settings.session_renew_at, exchanges=everywhere),
@@ -83,6 +98,9 @@ def build_plan(settings: Settings) -> list[JobSpec]:
     plan.append(JobSpec("reconcile", Kind.RECONCILE,
                         every=timedelta(seconds=settings.schedule.reconcile_every_s),
                         exchanges=everywhere))
+    if legacy:
+        plan.append(JobSpec("oauth2-token", Kind.TOKEN, every=TOKEN_EVERY,
+                            exchanges=everywhere))
     plan.append(JobSpec("housekeeping", Kind.HOUSEKEEPING, at=HOUSEKEEPING_AT))
     return plan
 

@@ -28,6 +28,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bridge.clock import IST, today_ist
 from bridge.journal.jobs import JobRun, RunStatus
 from bridge.journal.locks import HeldLock
+from bridge.kotak.auth import AuthFlow
 from bridge.orders.dispatch import process_id
 from bridge.schedule.jobs import JobActions, Outcome
 from bridge.schedule.plan import JobSpec, Kind, build_plan, due, next_trigger
@@ -47,7 +48,7 @@ SWEEP_EVERY_S = 60
 class Scheduler:
     def __init__(self, services: Services, *, runner: str | None = None) -> None:
         self.services = services
-        self.plan = build_plan(services.settings)
+        self.plan = build_plan(services.settings, legacy=has_legacy_accounts(services))
         self.actions = JobActions(services)
         self.runner = runner or f"scheduler:{process_id()}"
         self._lock = HeldLock(services.engine, "scheduler-leader")
@@ -153,8 +154,9 @@ class Scheduler:
         return run
 
     def next_runs(self, now: datetime | None = None) -> list[tuple[JobSpec, datetime | None]]:
+        """Each job and when it next acts (the token job: when a token is next renewed)."""
         moment = now or self.services.clock.now()
-        return [(spec, next_trigger(spec, moment, self.services.calendar))
+        return [(spec, next_action(spec, moment, self.services, self.actions))
                 for spec in self.plan]
 
     # --- in production: a thread that keeps trying to lead, APScheduler while leading ----
@@ -213,6 +215,21 @@ class Scheduler:
         if self._aps is not None:
             self._aps.shutdown(wait=False)
             self._aps = None
+
+
+def has_legacy_accounts(services: Services) -> bool:
+    return any(client.sessions.credentials.flow is AuthFlow.OAUTH2
+               for client in services.brokers.values())
+
+
+def next_action(spec: JobSpec, now: datetime, services: Services,
+                actions: JobActions) -> datetime | None:
+    """When ``spec`` next does something: its next trigger, but for the token job the moment
+    the earliest token enters its renewal window (``None``: no session holds a token)."""
+    if spec.kind is Kind.TOKEN:
+        renewal = actions.token_renewal_at()
+        return max(renewal, now) if renewal is not None else None
+    return next_trigger(spec, now, services.calendar)
 
 
 def start_scheduler(services: Services) -> Scheduler:

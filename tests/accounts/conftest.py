@@ -33,11 +33,13 @@ class Fleet:
                 if r.ucc == ucc]
 
 
-def account_entry(account: SandboxAccount, url: str = "", **sizing: Any) -> dict[str, Any]:
+def account_entry(account: SandboxAccount, server: SandboxServer | None = None,
+                  **sizing: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {"ucc": account.ucc, "mobile": account.mobile, "mode": "live",
                              **sizing}
-    if url:
-        entry.update(login_url=url, oauth_url=url, gateway_url=url)
+    if server is not None:
+        entry.update(login_url=server.url, oauth_url=server.oauth_url,
+                     gateway_url=server.gateway_url)
     return entry
 
 
@@ -74,7 +76,7 @@ def make_fleet(server: SandboxServer, account: SandboxAccount, database_url: str
             own = SandboxServer(Sandbox([member], config=SandboxConfig(order_rate=0))).start()
             servers.append(own)
             accounts[lone], sandboxes[lone] = member, own.sandbox
-            entries[lone] = account_entry(member, own.url, **sizing.get(lone, {}))
+            entries[lone] = account_entry(member, own, **sizing.get(lone, {}))
             env.update(secrets_of(lone, member))
         if "default" in sizing:
             entries["default"] = sizing["default"]

@@ -51,8 +51,8 @@ def _environment(tmp_path: Path, server: SandboxServer, members: list[SandboxAcc
     env = {**os.environ, "ENV_FILE": str(tmp_path / "none.env"), "BRIDGE_MODE": "live",
            "WEBHOOK_SECRET": SECRET, "DATABASE_URL": database_url,
            "BRIDGE_SECRET_KEY": Fernet.generate_key().decode(),  # one key for every host
-           "KOTAK_LOGIN_URL": server.url, "KOTAK_OAUTH_URL": server.url,
-           "KOTAK_GATEWAY_URL": server.url, "BROKER_API_KEY": default.consumer_key,
+           **server.settings(),
+           "BROKER_API_KEY": default.consumer_key,
            "KOTAK_UCC": default.ucc, "KOTAK_MOBILE": default.mobile,
            "KOTAK_MPIN": default.mpin, "KOTAK_TOTP_SECRET": default.totp_secret,
            "KOTAK_ORDER_RATE": str(RATE), "MARKET_HOURS": "ignore", "ACCOUNTS_FILE": str(path),

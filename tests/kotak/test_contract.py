@@ -266,7 +266,7 @@ def test_scrip_master_from_the_trading_host(kotak: Kotak, index: InstrumentIndex
     files = kotak.client.scrip_files()
     assert {url.rsplit("/", 1)[-1] for url in files.urls} >= {"nse_cm-v1.csv", "nse_fo.csv",
                                                               "mcx_fo.csv"}
-    assert all(url.startswith(kotak.url) for url in files.urls)
+    assert all(url.startswith(kotak.files_url) for url in files.urls)
     crude = index.resolve("MCX:CRUDEOIL1!")
     assert crude.exchange is Exchange.MCX and crude.expiry is not None
     assert crude.expiry >= kotak.clock.now().astimezone(IST).date()

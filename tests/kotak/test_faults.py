@@ -85,7 +85,7 @@ def test_connection_dropped_after_handling_is_unknown_and_the_tag_finds_the_orde
 def test_answer_slower_than_the_read_timeout_is_unknown(sandbox: Sandbox,
                                                         account: SandboxAccount,
                                                         server: SandboxServer) -> None:
-    kotak = make_kotak(sandbox, account, server.url, AuthFlow.TOTP, read_timeout=0.5)
+    kotak = make_kotak(sandbox, account, server, AuthFlow.TOTP, read_timeout=0.5)
     kotak.login()
     sandbox.add_fault(Fault("stall", endpoint="place", seconds=1.2, when="after"))
 
@@ -109,7 +109,7 @@ def test_rate_limit_on_orders_is_refused_without_retry(sandbox: Sandbox,
                                                        account: SandboxAccount,
                                                        server: SandboxServer) -> None:
     sandbox.config.order_rate = 2
-    kotak = make_kotak(sandbox, account, server.url, AuthFlow.TOTP)
+    kotak = make_kotak(sandbox, account, server, AuthFlow.TOTP)
     kotak.login()
     kotak.client.place_order(buy("r1"))
     kotak.client.place_order(buy("r2"))

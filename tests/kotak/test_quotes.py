@@ -14,6 +14,7 @@ from bridge.domain import Exchange, Instrument, InstrumentKind
 from bridge.kotak import wire
 from bridge.kotak.auth import AuthFlow
 from bridge.kotak.errors import ProtocolError, SessionInvalid
+from bridge.kotak.http import new_session
 from bridge.kotak.instruments import InstrumentIndex, InstrumentStore, parse_scrip_csv
 from bridge.kotak.sandbox import Fault, Sandbox, SandboxAccount, SandboxServer
 from tests.conftest import Kotak, make_kotak
@@ -23,7 +24,7 @@ QUOTES_PATH = "/script-details/1.0/quotes/neosymbol"
 
 @pytest.fixture
 def totp(sandbox: Sandbox, account: SandboxAccount, server: SandboxServer) -> Kotak:
-    connected = make_kotak(sandbox, account, server.url, AuthFlow.TOTP)
+    connected = make_kotak(sandbox, account, server, AuthFlow.TOTP)
     connected.login()
     return connected
 
@@ -113,7 +114,7 @@ def test_instruments_kotak_does_not_know_are_absent(totp: Kotak, sbin: Instrumen
 
 def test_quotes_need_no_trade_session(sandbox: Sandbox, account: SandboxAccount,
                                       server: SandboxServer, sbin: Instrument) -> None:
-    fresh = make_kotak(sandbox, account, server.url, AuthFlow.TOTP)
+    fresh = make_kotak(sandbox, account, server, AuthFlow.TOTP)
     assert fresh.sessions.peek() is None
 
     assert fresh.client.last_prices([sbin]) == {(Exchange.NSE, "SBIN-EQ"): Decimal("850")}
@@ -122,7 +123,7 @@ def test_quotes_need_no_trade_session(sandbox: Sandbox, account: SandboxAccount,
 def test_an_unknown_access_token_is_refused_and_the_session_kept(
         totp: Kotak, sandbox: Sandbox, account: SandboxAccount, server: SandboxServer,
         sbin: Instrument) -> None:
-    stranger = make_kotak(sandbox, account, server.url, AuthFlow.TOTP, store=totp.store,
+    stranger = make_kotak(sandbox, account, server, AuthFlow.TOTP, store=totp.store,
                           access_token="not-a-token")
 
     with pytest.raises(SessionInvalid) as refused:
@@ -138,7 +139,7 @@ def test_an_unknown_access_token_is_refused_and_the_session_kept(
 def test_legacy_flow_has_no_quotes_and_sends_nothing(sandbox: Sandbox, account: SandboxAccount,
                                                      server: SandboxServer,
                                                      sbin: Instrument) -> None:
-    legacy = make_kotak(sandbox, account, server.url, AuthFlow.OAUTH2)
+    legacy = make_kotak(sandbox, account, server, AuthFlow.OAUTH2)
     with pytest.raises(ProtocolError) as before_login:
         legacy.client.last_prices([sbin])
     legacy.login()
@@ -167,8 +168,8 @@ def test_sandbox_answers_kotaks_shape_to_the_access_token_alone(
         sandbox: Sandbox, account: SandboxAccount, server: SandboxServer) -> None:
     sandbox.set_price("NSE", "HDFCBANK-EQ", Decimal("801.6"))
 
-    reply = requests.get(f"{server.url}{QUOTES_PATH}/nse_cm|1333/ltp", timeout=5,
-                         headers={"Authorization": account.consumer_key})
+    reply = _literal_get(f"{server.url}{QUOTES_PATH}/nse_cm|1333/ltp",
+                         {"Authorization": account.consumer_key})
 
     assert reply.status_code == 200
     assert reply.headers["Content-Type"].startswith("application/json")
@@ -188,8 +189,8 @@ def test_sandbox_answers_kotaks_shape_to_the_access_token_alone(
 def test_sandbox_refusals_take_kotaks_shapes(sandbox: Sandbox, account: SandboxAccount,
                                              server: SandboxServer) -> None:
     def get(pairs: str, token: str = account.consumer_key) -> requests.Response:
-        return requests.get(f"{server.url}{QUOTES_PATH}/{pairs}/ltp", timeout=5,
-                            headers={"Authorization": token} if token else {})
+        return _literal_get(f"{server.url}{QUOTES_PATH}/{pairs}/ltp",
+                            {"Authorization": token} if token else {})
 
     stale = get("nse_cm|3045", token="not-a-token")
     unknown = get("nse_cm|999999")
@@ -236,3 +237,58 @@ def test_quote_reply_is_read_into_exchange_token_and_price() -> None:
                 [{"exchange": "xyz", "ltp": "1.0000"}], [{"exchange": "nse_cm", "ltp": "n/a"}]):
         with pytest.raises(ProtocolError):
             wire.parse_last_prices(bad)
+
+
+def _literal_get(url: str, headers: dict[str, str]) -> requests.Response:
+    """GET with the path as written: plain requests would send '|' as '%7C'."""
+    session = new_session()
+    prepared = session.prepare_request(requests.Request("GET", url, headers=headers))
+    prepared.url = url
+    return session.send(prepared, timeout=5)
+
+
+# --- the delimiters on the wire (Kotak's SDK since July 2026) ------------------------------
+
+
+def test_quote_delimiters_leave_literal_on_the_wire(totp: Kotak, index: InstrumentIndex,
+                                                    sbin: Instrument) -> None:
+    nifty = index.get(Exchange.NSE, "Nifty 50")
+    assert nifty is not None
+    totp.sandbox.set_price("NSE", "SBIN-EQ", Decimal("851.35"))
+
+    prices = totp.client.last_prices([sbin, nifty])
+
+    assert prices[(Exchange.NSE, "SBIN-EQ")] == Decimal("851.35")
+    assert (Exchange.NSE, nifty.trading_symbol) in prices
+    (record,) = totp.sandbox.requests.snapshot("quotes")
+    # The request line as it came over the socket: '|' and ',' literal, the space escaped.
+    assert record.target == (f"{QUOTES_PATH}/nse_cm|{sbin.token},"
+                             f"nse_cm|{nifty.trading_symbol.replace(' ', '%20')}/ltp")
+    assert "%7C" not in record.target.upper() and "%2C" not in record.target.upper()
+
+
+def test_an_escaped_delimiter_names_no_instrument(sandbox: Sandbox, account: SandboxAccount,
+                                                  server: SandboxServer) -> None:
+    # What a client that lets requests escape the '|' gets from Kotak: no quote at all, so a
+    # square-off could not re-price. Plain requests sends %7C.
+    escaped = requests.get(f"{server.url}{QUOTES_PATH}/nse_cm|3045/ltp", timeout=5,
+                           headers={"Authorization": account.consumer_key})
+    literal = _literal_get(f"{server.url}{QUOTES_PATH}/nse_cm|3045/ltp",
+                           {"Authorization": account.consumer_key})
+
+    assert "%7C" in sandbox.requests.snapshot("quotes")[0].target
+    assert escaped.json() == {"stat": "Not_Ok", "emsg": "invalid instrument", "stCode": 1009}
+    assert [quote["exchange_token"] for quote in literal.json()] == ["3045"]
+
+
+def test_quotes_carry_a_depth_of_five_levels_a_side(sandbox: Sandbox, account: SandboxAccount,
+                                                    server: SandboxServer) -> None:
+    (quote,) = _literal_get(f"{server.url}{QUOTES_PATH}/nse_cm|3045/all",
+                            {"Authorization": account.consumer_key}).json()
+
+    depth = quote["depth"]
+    assert set(depth) == {"buy", "sell"}
+    assert [len(depth["buy"]), len(depth["sell"])] == [5, 5]
+    best_bid, best_ask = Decimal(depth["buy"][0]["price"]), Decimal(depth["sell"][0]["price"])
+    assert best_bid < Decimal(quote["ltp"]) < best_ask
+    assert set(depth["buy"][0]) == {"price", "quantity", "orders"}

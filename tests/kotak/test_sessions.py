@@ -27,7 +27,7 @@ def logins_seen(sandbox: Sandbox) -> int:
 def test_wrong_mpin_is_one_attempt_then_unattended_login_refuses(
         sandbox: Sandbox, account: SandboxAccount, server: SandboxServer,
         flow: AuthFlow) -> None:
-    kotak = make_kotak(sandbox, account, server.url, flow, mpin="000000")
+    kotak = make_kotak(sandbox, account, server, flow, mpin="000000")
 
     with pytest.raises(LoginFailed):
         kotak.sessions.login()
@@ -44,7 +44,7 @@ def test_wrong_mpin_is_one_attempt_then_unattended_login_refuses(
 
 def test_a_person_logging_in_clears_the_failure(sandbox: Sandbox, account: SandboxAccount,
                                                 server: SandboxServer) -> None:
-    kotak = make_kotak(sandbox, account, server.url, AuthFlow.TOTP, mpin="000000")
+    kotak = make_kotak(sandbox, account, server, AuthFlow.TOTP, mpin="000000")
     with pytest.raises(LoginFailed):
         kotak.sessions.login()
 
@@ -57,7 +57,7 @@ def test_a_person_logging_in_clears_the_failure(sandbox: Sandbox, account: Sandb
 
 def test_a_person_may_type_the_totp_when_no_seed_is_stored(
         sandbox: Sandbox, account: SandboxAccount, server: SandboxServer) -> None:
-    kotak = make_kotak(sandbox, account, server.url, AuthFlow.TOTP, totp_secret="")
+    kotak = make_kotak(sandbox, account, server, AuthFlow.TOTP, totp_secret="")
     with pytest.raises(LoginBlocked) as blocked:
         kotak.sessions.login()
     assert "KOTAK_TOTP_SECRET" in blocked.value.message
@@ -70,7 +70,7 @@ def test_a_person_may_type_the_totp_when_no_seed_is_stored(
 
 def test_wrong_typed_totp_is_refused_by_kotak(sandbox: Sandbox, account: SandboxAccount,
                                               server: SandboxServer) -> None:
-    kotak = make_kotak(sandbox, account, server.url, AuthFlow.TOTP)
+    kotak = make_kotak(sandbox, account, server, AuthFlow.TOTP)
 
     with pytest.raises(LoginFailed) as failed:
         kotak.sessions.login(attended=True, totp="000000")
@@ -80,7 +80,7 @@ def test_wrong_typed_totp_is_refused_by_kotak(sandbox: Sandbox, account: Sandbox
 
 def test_kotak_locks_after_three_failures_which_the_bridge_never_reaches(
         sandbox: Sandbox, account: SandboxAccount, server: SandboxServer) -> None:
-    kotak = make_kotak(sandbox, account, server.url, AuthFlow.TOTP, mpin="000000")
+    kotak = make_kotak(sandbox, account, server, AuthFlow.TOTP, mpin="000000")
     for _ in range(5):
         with pytest.raises((LoginFailed, LoginBlocked)):
             kotak.sessions.login()
@@ -90,7 +90,7 @@ def test_kotak_locks_after_three_failures_which_the_bridge_never_reaches(
 
 def test_legacy_login_by_otp(sandbox: Sandbox, account: SandboxAccount,
                              server: SandboxServer) -> None:
-    kotak = make_kotak(sandbox, account, server.url, AuthFlow.OAUTH2, mpin="")
+    kotak = make_kotak(sandbox, account, server, AuthFlow.OAUTH2, mpin="")
 
     kotak.sessions.begin_otp()
     session = kotak.sessions.complete_otp(account.otp)
@@ -101,7 +101,7 @@ def test_legacy_login_by_otp(sandbox: Sandbox, account: SandboxAccount,
 
 def test_legacy_login_by_pan(sandbox: Sandbox, account: SandboxAccount,
                              server: SandboxServer) -> None:
-    kotak = make_kotak(sandbox, account, server.url, AuthFlow.OAUTH2, mobile="",
+    kotak = make_kotak(sandbox, account, server, AuthFlow.OAUTH2, mobile="",
                        pan=account.pan)
 
     kotak.sessions.login()
@@ -111,7 +111,7 @@ def test_legacy_login_by_pan(sandbox: Sandbox, account: SandboxAccount,
 
 def test_wrong_consumer_secret_is_a_login_failure(sandbox: Sandbox, account: SandboxAccount,
                                                   server: SandboxServer) -> None:
-    kotak = make_kotak(sandbox, account, server.url, AuthFlow.OAUTH2,
+    kotak = make_kotak(sandbox, account, server, AuthFlow.OAUTH2,
                        consumer_secret="not-it")
 
     with pytest.raises(LoginFailed) as failed:
@@ -125,7 +125,7 @@ def test_oauth_token_is_renewed_before_it_lapses_without_a_new_login(
     sandbox = Sandbox([account], config=SandboxConfig(oauth_expires_in=1800, order_rate=0),
                       clock=manual_clock)
     with SandboxServer(sandbox) as server:
-        kotak = make_kotak(sandbox, account, server.url, AuthFlow.OAUTH2, clock=manual_clock)
+        kotak = make_kotak(sandbox, account, server, AuthFlow.OAUTH2, clock=manual_clock)
         kotak.sessions.login()
         first = kotak.sessions.current().bearer
 
@@ -141,7 +141,7 @@ def test_session_dies_at_midnight_ist(account: SandboxAccount) -> None:
     clock = ManualClock(ist("2026-11-24T23:50:00"))
     sandbox = Sandbox([account], config=SandboxConfig(order_rate=0), clock=clock)
     with SandboxServer(sandbox) as server:
-        kotak = make_kotak(sandbox, account, server.url, AuthFlow.TOTP, clock=clock)
+        kotak = make_kotak(sandbox, account, server, AuthFlow.TOTP, clock=clock)
         kotak.sessions.login()
         assert kotak.client.order_book() == []
 
@@ -157,7 +157,7 @@ def test_sandbox_refuses_a_stale_session_after_its_midnight(account: SandboxAcco
     lagging_clock = ManualClock(ist("2026-11-24T23:55:00"))
     sandbox = Sandbox([account], config=SandboxConfig(order_rate=0), clock=broker_clock)
     with SandboxServer(sandbox) as server:
-        kotak = make_kotak(sandbox, account, server.url, AuthFlow.TOTP, clock=lagging_clock)
+        kotak = make_kotak(sandbox, account, server, AuthFlow.TOTP, clock=lagging_clock)
         kotak.sessions.login()
         broker_clock.advance(timedelta(minutes=6))
 
@@ -174,12 +174,12 @@ def test_session_survives_a_restart_through_the_journal(sandbox: Sandbox,
     engine = create_db_engine(f"sqlite:///{tmp_path / 'bridge.db'}")
     create_schema(engine)
     box = SecretBox.for_settings("", tmp_path)
-    first = make_kotak(sandbox, account, server.url, AuthFlow.TOTP,
+    first = make_kotak(sandbox, account, server, AuthFlow.TOTP,
                        store=DbSessionStore(engine, box, _clock()))
     first.sessions.login()
     logins = logins_seen(sandbox)
 
-    restarted = make_kotak(sandbox, account, server.url, AuthFlow.TOTP,
+    restarted = make_kotak(sandbox, account, server, AuthFlow.TOTP,
                            store=DbSessionStore(engine, SecretBox.for_settings("", tmp_path),
                                                 _clock()))
 

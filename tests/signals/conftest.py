@@ -91,12 +91,11 @@ class Bridge:
             time.sleep(0.05)
 
 
-def bridge_settings(server_url: str, account: SandboxAccount, database_url: str,
+def bridge_settings(server: SandboxServer, account: SandboxAccount, database_url: str,
                     data_dir: Path, **overrides: str) -> dict[str, str]:
     return {
         "BRIDGE_MODE": "live", "WEBHOOK_SECRET": SECRET, "DATABASE_URL": database_url,
-        "DATA_DIR": str(data_dir), "KOTAK_LOGIN_URL": server_url, "KOTAK_OAUTH_URL": server_url,
-        "KOTAK_GATEWAY_URL": server_url, "BROKER_API_KEY": account.consumer_key,
+        "DATA_DIR": str(data_dir), **server.settings(), "BROKER_API_KEY": account.consumer_key,
         "BROKER_API_SECRET": account.consumer_secret, "KOTAK_UCC": account.ucc,
         "KOTAK_MOBILE": account.mobile, "KOTAK_MPIN": account.mpin,
         "KOTAK_TOTP_SECRET": account.totp_secret, "KOTAK_PASSWORD": account.password,
@@ -109,7 +108,7 @@ def bridge_settings(server_url: str, account: SandboxAccount, database_url: str,
 def start_bridge(server: SandboxServer, account: SandboxAccount, database_url: str,
                  data_dir: Path, clock: Clock | None = None, background: bool = True,
                  **overrides: str) -> Bridge:
-    settings = load_settings(bridge_settings(server.url, account, database_url, data_dir,
+    settings = load_settings(bridge_settings(server, account, database_url, data_dir,
                                              **overrides))
     services = build_services(settings, clock=clock)
     prepare(services)

@@ -23,6 +23,7 @@ from bridge.kotak.sandbox import (
     SandboxServer,
     SqliteStateStore,
 )
+from bridge.kotak.sandbox.hosts import Role
 from bridge.kotak.sandbox.state import MemoryStateStore, StateStore
 
 
@@ -75,12 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     store: StateStore = SqliteStateStore(args.state) if args.state else MemoryStateStore()
     sandbox = Sandbox([account], config=config, store=store, clock=clock)
     server = SandboxServer(sandbox, args.host, args.port)
-    url = server.url
+    hosts = "".join(f"  {role.value:8} {server.url_of(role)}\n" for role in Role)
     sys.stdout.write(
-        f"Kotak sandbox on {url} (Ctrl-C stops it)\n\n"
+        f"Kotak sandbox on {server.url} (Ctrl-C stops it), one port per Kotak host:\n"
+        f"{hosts}\n"
         "Credentials it accepts (and settings for a live-mode bridge pointed at it):\n"
         f"  BRIDGE_MODE=live\n"
-        f"  KOTAK_LOGIN_URL={url}\n  KOTAK_OAUTH_URL={url}\n  KOTAK_GATEWAY_URL={url}\n"
+        f"  KOTAK_LOGIN_URL={server.url}\n  KOTAK_OAUTH_URL={server.oauth_url}\n"
+        f"  KOTAK_GATEWAY_URL={server.gateway_url}\n"
         f"  BROKER_API_KEY={account.consumer_key}\n"
         f"  BROKER_API_SECRET={account.consumer_secret}\n"
         f"  KOTAK_UCC={account.ucc}\n  KOTAK_MOBILE={account.mobile}\n"

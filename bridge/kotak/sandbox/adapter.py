@@ -21,15 +21,22 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
+from bridge.kotak.sandbox.hosts import ROLE_KEY, Role
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
 
 class InProcessAdapter(BaseAdapter):
-    def __init__(self, app: WSGIApplication, remote_addr: str = "127.0.0.1") -> None:
+    """Hand requests to ``app``; ``role`` names the Kotak host the mounted address plays."""
+
+    def __init__(self, app: WSGIApplication, remote_addr: str = "127.0.0.1",
+                 role: Role | None = None) -> None:
         super().__init__()
         self._app = app
-        self._remote_addr = remote_addr
+        self._overrides: dict[str, str] = {"REMOTE_ADDR": remote_addr}
+        if role is not None:
+            self._overrides[ROLE_KEY] = role.value
 
     def send(
         self,
@@ -46,7 +53,9 @@ class InProcessAdapter(BaseAdapter):
             path=url.path or "/", query_string=url.query, method=request.method or "GET",
             headers=list(request.headers.items()), data=body or b"",
             base_url=f"{url.scheme}://{url.netloc}",
-            environ_overrides={"REMOTE_ADDR": self._remote_addr},
+            # RAW_URI: the target as the client built it (werkzeug re-escapes the path).
+            environ_overrides={**self._overrides,
+                               "RAW_URI": url.path + (f"?{url.query}" if url.query else "")},
         )
         started = time.monotonic()
         try:

@@ -22,6 +22,7 @@ from bridge.kotak.sandbox.app import RequestLog, SandboxApp
 from bridge.kotak.sandbox.conditions import Rule, RuleBook, SandboxAccount, SandboxConfig
 from bridge.kotak.sandbox.engine import Engine
 from bridge.kotak.sandbox.faults import Fault, FaultPlan
+from bridge.kotak.sandbox.hosts import Hosts
 from bridge.kotak.sandbox.logins import Logins
 from bridge.kotak.sandbox.state import MemoryStateStore, StateStore
 
@@ -57,6 +58,10 @@ class Sandbox:
         self.requests = RequestLog()
         self.engine = Engine(self.accounts, self.config, self.rules)
         self.logins = Logins(self.accounts, self.config)
+        #: the address of each of Kotak's hosts, set by whoever serves the sandbox (the
+        #: ``baseUrl`` handed out and the file links point there); ``None``: one address
+        #: serves everything
+        self.hosts: Hosts | None = None
         self._app = SandboxApp(self)
 
     def __call__(self, environ: WSGIEnvironment,

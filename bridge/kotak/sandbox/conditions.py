@@ -13,6 +13,8 @@ freeze               accepted, then rejected: quantity above the freeze limit
 ip_not_whitelisted   refused at once: stCode 100008 "unauthorized"
 session_ip           refused at once: stCode 1037 (session created from another IP)
 algo_not_allowed     refused at once: stCode 1017 "algo order not allowed"
+invalid_access_type  refused at once: stCode 100021 "invalid access type" (a token without
+                     trading rights)
 any other text       accepted, then rejected by RMS with that text as the reason
 ===================  ==========================================================================
 
@@ -33,6 +35,7 @@ SYNC_REJECTIONS: dict[str, tuple[str, str]] = {
     "ip_not_whitelisted": ("100008", "unauthorized"),
     "session_ip": ("1037", "session ip does not match the request ip"),
     "algo_not_allowed": ("1017", "algo order not allowed"),
+    "invalid_access_type": ("100021", "invalid  access type"),
 }
 RMS_REASONS: dict[str, str] = {
     "circuit_limit": "RMS:Rule: Check circuit limit including square off order exceeds",
@@ -90,6 +93,17 @@ class SandboxConfig:
     whitelist: tuple[str, ...] = ()  # IPs allowed to place/modify/cancel; empty = any
     bind_session_ip: bool = False  # refuse orders from another IP than the session's (1037)
     lockout_after: int = 3  # consecutive failed logins before the account locks
+    unique_tags: bool = True  # a repeated ``ig`` tag in one day is refused (stCode 32)
+    #: tradeApiValidate names no ``baseUrl``: the account trades on the login host, which is
+    #: also one of Kotak's trading hosts (mis.kotaksecurities.com)
+    omit_base_url: bool = False
+    #: paths that answer 404, as on a Kotak that has retired (or not yet opened) them, e.g.
+    #: ``("quick/user/positions",)``
+    retired_paths: tuple[str, ...] = ()
+    #: seconds the order book hangs after an account sends ``book_hang_after`` orders inside
+    #: one second (Kotak-neo-api-v2 #68: about 60 s after bursts near 10 orders/s); 0: never
+    book_hang_s: float = 0.0
+    book_hang_after: int = 8
 
 
 @dataclass

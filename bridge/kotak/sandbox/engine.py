@@ -29,6 +29,7 @@ auto square-off would), other positions carry forward into the cf quantities and
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Mapping, Sequence
@@ -191,6 +192,11 @@ class Engine:
             price, trigger = _prices(fields, kind)
         except _Invalid as exc:
             return exc.reply
+        tag = str(data.get("ig") or "")[:40]  # the 1.x client sends null for no tag
+        if tag and self.config.unique_tags and any(o.tag == tag for o in book.orders.values()):
+            # Kotak refuses a tag already used that day, in words that explain nothing
+            # (Kotak-neo-api-v2 #30).
+            return not_ok("32", "error from core")
         rule = self.rules.take(scrip.trading_symbol, scrip.symbol_name, side, product)
         if rule is not None and rule.action == "reject" and rule.reason in SYNC_REJECTIONS:
             code, message = SYNC_REJECTIONS[rule.reason]
@@ -201,7 +207,7 @@ class Engine:
             trading_symbol=scrip.trading_symbol, symbol=scrip.symbol_name, token=scrip.token,
             side=side, product=product, order_type=kind, quantity=quantity, price=price,
             trigger=trigger, validity=validity, disclosed=_whole(fields["dq"], "dq"),
-            amo=fields["am"] == "YES", tag=str(data.get("ig", ""))[:40], status="",
+            amo=fields["am"] == "YES", tag=tag, status="",
             placed_at=now, updated_at=now,
             ready_at=now + _seconds(self.config.accept_delay),
         )
@@ -225,7 +231,9 @@ class Engine:
         if not isinstance(order, OrderRecord):
             return order
         try:
-            fields = _fields(data, ("qt", "pr", "pt", "tp", "vd"))
+            # The 1.x client copies the trigger from the order book ("0.00") into a modify,
+            # and Kotak takes it: a zero spelled with decimals is refused on place only.
+            fields = _fields(data, ("qt", "pr", "pt", "tp", "vd"), zero_decimals=("tp",))
             scrip = self._scrip(order.segment, order.trading_symbol, now.date())
             kind = fields["pt"]
             if kind not in _ORDER_TYPES or fields["vd"] not in _VALIDITIES:
@@ -271,6 +279,18 @@ class Engine:
                    "data": [_order_row(o, catalog.get(o.segment, o.trading_symbol), o.status,
                                        o.updated_at) for o in orders]})
 
+    def order(self, state: SandboxState, ucc: str, order_id: str, now: datetime) -> Reply:
+        """One order's report (``GET quick/user/orders/<nOrdNo>``, the SDK's
+        ``order_report(order_id)``): the order book's envelope holding that order's row; an
+        order number the account does not have is Kotak's "No Data"."""
+        book = self.book(state, ucc, now)
+        order = book.orders.get(order_id)
+        if order is None:
+            return NO_DATA
+        scrip = self.catalog(now.date()).get(order.segment, order.trading_symbol)
+        return ok({"stat": "Ok", "stCode": 200,
+                   "data": [_order_row(order, scrip, order.status, order.updated_at)]})
+
     def history(self, state: SandboxState, ucc: str, data: Mapping[str, Any],
                 now: datetime) -> Reply:
         book = self.book(state, ucc, now)
@@ -298,6 +318,73 @@ class Engine:
         return ok({"stat": "ok", "stCode": 200,
                    "data": [_position_row(p, catalog.get(p.segment, p.trading_symbol), ucc)
                             for p in book.positions.values()]})
+
+    def holdings(self, state: SandboxState, ucc: str, now: datetime) -> Reply:
+        """Delivery holdings: cash-segment CNC/MTF quantity carried from earlier days.
+
+        Kotak's holdings reply has no ``stat`` and writes numbers as JSON numbers, unlike the
+        order APIs (section 4.10). Shares bought today are positions, not holdings, until
+        they settle; shares sold today leave ``sellableQuantity`` at once.
+        """
+        book = self.book(state, ucc, now)
+        catalog = self.catalog(now.date())
+        rows: list[dict[str, Any]] = []
+        for p in book.positions.values():
+            held = p.cf_buy_qty - p.cf_sell_qty
+            if p.segment not in _CASH or p.product not in _CASH_ONLY_PRODUCTS or held <= 0:
+                continue
+            scrip = catalog.get(p.segment, p.trading_symbol)
+            price = self.price(state, p.segment, p.trading_symbol, now.date()) or Decimal(0)
+            average = p.cf_buy_amt / p.cf_buy_qty
+            rows.append({
+                "displaySymbol": p.symbol, "averagePrice": float(round(average, 4)),
+                "quantity": held, "exchangeSegment": p.segment, "exchangeIdentifier": p.token,
+                "holdingCost": float(round(average * held, 4)),
+                "mktValue": float(round(price * held, 2)),
+                "scripId": hashlib.md5(p.trading_symbol.encode()).hexdigest(),
+                "instrumentToken": int(p.token) if p.token.isdigit() else 0,
+                "instrumentType": "Equity",
+                "instrumentName": scrip.description if scrip else p.symbol,
+                "isAlternateScrip": False,
+                "closingPrice": float(scrip.ref_price) if scrip else float(price),
+                "symbol": p.symbol,
+                "sellableQuantity": max(held - max(p.day_sell_qty - p.day_buy_qty, 0), 0),
+            })
+        return ok({"data": rows})
+
+    def margin(self, state: SandboxState, ucc: str, data: Mapping[str, Any],
+               now: datetime) -> Reply:
+        """The check-margin call (section 4.8): what one order would block, against what is
+        free. The instrument is named by segment and token (``tok`` = ``pSymbol``)."""
+        book = self.book(state, ucc, now)
+        try:
+            fields = _fields(data, ("exSeg", "prc", "prcTp", "prod", "qty", "tok", "trnsTp"))
+            scrip = self._scrip_by_token(fields["exSeg"], fields["tok"], now.date())
+            if (fields["trnsTp"] not in ("B", "S") or fields["prod"] not in _PRODUCTS
+                    or fields["prcTp"] not in _ORDER_TYPES):
+                raise _Invalid(not_ok("1007", "body invalid", stat="bad request"))
+            quantity = _quantity(fields["qty"], scrip)
+            price = _number(fields["prc"])
+        except _Invalid as exc:
+            return exc.reply
+        probe = OrderRecord(
+            order_id="", ucc=ucc, segment=scrip.segment, trading_symbol=scrip.trading_symbol,
+            symbol=scrip.symbol_name, token=scrip.token, side=fields["trnsTp"],
+            product=fields["prod"], order_type=fields["prcTp"], quantity=quantity,
+            price=price, trigger=Decimal(0), validity="DAY", disclosed=0, amo=False, tag="",
+            status="", placed_at=now, updated_at=now, ready_at=now)
+        day = now.date()
+        required = self._order_margin(state, book, probe, scrip, day)
+        used = self._used_margin(state, book, day)
+        available = book.cash + sum(self._pnl(state, book, day)) - used
+        short = max(required - available, Decimal(0))
+        return ok({
+            "avlCash": _six(book.cash), "totMrgnUsd": _six(used + required),
+            "mrgnUsd": _six(used), "ordMrgn": _six(required),
+            "rmsVldtd": "OK" if short == 0 else "NOT_OK", "reqdMrgn": _six(required),
+            "avlMrgn": _six(max(available, Decimal(0))), "insufFund": _six(short),
+            "stat": "Ok", "stCode": 200,
+        })
 
     def limits(self, state: SandboxState, ucc: str, now: datetime) -> Reply:
         book = self.book(state, ucc, now)
@@ -373,7 +460,7 @@ class Engine:
             "year_high": _four(max(close, last)), "year_low": _four(min(close, last)),
             "ohlc": {"open": _four(close), "high": _four(max(close, last)),
                      "low": _four(min(close, last)), "close": _four(close)},
-            "depth": None,
+            "depth": _depth(last, scrip),
         }
 
     # --- internals ------------------------------------------------------------------------
@@ -384,6 +471,13 @@ class Engine:
             raise _Invalid(not_ok("1009", "Invalid Trading Symbol"))
         if scrip.inst_type == "" and not scrip.isin:
             raise _Invalid(not_ok("1009", "Index is not tradable"))
+        return scrip
+
+    def _scrip_by_token(self, segment: str, token: str, day: date) -> SandboxScrip:
+        scrip = next((s for s in self.catalog(day).all()
+                      if s.segment == segment and s.token == token), None)
+        if scrip is None:
+            raise _Invalid(not_ok("1009", "Invalid instrument token"))
         return scrip
 
     def _rule_reason(self, state: SandboxState, book: BookRecord, order: OrderRecord,
@@ -646,8 +740,12 @@ def _working(book: BookRecord, order_id: Any) -> OrderRecord | Reply:
     return order
 
 
-def _fields(data: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, str]:
-    """Check a jData object the way Kotak does: present, strings, and not blank."""
+def _fields(data: Mapping[str, Any], keys: tuple[str, ...],
+            zero_decimals: tuple[str, ...] = ()) -> dict[str, str]:
+    """Check a jData object the way Kotak does: present, strings, and not blank.
+
+    ``zero_decimals`` names the keys where a zero may be written ``"0.00"``.
+    """
     fields: dict[str, str] = {}
     for key in keys:
         if key not in data:
@@ -660,7 +758,7 @@ def _fields(data: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, str]:
             message = "please provide valid quantity" if key in ("pr", "qt") else \
                 "Error: Invalid Request"
             raise _Invalid(not_ok("1009" if key in ("pr", "qt") else "5202", message))
-        if value.strip() in ("0.0", "0.00"):
+        if value.strip() in ("0.0", "0.00") and key not in zero_decimals:
             raise _Invalid(not_ok("5202", "Error: Invalid Request"))
         fields[key] = value.strip()
     return fields
@@ -733,6 +831,24 @@ def parse_jdata(raw: str) -> dict[str, Any] | None:
 
 def _money(value: Decimal) -> str:
     return f"{value:.2f}"
+
+
+def _depth(last: Decimal, scrip: SandboxScrip) -> dict[str, list[dict[str, str]]]:
+    """Five levels a side, a tick apart around the last price: clients index into
+    ``depth["buy"][0]``, so it is an object of levels, never null."""
+    tick = scrip.tick_size or Decimal("0.05")
+
+    def level(price: Decimal, step: int) -> dict[str, str]:
+        return {"price": _four(price), "quantity": str(scrip.lot_size * (step + 1)),
+                "orders": str(step + 1)}
+
+    return {"buy": [level(max(last - tick * (n + 1), tick), n) for n in range(5)],
+            "sell": [level(last + tick * (n + 1), n) for n in range(5)]}
+
+
+def _six(value: Decimal) -> str:
+    """A margin number: six decimals, as the check-margin reply writes them."""
+    return f"{value:.6f}"
 
 
 def _four(value: Decimal) -> str:

@@ -1,9 +1,10 @@
 """Transport faults the sandbox can inject, for tests and drills.
 
 Each fault matches requests by endpoint name (``place``, ``modify``, ``cancel``, ``orders``,
-``history``, ``trades``, ``positions``, ``limits``, ``login``, ``validate``, ``oauth``, ``otp``,
-``scrip-files``, ``scrip-file``, ``quotes``, or ``*``) and applies to the next ``times`` of
-them (``None``: until cleared):
+``order``, ``history``, ``trades``, ``positions``, ``holdings``, ``limits``, ``margin``,
+``login``, ``validate``, ``client-ip``, ``oauth``, ``otp``, ``logout``, ``scrip-files``,
+``scrip-file``, ``config``, ``quotes``, or ``*``) and applies to the next ``times`` of them
+(``None``: until cleared):
 
 =============  =============================================================================
 kind           effect

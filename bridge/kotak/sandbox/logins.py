@@ -113,7 +113,8 @@ class Logins:
         del state.sessions[sid]
         session = self._session(state, account, "trade", "totp", now, caller.ip)
         data = self._data(account, session, kind="Trade")
-        data["baseUrl"] = caller.host.rstrip("/")
+        if not self.config.omit_base_url:
+            data["baseUrl"] = caller.host.rstrip("/")
         return 200, {"data": data}
 
     # --- legacy flow ----------------------------------------------------------------------

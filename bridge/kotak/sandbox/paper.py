@@ -24,9 +24,18 @@ from bridge.clock import Clock
 from bridge.kotak.sandbox.adapter import InProcessAdapter
 from bridge.kotak.sandbox.broker import Sandbox
 from bridge.kotak.sandbox.conditions import SandboxAccount, SandboxConfig
+from bridge.kotak.sandbox.hosts import Hosts, Role
 from bridge.kotak.sandbox.state import SqliteStateStore
 
 PAPER_HOST = "https://kotak-paper.invalid"
+#: one host name per Kotak host, kept apart as Kotak keeps them (see hosts.py)
+PAPER_HOSTS = Hosts({
+    Role.LOGIN: PAPER_HOST,
+    Role.TRADING: "https://trade.kotak-paper.invalid",
+    Role.FILES: "https://files.kotak-paper.invalid",
+    Role.OAUTH: "https://oauth.kotak-paper.invalid",
+    Role.GATEWAY: "https://gw.kotak-paper.invalid",
+})
 PAPER_ACCOUNT = SandboxAccount(
     ucc="PAPER",
     mobile="9000000000",
@@ -63,5 +72,7 @@ def paper_broker(state_file: Path, clock: Clock, order_rate: int,
 
 
 def mount(session: requests.Session, sandbox: Sandbox) -> None:
-    """Route :data:`PAPER_HOST` on ``session`` to ``sandbox`` in this process."""
-    session.mount(f"{PAPER_HOST}/", InProcessAdapter(sandbox))
+    """Route the paper hosts on ``session`` to ``sandbox`` in this process."""
+    sandbox.hosts = PAPER_HOSTS
+    for role, url in PAPER_HOSTS.items():
+        session.mount(f"{url}/", InProcessAdapter(sandbox, role=role))

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
 from bridge.kotak.sandbox.broker import Sandbox
+from bridge.kotak.sandbox.hosts import ROLE_KEY, Hosts, Role
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
@@ -36,6 +37,8 @@ _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "conte
 
 
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    """One listening socket: one of Kotak's hosts (its ``role``)."""
+
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
@@ -44,8 +47,9 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     # Kotak's servers never cause.
     request_queue_size = 1024
 
-    def __init__(self, address: tuple[str, int], app: WSGIApplication) -> None:
+    def __init__(self, address: tuple[str, int], app: WSGIApplication, role: Role) -> None:
         self.app = app
+        self.role = role
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -150,6 +154,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             "SERVER_PROTOCOL": self.request_version,
             "REMOTE_ADDR": self.client_address[0],
             "REMOTE_PORT": str(self.client_address[1]),
+            "RAW_URI": self.path,
+            ROLE_KEY: self.server.role.value,
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": "http",
             "wsgi.input": io.BytesIO(body),
@@ -174,41 +180,73 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class SandboxServer:
-    """A sandbox listening on ``host:port`` (port 0: any free port) until stopped."""
+    """A sandbox listening on loopback, one port per Kotak host (see hosts.py).
+
+    ``port`` is the login host's (0: any free port); the other hosts take free ports (the
+    standalone command prints them), so they never collide with a port someone else chose.
+    """
 
     def __init__(self, sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0) -> None:
         self.sandbox = sandbox
-        self._server = _Server((host, port), sandbox)
+        self._servers: dict[Role, _Server] = {}
+        for role in Role:
+            self._servers[role] = _Server((host, port if role is Role.LOGIN else 0), sandbox,
+                                          role)
+        sandbox.hosts = Hosts({role: _url(server) for role, server in self._servers.items()})
         # A short poll interval keeps stop() quick (serve_forever checks for shutdown at it).
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        name="kotak-sandbox", daemon=True)
+        self._threads = [threading.Thread(target=server.serve_forever, args=(0.05,),
+                                          name=f"kotak-sandbox-{role}", daemon=True)
+                         for role, server in self._servers.items()]
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        """The login host (``KOTAK_LOGIN_URL``)."""
+        return self.url_of(Role.LOGIN)
+
+    @property
+    def oauth_url(self) -> str:
+        """The legacy OAuth2 host (``KOTAK_OAUTH_URL``)."""
+        return self.url_of(Role.OAUTH)
+
+    @property
+    def gateway_url(self) -> str:
+        """The legacy gateway (``KOTAK_GATEWAY_URL``)."""
+        return self.url_of(Role.GATEWAY)
+
+    def url_of(self, role: Role) -> str:
+        return _url(self._servers[role])
+
+    def settings(self) -> dict[str, str]:
+        """The bridge settings that point it at this sandbox."""
+        return {"KOTAK_LOGIN_URL": self.url, "KOTAK_OAUTH_URL": self.oauth_url,
+                "KOTAK_GATEWAY_URL": self.gateway_url}
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return int(self._servers[Role.LOGIN].server_address[1])
 
     def start(self) -> SandboxServer:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._server.cut_all()
-        self._thread.join(timeout=5)
+        for server in self._servers.values():
+            server.shutdown()
+            server.server_close()
+            server.cut_all()
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def serve_forever(self) -> None:
-        """Serve in the calling thread (the standalone command)."""
+        """Serve until interrupted (the standalone command)."""
+        self.start()
         try:
-            self._server.serve_forever()
+            while any(thread.is_alive() for thread in self._threads):
+                for thread in self._threads:
+                    thread.join(timeout=0.5)
         finally:
-            self._server.server_close()
-            self._server.cut_all()
+            self.stop()
 
     def __enter__(self) -> SandboxServer:
         return self.start()
@@ -216,3 +254,8 @@ class SandboxServer:
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self.stop()
+
+
+def _url(server: _Server) -> str:
+    host, port = server.server_address[:2]
+    return f"http://{host!s}:{port}"
