@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -437,8 +438,11 @@ _KEEP_DAYS = 3
 class InstrumentStore:
     """The current :class:`InstrumentIndex`, cached on disk per trading day.
 
-    Several processes may share ``cache_dir``: each loads the day's files when they appear,
-    and a refresh publishes a finished folder with one rename, so a reader never sees half.
+    Several processes may share ``cache_dir``: each loads the day's files when they appear.
+    A refresh writes a hidden folder of its own, then points the day's name (a symbolic link)
+    at it with one atomic replace, so a reader sees the previous files or the new ones, never
+    half, and never none: a worker taking its first signal while another process refreshes
+    the same day must not find the scrip master missing.
     """
 
     def __init__(self, cache_dir: Path, clock: Clock) -> None:
@@ -528,28 +532,53 @@ class InstrumentStore:
 
     def _publish(self, day: date, raw: dict[str, bytes], counts: dict[str, int]) -> None:
         self._dir.mkdir(parents=True, exist_ok=True)
-        final = self._dir / day.isoformat()
-        staging = self._dir / f".{day.isoformat()}.{os.getpid()}.{threading.get_ident()}"
-        shutil.rmtree(staging, ignore_errors=True)
+        stamp = f"{time.time_ns()}.{os.getpid()}.{threading.get_ident()}"
+        staging = self._dir / f".staging.{stamp}"
         staging.mkdir()
         for segment, content in raw.items():
             (staging / f"{segment}.csv").write_bytes(content)
         (staging / _MANIFEST).write_text(json.dumps(
             {"segments": sorted(raw), "counts": counts,
              "fetched_at": self._clock.now().isoformat()}))
-        if final.exists():
-            # A later refresh of the same day replaces the earlier one: move it aside first.
-            retired = self._dir / f".retired.{final.name}.{os.getpid()}.{threading.get_ident()}"
+        version = self._dir / f".{day.isoformat()}.{stamp}"
+        staging.rename(version)
+        final = self._dir / day.isoformat()
+        if final.is_dir() and not final.is_symlink():
+            # A cache written before versions: a real folder cannot be swapped atomically.
+            retired = self._dir / f".retired.{final.name}.{stamp}"
             final.rename(retired)
             shutil.rmtree(retired, ignore_errors=True)
-        staging.rename(final)
+        link = self._dir / f".link.{stamp}"
+        link.symlink_to(version.name)
+        os.replace(link, final)
         self._prune(day)
 
     def _prune(self, day: date) -> None:
-        days = sorted(p for p in self._dir.iterdir() if p.is_dir() and _is_day(p.name))
+        """Keep ``_KEEP_DAYS`` days; of today's versions, the one in use and the one before
+        it (a process may still be reading it)."""
+        days = sorted(p for p in self._dir.iterdir() if _is_day(p.name))
         for old in days[:-_KEEP_DAYS]:
-            if old.name != day.isoformat():
+            if old.name == day.isoformat():
+                continue
+            target = old.resolve()
+            if old.is_symlink():
+                old.unlink(missing_ok=True)
+            shutil.rmtree(target, ignore_errors=True)
+        for name in {p.name for p in days[-_KEEP_DAYS:]} | {day.isoformat()}:
+            in_use = (self._dir / name).resolve().name
+            versions = sorted((p for p in self._dir.glob(f".{name}.*") if p.is_dir()),
+                              key=lambda p: _stamp(p.name))
+            stale = [p for p in versions if p.name != in_use][:-1]
+            for old in stale:
                 shutil.rmtree(old, ignore_errors=True)
+
+
+def _stamp(name: str) -> int:
+    """The publication time in a version folder's name (``.<day>.<ns>.<pid>.<thread>``)."""
+    try:
+        return int(name.split(".")[2])
+    except (IndexError, ValueError):
+        return 0
 
 
 def _is_day(name: str) -> bool:

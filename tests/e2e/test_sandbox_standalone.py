@@ -54,3 +54,29 @@ def test_live_bridge_against_the_standalone_sandbox(printed: dict[str, str], flo
         assert order.status is OrderStatus.COMPLETE and order.tag == f"drill-{flow}"
     finally:
         services.close()
+
+
+def test_every_login_url_may_point_at_the_one_port_given(printed: dict[str, str],
+                                                         tmp_path: Path) -> None:
+    """The design's drill: KOTAK_LOGIN_URL, KOTAK_OAUTH_URL and KOTAK_GATEWAY_URL all at the
+    port passed with --port; the trading and files hosts come from Kotak's own answers."""
+    one = printed["KOTAK_LOGIN_URL"]
+    assert printed["KOTAK_GATEWAY_URL"] != one  # each host has its own port too
+    settings = load_settings({**printed, "KOTAK_AUTH": "oauth2", "KOTAK_OAUTH_URL": one,
+                              "KOTAK_GATEWAY_URL": one,
+                              "WEBHOOK_SECRET": "standalone-drill-secret-1",
+                              "DATA_DIR": str(tmp_path / "data"),
+                              "DATABASE_URL": f"sqlite:///{tmp_path / 'bridge.db'}"})
+    services = build_services(settings)
+    try:
+        prepare(services)
+        client = services.broker()
+        assert client.sessions.current().base_url == one
+        sbin = services.instruments.current().resolve("NSE:SBIN")
+
+        order_id = client.place_order(OrderRequest(sbin, Side.BUY, 1, Product.CNC,
+                                                   tag="drill-one-port"))
+
+        assert client.order(order_id) is not None
+    finally:
+        services.close()

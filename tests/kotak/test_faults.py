@@ -173,5 +173,5 @@ def test_failed_scrip_download_keeps_the_previous_index(kotak: Kotak, tmp_path: 
         store.refresh(kotak.client)
 
     assert store.current() is before
-    assert sorted(p.name for p in (tmp_path / "scrip").iterdir()) == [
-        before.trading_day.isoformat()]
+    assert sorted(p.name for p in (tmp_path / "scrip").iterdir()
+                  if not p.name.startswith(".")) == [before.trading_day.isoformat()]

@@ -3,6 +3,7 @@ that is replaced whole or not at all."""
 
 from __future__ import annotations
 
+import threading
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -195,7 +196,8 @@ def test_store_replaces_the_index_whole_or_not_at_all(tmp_path: Path) -> None:
         store.refresh(FakeSource(broken))
 
     assert store.current() is before  # yesterday's stays in use until today's is whole
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["2026-09-15"]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
+        "2026-09-15"]
 
 
 def test_a_list_without_the_nse_files_is_refused(tmp_path: Path) -> None:
@@ -216,3 +218,38 @@ def test_another_process_picks_up_the_published_cache(tmp_path: Path) -> None:
     reader = InstrumentStore(tmp_path, clock)
 
     assert reader.current().resolve("NSE:SBIN").token == "3045"
+
+
+def test_a_same_day_refresh_never_leaves_a_new_process_without_the_scrip_master(
+        tmp_path: Path) -> None:
+    """A worker taking its first signal while another process refreshes the same day (the
+    scheduler's catch-up right after start) finds the old files or the new, never none."""
+    clock = ManualClock(datetime(2026, 9, 15, 8, 0, tzinfo=IST))
+    source = FakeSource(catalog_files(TODAY))
+    writer = InstrumentStore(tmp_path, clock)
+    writer.refresh(source)
+    missing: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                InstrumentStore(tmp_path, clock).current()
+            except InstrumentsUnavailable as exc:
+                missing.append(str(exc))
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for thread in readers:
+        thread.start()
+    try:
+        for _ in range(15):
+            writer.refresh(source)
+    finally:
+        done.set()
+        for thread in readers:
+            thread.join(10)
+
+    assert missing == []
+    # What is kept: the day's name, the version in use and the one before it.
+    assert len([p for p in tmp_path.iterdir() if p.name.startswith(".2026-09-15.")]) <= 2
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith((".staging", ".link"))]

@@ -75,11 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     clock: Clock = ManualClock(datetime.now(IST)) if args.manual_clock else SystemClock()
     store: StateStore = SqliteStateStore(args.state) if args.state else MemoryStateStore()
     sandbox = Sandbox([account], config=config, store=store, clock=clock)
-    server = SandboxServer(sandbox, args.host, args.port)
+    server = SandboxServer(sandbox, args.host, args.port, one_entry=True)
     hosts = "".join(f"  {role.value:8} {server.url_of(role)}\n" for role in Role)
     sys.stdout.write(
-        f"Kotak sandbox on {server.url} (Ctrl-C stops it), one port per Kotak host:\n"
-        f"{hosts}\n"
+        f"Kotak sandbox on {server.url} (Ctrl-C stops it), one port per Kotak host (the "
+        f"first also answers as the oauth host and the gateway):\n{hosts}\n"
         "Credentials it accepts (and settings for a live-mode bridge pointed at it):\n"
         f"  BRIDGE_MODE=live\n"
         f"  KOTAK_LOGIN_URL={server.url}\n  KOTAK_OAUTH_URL={server.oauth_url}\n"

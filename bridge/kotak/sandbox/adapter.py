@@ -21,7 +21,7 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from bridge.kotak.sandbox.hosts import ROLE_KEY, Role
+from bridge.kotak.sandbox.hosts import ROLE_KEY, Role, roles_text
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -36,7 +36,7 @@ class InProcessAdapter(BaseAdapter):
         self._app = app
         self._overrides: dict[str, str] = {"REMOTE_ADDR": remote_addr}
         if role is not None:
-            self._overrides[ROLE_KEY] = role.value
+            self._overrides[ROLE_KEY] = roles_text(frozenset({role}))
 
     def send(
         self,

@@ -55,7 +55,7 @@ from bridge.clock import ManualClock
 from bridge.kotak.sandbox.conditions import Rule as SandboxRule
 from bridge.kotak.sandbox.engine import Reply, not_ok, parse_jdata
 from bridge.kotak.sandbox.faults import Fault
-from bridge.kotak.sandbox.hosts import ROLE_KEY, Role
+from bridge.kotak.sandbox.hosts import ROLE_KEY, Role, parse_roles
 from bridge.kotak.sandbox.logins import HEADER_MISSING, STALE_CURRENT, Caller
 
 if TYPE_CHECKING:
@@ -272,8 +272,8 @@ class SandboxApp:
         the path has not been retired by the configuration."""
         if path.lstrip("/") in self.sandbox.config.retired_paths:
             return False
-        role = environ.get(ROLE_KEY)
-        if role is None:
+        roles = environ.get(ROLE_KEY)
+        if roles is None:
             return True
         if endpoint.startswith("trading:"):
             login_trades = self.sandbox.config.omit_base_url
@@ -282,7 +282,7 @@ class SandboxApp:
             allowed = frozenset({Role.GATEWAY})
         else:
             allowed = _ROLES[endpoint]
-        return Role(role) in allowed
+        return bool(parse_roles(str(roles)) & allowed)
 
     def _before(self, faults: list[Fault], environ: WSGIEnvironment) -> Response | None:
         for fault in faults:

@@ -19,9 +19,10 @@ gateway    ``gw-napi.kotaksecurities.com``        the legacy login, trading and 
 =========  =====================================  ==========================================
 
 Whoever serves the sandbox says which role each address plays: the loopback server listens
-on one port per role, paper mode mounts one ``.invalid`` host name per role. The role of a
-request travels in the WSGI environ under :data:`ROLE_KEY`; a request without one (a
-sandbox called directly) may use every route, as one host would.
+on one port per role, paper mode mounts one ``.invalid`` host name per role. The roles of a
+request's address travel in the WSGI environ under :data:`ROLE_KEY` (``login`` or, for an
+address playing several, ``login+oauth+gateway``); a request without one (a sandbox called
+directly) may use every route, as one host would.
 """
 
 from __future__ import annotations
@@ -38,8 +39,16 @@ class Role(StrEnum):
     GATEWAY = "gateway"
 
 
-#: the WSGI environ key carrying the role of the address a request arrived at
+#: the WSGI environ key carrying the role(s) of the address a request arrived at
 ROLE_KEY = "kotak.sandbox.role"
+
+
+def roles_text(roles: frozenset[Role]) -> str:
+    return "+".join(role.value for role in Role if role in roles)
+
+
+def parse_roles(text: str) -> frozenset[Role]:
+    return frozenset(Role(part) for part in text.split("+") if part)
 
 
 class Hosts:

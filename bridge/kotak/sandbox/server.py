@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
 from bridge.kotak.sandbox.broker import Sandbox
-from bridge.kotak.sandbox.hosts import ROLE_KEY, Hosts, Role
+from bridge.kotak.sandbox.hosts import ROLE_KEY, Hosts, Role, roles_text
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
@@ -47,9 +47,10 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     # Kotak's servers never cause.
     request_queue_size = 1024
 
-    def __init__(self, address: tuple[str, int], app: WSGIApplication, role: Role) -> None:
+    def __init__(self, address: tuple[str, int], app: WSGIApplication,
+                 roles: frozenset[Role]) -> None:
         self.app = app
-        self.role = role
+        self.roles = roles_text(roles)
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -155,7 +156,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             "REMOTE_ADDR": self.client_address[0],
             "REMOTE_PORT": str(self.client_address[1]),
             "RAW_URI": self.path,
-            ROLE_KEY: self.server.role.value,
+            ROLE_KEY: self.server.roles,
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": "http",
             "wsgi.input": io.BytesIO(body),
@@ -184,14 +185,23 @@ class SandboxServer:
 
     ``port`` is the login host's (0: any free port); the other hosts take free ports (the
     standalone command prints them), so they never collide with a port someone else chose.
+
+    ``one_entry``: the login host's port also plays the legacy OAuth2 host and gateway, so a
+    drill may point all three ``KOTAK_*_URL`` settings at the one port it chose (the design's
+    contract for the standalone sandbox). The trading host and the files host, which Kotak
+    names in its answers, stay apart either way, and tests keep every host apart.
     """
 
-    def __init__(self, sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0, *,
+                 one_entry: bool = False) -> None:
         self.sandbox = sandbox
         self._servers: dict[Role, _Server] = {}
         for role in Role:
+            roles = frozenset({role})
+            if one_entry and role is Role.LOGIN:
+                roles = frozenset({Role.LOGIN, Role.OAUTH, Role.GATEWAY})
             self._servers[role] = _Server((host, port if role is Role.LOGIN else 0), sandbox,
-                                          role)
+                                          roles)
         sandbox.hosts = Hosts({role: _url(server) for role, server in self._servers.items()})
         # A short poll interval keeps stop() quick (serve_forever checks for shutdown at it).
         self._threads = [threading.Thread(target=server.serve_forever, args=(0.05,),
