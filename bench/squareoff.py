@@ -7,6 +7,11 @@ NFO, then the square-off job runs as the scheduler would run it. The floor is N 
 rate limit's, whatever the bridge does.
 
     .venv/bin/python bench/squareoff.py            # --positions 50 --repeat 3
+    .venv/bin/python bench/squareoff.py --book-hang 60
+
+``--book-hang S``: the sandbox's order book hangs S seconds once 8 orders went out inside a
+second, as Kotak's does after bursts near 10 a second (Kotak-neo-api-v2 #68), which the
+square-off's own closes cause.
 """
 
 from __future__ import annotations
@@ -34,9 +39,10 @@ from bridge.startup import prepare  # noqa: E402
 from bridge.wiring import build_services  # noqa: E402
 
 
-def one_run(positions: int, rate: int) -> dict[str, float | int | bool]:
+def one_run(positions: int, rate: int, book_hang: float) -> dict[str, float | int | bool]:
     account = dataclasses.replace(SandboxAccount.generate("BENCH1"), cash=Decimal(10**10))
-    sandbox = Sandbox([account], config=SandboxConfig(order_rate=rate))
+    sandbox = Sandbox([account], config=SandboxConfig(order_rate=rate, book_hang_s=book_hang,
+                                                      book_hang_after=8))
     with tempfile.TemporaryDirectory() as folder, SandboxServer(sandbox) as server:
         settings = load_settings({
             "BRIDGE_MODE": "live", "WEBHOOK_SECRET": "bench-secret-0123456789",
@@ -72,7 +78,8 @@ def one_run(positions: int, rate: int) -> dict[str, float | int | bool]:
             report = outcome.report["reports"][0]
             return {"seconds": seconds, "flat": bool(report["flat"]),
                     "orders": len(report["closes"]), "rounds": int(report["rounds"]),
-                    "floor_s": positions / rate}
+                    "floor_s": positions / rate,
+                    "book_unanswered": bool(report["book_unanswered"])}
         finally:
             services.close()
 
@@ -82,9 +89,11 @@ def main() -> None:
     parser.add_argument("--positions", type=int, default=50)
     parser.add_argument("--rate", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--book-hang", type=float, default=0.0,
+                        help="seconds the order book hangs after a burst of orders")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    runs = [one_run(args.positions, args.rate) for _ in range(args.repeat)]
+    logging.basicConfig(level=logging.ERROR)
+    runs = [one_run(args.positions, args.rate, args.book_hang) for _ in range(args.repeat)]
     times = [float(run["seconds"]) for run in runs]
     json.dump({"runs": runs, "median_s": statistics.median(times),
                "floor_s": args.positions / args.rate,
