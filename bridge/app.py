@@ -53,7 +53,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         limiter=InboundLimiter(services.settings.intake.inbound_limit_per_minute),
         failures=FailureBook(services.journal, services.settings.intake.auth_failure_limit,
                              routes.FAILURE_WINDOW, routes.BLOCK_FOR),
-        chartink=ChartinkConfig(services.settings.intake.chartink_config))
+        chartink=ChartinkConfig(services.settings.intake.chartink_config),
+        doors=services.doors)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(routes.bp)
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
             start_scheduler(services)
     app.before_request(_start_timer)
+    app.after_request(_secure_headers)
     app.after_request(_log_request)
     return app
 
@@ -81,6 +83,24 @@ def current_services() -> Services:
 def _start_timer() -> None:
     g.started = time.monotonic()
     g.arrived = current_services().clock.now()
+
+
+#: on every answer: pages load only the bridge's own scripts and styles, are never framed
+#: (clickjacking the square-off button), and are never sniffed into another content type
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+                               "img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                               "form-action 'self'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _secure_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
 
 
 def _log_request(response: Response) -> Response:

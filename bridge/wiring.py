@@ -8,8 +8,10 @@ connects to the database (to create missing tables) but starts no thread and cal
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
@@ -18,7 +20,8 @@ from bridge.accounts import AccountBook, load_accounts
 from bridge.clock import Clock, SystemClock
 from bridge.config import ConfigError, KotakSettings, Mode, Settings
 from bridge.domain import DEFAULT_ACCOUNT, Instrument
-from bridge.journal.db import create_db_engine
+from bridge.journal.db import create_db_engine, database_url
+from bridge.journal.doors import DoorBook
 from bridge.journal.jobs import JobBook
 from bridge.journal.schema import create_schema
 from bridge.journal.sessions import DbSessionStore
@@ -63,6 +66,7 @@ class Services:
     jobs: JobBook
     notifier: Notifier
     accounts: AccountBook
+    doors: DoorBook  # refused requests and used signatures, shared by every process
     brokers: dict[str, KotakClient] = field(default_factory=dict)
     paper: Sandbox | None = None
     scheduler: Scheduler | None = None  # set when this process takes part in scheduling
@@ -90,10 +94,36 @@ class Services:
         self.engine.dispose()
 
 
+def keep_private(settings: Settings) -> None:
+    """Files this process makes are its user's alone (0600, folders 0700): the data folder
+    and the journal hold Kotak sessions, the encryption key and every trade. Files an older
+    version left readable to all are closed up too."""
+    os.umask(0o077)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _restrict(settings.data_dir, 0o700)
+    parsed = database_url(settings.database_url)
+    if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "",
+                                                                          ":memory:"):
+        path = Path(str(parsed.database))
+        for item in (path, path.with_name(path.name + "-wal"),
+                     path.with_name(path.name + "-shm")):
+            _restrict(item, 0o600)
+
+
+def _restrict(path: Path, mode: int) -> None:
+    try:
+        if path.exists() and path.stat().st_uid == os.geteuid() and \
+                path.stat().st_mode & 0o077:
+            path.chmod(mode)
+    except OSError as exc:
+        log.warning("could not make %s private (%s)", path, exc)
+
+
 def build_services(settings: Settings, *, clock: Clock | None = None,
                    redactor: Redactor | None = None) -> Services:
     clock = clock or SystemClock()
     redactor = redactor or Redactor(settings.secrets())
+    keep_private(settings)
     pool_size, max_overflow = settings.database_pool
     engine = create_db_engine(settings.database_url, pool_size=pool_size,
                               max_overflow=max_overflow)
@@ -146,7 +176,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
         settings=settings, clock=clock, redactor=redactor, engine=engine,
         instruments=instruments, journal=journal, orders=orders, dispatcher=dispatcher,
         desk=SignalDesk(journal, orders, dispatcher, settings, clock, notifier=notifier),
-        calendar=calendar, jobs=jobs, notifier=notifier, accounts=accounts, brokers=brokers,
+        calendar=calendar, jobs=jobs, notifier=notifier, accounts=accounts,
+        doors=DoorBook(engine, clock), brokers=brokers,
         paper=sandbox,
         courier=courier_for(settings, jobs, clock, redactor), metrics=metrics,
     )

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from bridge.clock import IST
 from bridge.config import SchedulerPlace
 from bridge.domain import Exchange, Instrument, Position
+from bridge.journal.doors import RefusalCount
 from bridge.journal.reads import JournalReader
 from bridge.journal.signals import OrderRow, SignalRow
 from bridge.kotak.client import KotakClient
@@ -66,6 +67,17 @@ class Strip:
     next_jobs: list[tuple[str, datetime]]
     kill_switch: bool
     queued: int
+    #: requests refused at the door in the last hour, by source and reason
+    refused: list[RefusalCount] = field(default_factory=list)
+
+    def refused_by_source(self) -> list[tuple[str, int, list[RefusalCount]]]:
+        """("TradingView", 12, [its reasons]) for each source that had refusals."""
+        names = {"tradingview": "TradingView", "amibroker": "AmiBroker",
+                 "chartink": "ChartInk"}
+        out: dict[str, list[RefusalCount]] = {}
+        for item in self.refused:
+            out.setdefault(names.get(item.source, item.source), []).append(item)
+        return [(name, sum(i.count for i in items), items) for name, items in out.items()]
 
 
 @dataclass(frozen=True)
@@ -194,7 +206,8 @@ class Board:
             leader=leader.holder if leader else None,
             heartbeat_age_s=round(age, 1) if age is not None else None,
             leader_alive=age is not None and age <= STALE_AFTER.total_seconds(),
-            next_jobs=upcoming[:4], kill_switch=services.journal.kill_switch(), queued=depth)
+            next_jobs=upcoming[:4], kill_switch=services.journal.kill_switch(), queued=depth,
+            refused=services.doors.refusals_since(now - timedelta(hours=1)))
 
     # --- signals ----------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     event,
     insert,
 )
@@ -238,6 +239,33 @@ notices = Table(
     Column("last_error", Text),
     Column("gave_up_at", UtcDateTime),
     Index("ix_notices_at", "at"),
+)
+
+
+# Requests the front doors refused before a signal existed (wrong secret, blocked or flooding
+# address, unreadable body ...): one row per minute, source, address and reason, counted, so
+# a flood costs an update, not a row each.
+refusals = Table(
+    "refusals", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("minute", UtcDateTime, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("code", String(40), nullable=False),
+    Column("reason", String(200), nullable=False),
+    Column("count", Integer, nullable=False),
+    UniqueConstraint("minute", "source", "address", "code", "reason",
+                     name="uq_refusals_bucket"),
+    Index("ix_refusals_minute", "minute"),
+)
+
+# Signed requests already accepted: a signature is good once (replay protection), kept until
+# its timestamp leaves the signature window.
+used_signatures = Table(
+    "used_signatures", metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Index("ix_used_signatures_expires", "expires_at"),
 )
 
 

@@ -12,10 +12,10 @@ the order a moment later, which shows in :meth:`KotakClient.order_history` and t
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from bridge.domain import (
     BrokerOrder,
@@ -32,12 +32,19 @@ from bridge.domain import (
 )
 from bridge.kotak import wire
 from bridge.kotak.auth import AuthFlow, KotakSession
-from bridge.kotak.errors import BrokerRejected, OutcomeUnknown, ProtocolError, SessionInvalid
+from bridge.kotak.errors import (
+    BrokerRejected,
+    OutcomeUnknown,
+    ProtocolError,
+    RequestInvalid,
+    SessionInvalid,
+)
 from bridge.kotak.http import KotakHttp
 from bridge.kotak.session import SessionManager
 from bridge.kotak.wire import Call, Credential, Endpoint, LastPrice, ScripFiles
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class KotakClient:
@@ -61,7 +68,7 @@ class KotakClient:
         :raises BrokerRejected: Kotak refused it (nothing placed).
         :raises OutcomeUnknown: sent without a readable answer: find it by its tag, never resend.
         """
-        body = self._call(wire.PLACE, form=wire.place_form(order))
+        body = self._call(wire.PLACE, form=_spelled(wire.place_form, order))
         return self._order_number(body, "place")
 
     def modify_order(self, change: ModifyRequest) -> str:
@@ -73,7 +80,8 @@ class KotakClient:
         legacy = self.sessions.credentials.flow is AuthFlow.OAUTH2
         if legacy and change.product is None:
             change = self._restated(change)
-        body = self._call(wire.MODIFY, form=wire.modify_form(change, legacy=legacy))
+        body = self._call(wire.MODIFY, form=_spelled(
+            lambda c: wire.modify_form(c, legacy=legacy), change))
         return self._order_number(body, "modify")
 
     def _restated(self, change: ModifyRequest) -> ModifyRequest:
@@ -280,6 +288,15 @@ class KotakClient:
             # Kotak said yes without an order number: whether anything happened is unknown.
             raise OutcomeUnknown(f"Kotak accepted the {what} without an order number",
                                  cause="no nOrdNo") from exc
+
+
+def _spelled(spell: Callable[[T], dict[str, str]], request: T) -> dict[str, str]:
+    """A request in Kotak's form, or :class:`RequestInvalid` before anything is sent."""
+    try:
+        return spell(request)
+    except ValueError as exc:
+        raise RequestInvalid(f"the order cannot be sent to Kotak: {exc}; nothing was "
+                             "sent") from exc
 
 
 def _address(endpoint: Endpoint, session: KotakSession, values: Mapping[str, str] | None,

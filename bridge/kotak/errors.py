@@ -11,6 +11,8 @@ The tree::
     │   └── RateLimited      HTTP 429; safe to retry after ``retry_after`` seconds.
     ├── BrokerRejected       Kotak processed the request and said no (``code``, ``message``,
     │                        and a plain ``explanation`` for the codes we know).
+    ├── RequestInvalid       refused before sending: the request cannot be written in Kotak's
+    │                        form. Nothing reached Kotak.
     ├── ProtocolError        an answer we cannot read (HTML, bad JSON, wrong shape) to a request
     │                        that changes nothing at Kotak. Retrying is pointless until fixed.
     └── OutcomeUnknown       an order-changing request was sent and no readable answer came back.
@@ -93,6 +95,11 @@ class BrokerRejected(KotakError):
         self.code = code
         self.broker_message = message
         self.explanation = explanation
+
+
+class RequestInvalid(KotakError):
+    """The request could not be written in Kotak's form (a price that rounds to nothing, a
+    bad tag ...): it was refused before anything was sent."""
 
 
 class ProtocolError(KotakError):

@@ -63,6 +63,7 @@ from bridge.kotak.errors import (
     OutcomeUnknown,
     ProtocolError,
     RateLimited,
+    RequestInvalid,
     SessionInvalid,
 )
 from bridge.kotak.instruments import (
@@ -163,6 +164,7 @@ class OrderService:
         if instrument.expiry is not None and signal.product is Product.CNC:
             raise InvalidSignal("CNC is for cash", {"product": ["CNC is for cash equity"]})
         sizing.check_lots(signal, instrument)
+        _check_prices(signal, instrument)
         return Prepared(signal, instrument, 0 if signal.is_flatten else 1)
 
     def precheck(self, prepared: Prepared) -> None:
@@ -333,6 +335,8 @@ class OrderService:
             return self._fail(order, OrderState.FAILED, "broker_unavailable", exc.message)
         if isinstance(exc, ProtocolError):
             return self._fail(order, OrderState.FAILED, "broker_protocol", exc.message)
+        if isinstance(exc, RequestInvalid):
+            return self._fail(order, OrderState.FAILED, "not_sent", exc.message)
         # OutcomeUnknown, or anything unforeseen after sending: it may have arrived.
         self.journal.set_order(order.id, OrderState.UNKNOWN, error_code="outcome_unknown",
                                reason=exc.message,
@@ -660,6 +664,23 @@ def _answered(error: KotakError) -> bool:
     if isinstance(error, OutcomeUnknown):
         return False
     return isinstance(error, RateLimited) or not isinstance(error, BrokerUnavailable)
+
+
+def _check_prices(signal: Signal, instrument: Instrument) -> None:
+    """Refuse at intake a price or trigger that the instrument's tick rounds to nothing:
+    sent, Kotak could only refuse it, and an order refused at dispatch reads like a lost one.
+
+    :raises InvalidSignal: naming the field.
+    """
+    tick = instrument.tick_size
+    for field, value, needed in (("price", signal.price, signal.order_type.needs_price),
+                                 ("trigger_price", signal.trigger_price,
+                                  signal.order_type.needs_trigger)):
+        if needed and value is not None and round_to_tick(value, tick) <= 0:
+            raise InvalidSignal(
+                f"{field} {value} rounds to 0 at {instrument.trading_symbol}'s tick of "
+                f"{tick}: give a price of at least {tick}",
+                {field: [f"rounds to 0 at the tick size {tick}"]})
 
 
 def new_tag() -> str:

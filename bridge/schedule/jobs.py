@@ -174,6 +174,7 @@ class JobActions:
         signals = services.journal.prune_history(cutoff)
         runs = services.jobs.prune(cutoff)
         notices = services.jobs.prune_notices(cutoff)
+        services.doors.prune(cutoff)
         services.journal.prune()
         return Outcome(RunStatus.SUCCEEDED,
                        f"kept {keep} days: removed {signals} signals, {runs} job runs, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import threading
 import time
 from collections import deque
@@ -31,6 +32,21 @@ def client_address(remote_addr: str, forwarded_for: str | None, trusted_proxies:
     return hops[-trusted_proxies]
 
 
+def caller(address: str, credential: str | None, shared: bool) -> str:
+    """Whom a refused request is counted against: its address; but on an address many people
+    share (TradingView sends every user's alerts from the same four), the address and the
+    credential it presented, so nobody's wrong secrets can lock the owner's alerts out."""
+    if not shared:
+        return address
+    digest = hashlib.sha256((credential or "").encode("utf-8", "replace")).hexdigest()
+    return f"{address}|{digest[:16]}"
+
+
+def signature_digest(signature: str) -> str:
+    """A used signature's record (its hash, so the journal never holds a valid one)."""
+    return hashlib.sha256(signature.strip().lower().encode("utf-8", "replace")).hexdigest()
+
+
 def secret_matches(given: str, expected: str) -> bool:
     """Compare in constant time (a timing difference must not reveal the secret)."""
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
@@ -42,6 +58,9 @@ def signature_valid(secret: str, timestamp: str, signature: str, body: bytes,
     try:
         stamp = float(timestamp)
     except ValueError:
+        return False
+    # "nan" parses, and every comparison with it is false: it would pass the window check.
+    if not math.isfinite(stamp):
         return False
     if abs((now if now is not None else time.time()) - stamp) > SIGNATURE_WINDOW_S:
         return False
@@ -114,7 +133,10 @@ class FailureBook:
         now = time.monotonic()
         with self._lock:
             known = self._known.get(address)
-        if known is not None and known[0] > now:
+        # Only "nothing on record" is taken from the cache: an address with failures is
+        # asked of the journal every time, so a block made by another process holds here at
+        # once instead of after one more try.
+        if known is not None and known[0] > now and not known[1]:
             return known[1], known[2]
         on_record, blocked = self.journal.auth_record(address)
         self._remember(address, on_record, blocked)

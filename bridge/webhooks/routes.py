@@ -19,6 +19,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 
+from bridge.clock import ist_text
 from bridge.config import Settings
 from bridge.domain import DEFAULT_ACCOUNT, Side, Signal, SignalSource
 from bridge.errors import (
@@ -30,6 +31,7 @@ from bridge.errors import (
     TooManyRequests,
     Unauthorized,
 )
+from bridge.journal.doors import DoorBook
 from bridge.metrics import count_refusal, count_signal
 from bridge.orders.desk import Intake, Outcome, SignalDesk
 from bridge.schemas import ChartinkSchema, field_messages, split_list
@@ -52,6 +54,7 @@ class Gate:
     limiter: auth.InboundLimiter
     failures: auth.FailureBook
     chartink: ChartinkConfig
+    doors: DoorBook
 
 
 def _gate() -> Gate:
@@ -62,52 +65,63 @@ def _gate() -> Gate:
 @bp.post("/tradingview")
 def tradingview() -> ResponseReturnValue:
     gate = _gate()
-    address = _admit(gate, tradingview=True)
+    address = _address(gate, tradingview=True)
     _, text, payload = _body(gate, allow_form=False)
     secret, readable = intake.take_secret(payload)
-    _check_secret(gate, address, secret if readable else "")
+    who = _admit(gate, address, secret if readable else "")
+    _check_secret(gate, who, secret if readable else "")
     return _submit(gate, SignalSource.TRADINGVIEW, address, text, payload)
 
 
 @bp.post("/amibroker")
 def amibroker() -> ResponseReturnValue:
     gate = _gate()
-    address = _admit(gate)
+    address = _address(gate)
     raw, text, payload = _body(gate, allow_form=True)
     secret, readable = intake.take_secret(payload)
     header = request.headers.get("X-Webhook-Secret")
     signature = request.headers.get("X-Signature")
     expected = gate.settings.webhook_secret.reveal()
     given = [value for value in (secret, header) if value is not None]
+    presented = "signed" if signature is not None else (given[0] if given else None)
+    who = _admit(gate, address, presented if readable else "")
     if signature is not None:
         stamp = request.headers.get("X-Timestamp", "")
         if not auth.signature_valid(expected, stamp, signature, raw):
-            _fail_auth(gate, address, "the X-Signature does not match, or X-Timestamp is more "
-                                      "than 60 s away")
+            _fail_auth(gate, who, "the X-Signature does not match, or X-Timestamp is more "
+                                  "than 60 s away or not a number")
     elif not given:
-        _fail_auth(gate, address, "no secret: send it in the body (secret) or the "
-                                  "X-Webhook-Secret header")
+        _fail_auth(gate, who, "no secret: send it in the body (secret) or the "
+                              "X-Webhook-Secret header")
     if not readable or any(not auth.secret_matches(value, expected) for value in given):
-        _fail_auth(gate, address, "wrong secret")
-    gate.failures.succeeded(address)
+        _fail_auth(gate, who, "wrong secret")
+    if signature is not None and not gate.doors.use_signature(
+            auth.signature_digest(signature), timedelta(seconds=2 * auth.SIGNATURE_WINDOW_S)):
+        # A signature is good once: a copy sent again inside its window (after the dedup
+        # window, say) would otherwise place a second order.
+        _fail_auth(gate, who, "this signed request was already received once; sign each "
+                              "request anew (X-Timestamp and X-Signature)")
+    gate.failures.succeeded(who)
     return _submit(gate, SignalSource.AMIBROKER, address, text, payload)
 
 
 @bp.post("/chartink")
 def chartink_without_secret() -> ResponseReturnValue:
     gate = _gate()
-    address = _admit(gate)
-    _fail_auth(gate, address, "the ChartInk webhook URL carries the secret: "
-                              "/webhook/chartink/<WEBHOOK_SECRET>")
+    address = _address(gate)
+    who = _admit(gate, address, None)
+    _fail_auth(gate, who, "the ChartInk webhook URL carries the secret: "
+                          "/webhook/chartink/<WEBHOOK_SECRET>")
 
 
 @bp.post("/chartink/<path:secret>")
 def chartink(secret: str) -> ResponseReturnValue:
     gate = _gate()
-    address = _admit(gate)
+    address = _address(gate)
+    who = _admit(gate, address, secret)
     if not auth.secret_matches(secret, gate.settings.webhook_secret.reveal()):
-        _fail_auth(gate, address, "wrong secret in the URL")
-    gate.failures.succeeded(address)
+        _fail_auth(gate, who, "wrong secret in the URL")
+    gate.failures.succeeded(who)
     _, text, payload = _body(gate, allow_form=True)
     return _chartink(gate, address, text, payload)
 
@@ -115,23 +129,38 @@ def chartink(secret: str) -> ResponseReturnValue:
 # --- the steps ----------------------------------------------------------------------------
 
 
-def _admit(gate: Gate, tradingview: bool = False) -> str:
+def _address(gate: Gate, tradingview: bool = False) -> str:
+    """The caller's address; with ``TRADINGVIEW_IPS_ONLY``, only TradingView's (403)."""
     settings = gate.settings
     address = auth.client_address(request.remote_addr or "",
                                   request.headers.get("X-Forwarded-For"),
                                   settings.trusted_proxies)
+    g.address = address
     if tradingview and settings.tradingview_ips_only and address not in auth.TRADINGVIEW_IPS:
         raise AddressNotAllowed(f"{address} is not one of TradingView's webhook addresses "
                                 "(TRADINGVIEW_IPS_ONLY is on)", {"address": address})
-    blocked = gate.failures.blocked_until(address)
+    return address
+
+
+def _admit(gate: Gate, address: str, credential: str | None) -> str:
+    """Refuse a blocked or flooding caller (429); return whom failures are counted against.
+
+    On a shared address (TradingView's, or a trusted proxy that named no client) the caller
+    is the address with the credential presented: wrong secrets from others sharing it must
+    not block the owner's alerts, which present the right one.
+    """
+    shared = address in auth.TRADINGVIEW_IPS or (
+        gate.settings.trusted_proxies > 0 and address == (request.remote_addr or ""))
+    who = auth.caller(address, credential, shared)
+    blocked = gate.failures.blocked_until(who)
     if blocked is not None:
-        raise TooManyRequests(f"{address} is blocked until {blocked:%H:%M:%S} UTC after "
+        raise TooManyRequests(f"{address} is blocked until {ist_text(blocked)} after "
                               "repeated wrong secrets", {"address": address},
                               code="address_blocked")
-    if not gate.limiter.allow(address):
+    if not gate.limiter.allow(who):
         raise TooManyRequests(f"more than {gate.limiter.per_minute} signals a minute from "
                               f"{address}", {"address": address})
-    return address
+    return who
 
 
 def _body(gate: Gate, *, allow_form: bool) -> tuple[bytes, str, dict[str, Any]]:
@@ -156,9 +185,9 @@ def _check_secret(gate: Gate, address: str, secret: str | None) -> None:
     gate.failures.succeeded(address)
 
 
-def _fail_auth(gate: Gate, address: str, why: str) -> NoReturn:
-    gate.failures.failed(address)
-    current_app.logger.warning("refused a signal from %s: %s", address, why)
+def _fail_auth(gate: Gate, who: str, why: str) -> NoReturn:
+    gate.failures.failed(who)
+    current_app.logger.warning("refused a signal from %s: %s", who.partition("|")[0], why)
     raise Unauthorized(why)
 
 
@@ -274,4 +303,18 @@ def _log(source: SignalSource, outcome: Outcome) -> None:
 def render_refusal(error: BridgeError) -> ResponseReturnValue:
     body, status = refusal_json(error)
     count_refusal(body["status"])
+    _journal_refusal(error)
     return jsonify(body), status
+
+
+def _journal_refusal(error: BridgeError) -> None:
+    """A request refused at the door never became a signal: journal it (counted per minute)
+    so the dashboard shows it. Never lets a journal problem change the answer."""
+    if request.blueprint != bp.name:
+        return
+    source = (request.endpoint or "").rpartition(".")[2].replace("_without_secret", "")
+    address = g.get("address") or request.remote_addr or ""
+    try:
+        _gate().doors.refused(source, address, error.code, error.message)
+    except Exception:
+        current_app.logger.warning("could not journal a refused request", exc_info=True)
