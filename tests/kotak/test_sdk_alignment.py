@@ -231,3 +231,15 @@ def test_a_repeated_tag_is_refused_as_kotak_does_and_explained(kotak: Kotak,
     assert refused.value.code == "32" and refused.value.broker_message == "error from core"
     assert "tag already used today" in refused.value.explanation
     assert len(kotak.sandbox.orders(kotak.account.ucc)) == 1
+
+
+def test_an_order_that_cannot_be_written_is_refused_before_sending(kotak: Kotak,
+                                                                   sbin: Instrument) -> None:
+    from bridge.kotak.errors import RequestInvalid
+
+    with pytest.raises(RequestInvalid) as refused:
+        kotak.client.place_order(OrderRequest(sbin, Side.BUY, 1, Product.MIS, OrderType.LIMIT,
+                                              price=Decimal("0")))
+
+    assert "nothing was sent" in refused.value.message
+    assert kotak.requests_to("place") == 0
