@@ -20,7 +20,9 @@ except ConfigError as _error:
 
 bind = _settings.bind
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "gthread"
+# gthread, but a thread gets a connection only once its whole request has arrived: slow or
+# idle clients cannot hold the threads an alert needs (bridge/frontdoor.py says how).
+worker_class = "bridge.frontdoor.FrontDoorWorker"
 # Request threads wait (within the time budget) for the broker's answer: keep enough.
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 # Longer than any broker call (connect + read timeouts), so a slow Kotak yields a recorded

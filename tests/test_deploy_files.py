@@ -63,6 +63,7 @@ def _balanced(text: str) -> bool:
 
 def test_nginx_serves_tls_on_443_and_proxies_to_the_bridge() -> None:
     site = (DEPLOY / "nginx" / "bridge.conf").read_text()
+    limits = (DEPLOY / "nginx" / "bridge-limits.conf").read_text()
 
     assert _balanced(site)
     assert re.search(r"^\s*listen 443 ssl;", site, re.M)
@@ -72,7 +73,9 @@ def test_nginx_serves_tls_on_443_and_proxies_to_the_bridge() -> None:
     assert f"proxy_pass http://{BIND};" in site
     assert "X-Forwarded-For $proxy_add_x_forwarded_for" in site
     assert "X-Forwarded-Proto $scheme" in site
-    assert "client_max_body_size 128k;" in site
+    assert "include snippets/bridge-limits-http.conf;" in site
+    assert "include snippets/bridge-limits.conf;" in site
+    assert "client_max_body_size 128k;" in limits
     metrics = re.search(r"location = /metrics \{(.*?)\}", site, re.S)
     assert metrics and "allow 127.0.0.1;" in metrics.group(1)
     assert "deny all;" in metrics.group(1)
