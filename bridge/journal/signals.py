@@ -29,6 +29,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     and_,
@@ -121,6 +122,9 @@ _PROGRESS = {"created": 0, "sending": 1, "unknown": 2, "pending": 3, "open": 4,
 FINAL_ORDER_STATES = frozenset({OrderState.COMPLETE, OrderState.REJECTED, OrderState.CANCELLED,
                                 OrderState.NOT_PLACED, OrderState.FAILED})
 WORKING_ORDER_STATES = frozenset(set(OrderState) - FINAL_ORDER_STATES)
+#: an order in these states never reached Kotak: never sent (``created``), or sent in an
+#: earlier attempt and proven by the order book never to have arrived
+_NEVER_ARRIVED = frozenset({OrderState.CREATED.value, OrderState.NOT_PLACED.value})
 
 
 @dataclass(frozen=True)
@@ -236,7 +240,8 @@ class Claim:
     token: int
     counts: EntryCounts | None = None
     #: orders recorded at admission (a plain signal the rules let through), the first
-    #: already marked ``sending`` when ``first_sending``
+    #: already marked ``sending`` when ``first_sending``; or, claimed from the queue, those a
+    #: dead process recorded and never sent (:meth:`Journal.take_over`)
     orders: tuple[OrderRow, ...] = ()
     first_sending: bool = False
 
@@ -249,6 +254,15 @@ class Admission:
     signal_id: int
     duplicate_of: int | None = None
     claim: Claim | None = None
+
+
+class TakeOver(StrEnum):
+    """What taking over a dead process's claim did (:meth:`Journal.take_over`)."""
+
+    QUEUED = "queued"  # nothing had been sent: it goes again
+    EXPIRED = "expired"  # nothing had been sent, and its validity has passed
+    HALF_SENT = "half_sent"  # an order went out: its orders are settled, never re-sent
+    GONE = "gone"  # no longer a dead process's claim: another process took it over
 
 
 @dataclass(frozen=True)
@@ -402,9 +416,13 @@ class Journal:
             conn.execute(insert(events).values(signal_id=head.id, at=now,
                                                status=SignalStatus.DISPATCHING.value,
                                                detail="sending to Kotak"))
+            # Orders a dead process recorded and never sent go as recorded (take_over).
+            recorded = [_order_row(order) for order in conn.execute(
+                st.ORDERS_OF, {"where_signal": head.id}).all()]
         self._granted(token)
         claimed = dataclasses.replace(_signal_row(head), status=SignalStatus.DISPATCHING)
-        return Claim(claimed, token), 0.0
+        unsent = tuple(order for order in recorded if order.status is OrderState.CREATED)
+        return Claim(claimed, token, orders=unsent), 0.0
 
     def take_token(self, account: str, rate: int) -> tuple[int | None, float]:
         """Take a broker rate-limit token: its id, or ``None`` and the seconds to wait."""
@@ -492,17 +510,21 @@ class Journal:
         return [str(row.account) for row in rows]
 
     def expire_queued(self) -> list[int]:
-        """Mark queued signals past their validity as expired; return their ids."""
+        """Mark queued signals past their validity as expired, with any orders they recorded
+        and never sent (a dead process's, see :meth:`take_over`); return their ids."""
         now = self._clock.now()
         with self.engine.connect() as conn:
             stale = [int(row.id) for row in conn.execute(
                 select(signals.c.id).where(signals.c.status == SignalStatus.QUEUED.value,
                                            signals.c.expires_at.is_not(None),
                                            signals.c.expires_at <= now)).all()]
-        expired = [sid for sid in stale if self.set_signal_status(
-            sid, SignalStatus.EXPIRED, only_from=[SignalStatus.QUEUED],
-            error=ErrorInfo("expired", "not sent within its validity window (SIGNAL_TTL_S); "
-                                       "nothing was placed", {}))]
+        expired = []
+        for signal_id in stale:
+            with writing(self.engine) as conn:
+                if _expire_unsent(conn, signal_id, now, (
+                        "not sent within its validity window (SIGNAL_TTL_S); nothing was "
+                        "placed"), signals.c.status == SignalStatus.QUEUED.value):
+                    expired.append(signal_id)
         return expired
 
     def orphaned_claims(self, live: set[str], grace: timedelta) -> list[SignalRow]:
@@ -550,18 +572,49 @@ class Journal:
                                                status=status.value, detail=detail))
         return status
 
-    def requeue(self, signal_id: int, detail: str) -> bool:
+    def take_over(self, signal_id: int, live: set[str]) -> TakeOver:
+        """Take over a signal claimed by a process not in ``live``, in one transaction.
+
+        An order is marked ``sending`` (committed) before its request leaves, so while every
+        order of the signal is ``created`` (or ``not_placed``: an earlier attempt the order
+        book proved never arrived) nothing of it reached Kotak. The signal is then queued
+        again, its ``created`` orders kept to be sent as recorded when it is next claimed
+        (:meth:`take_head`; their tags never reached Kotak, and other signals' sizing counts
+        them already), or, past its validity, expired with them failed. Failing them while
+        it is valid would leave an accepted signal ``failed: never sent``. Any other order
+        went out (or was refused): :attr:`TakeOver.HALF_SENT`, for the caller to settle.
+        """
         now = self._clock.now()
         with writing(self.engine) as conn:
-            changed = conn.execute(update(signals).where(
-                signals.c.id == signal_id, signals.c.status == SignalStatus.DISPATCHING.value)
-                .values(status=SignalStatus.QUEUED.value, claimed_by=None, claimed_at=None,
-                        updated_at=now)).rowcount
-            if changed:
-                conn.execute(insert(events).values(signal_id=signal_id, at=now,
-                                                   status=SignalStatus.QUEUED.value,
-                                                   detail=detail))
-        return bool(changed)
+            row = conn.execute(select(signals.c.status, signals.c.claimed_by,
+                                      signals.c.expires_at)
+                               .where(signals.c.id == signal_id)).first()
+            if (row is None or row.status != SignalStatus.DISPATCHING.value
+                    or row.claimed_by in live):
+                return TakeOver.GONE
+            states = set(conn.execute(select(orders.c.status)
+                                      .where(orders.c.signal_id == signal_id)).scalars())
+            if not states <= _NEVER_ARRIVED:
+                return TakeOver.HALF_SENT
+            # Only the claim looked at: another survivor may have taken it over meanwhile.
+            claim = (signals.c.status == SignalStatus.DISPATCHING.value,
+                     signals.c.claimed_by.is_not_distinct_from(row.claimed_by))
+            if row.expires_at is not None and row.expires_at <= now:
+                expired = _expire_unsent(conn, signal_id, now, (
+                    "its process stopped before sending and its validity window has passed; "
+                    "nothing was placed"), *claim)
+                return TakeOver.EXPIRED if expired else TakeOver.GONE
+            if not conn.execute(update(signals).where(signals.c.id == signal_id, *claim).values(
+                    status=SignalStatus.QUEUED.value, claimed_by=None, claimed_at=None,
+                    updated_at=now, error_code=None, error_message=None,
+                    error_details=None)).rowcount:
+                return TakeOver.GONE
+            conn.execute(insert(events).values(
+                signal_id=signal_id, at=now, status=SignalStatus.QUEUED.value,
+                detail="its process stopped before sending, so nothing reached Kotak: queued "
+                       "again" + (", its recorded orders to be sent as they are"
+                                  if OrderState.CREATED.value in states else "")))
+        return TakeOver.QUEUED
 
     # --- orders ---------------------------------------------------------------------------
 
@@ -916,6 +969,31 @@ def derive_status(orders: list[OrderRow]) -> tuple[SignalStatus, ErrorInfo | Non
     if first.status is OrderState.NOT_PLACED:
         return SignalStatus.FAILED, ErrorInfo("not_placed", reason, {"tag": first.tag})
     return SignalStatus.FAILED, ErrorInfo(code, reason, {"tag": first.tag})
+
+
+def _expire_unsent(conn: Connection, signal_id: int, now: datetime, message: str,
+                   *only_if: ColumnElement[bool]) -> bool:
+    """Within a write transaction: expire a signal that sent nothing (while ``only_if``
+    holds) and fail the orders it recorded but never sent, so that none of them is still
+    counted as working (sizing) nor failed later in a way that turns the signal ``failed``.
+    Returns whether it was expired."""
+    if not conn.execute(update(signals).where(signals.c.id == signal_id, *only_if).values(
+            status=SignalStatus.EXPIRED.value, claimed_by=None, claimed_at=None,
+            updated_at=now, **_error_columns(ErrorInfo("expired", message, {})))).rowcount:
+        return False
+    timeline = [{"signal_id": signal_id, "order_id": None, "at": now,
+                 "status": SignalStatus.EXPIRED.value, "detail": storable(message)}]
+    reason = "never sent: its signal's validity window passed first"
+    for order_id in conn.execute(select(orders.c.id).where(
+            orders.c.signal_id == signal_id,
+            orders.c.status == OrderState.CREATED.value)).scalars().all():
+        conn.execute(st.UPDATE_ORDER, {"where_id": order_id, "status": OrderState.FAILED.value,
+                                       "error_code": "not_sent", "reason": reason,
+                                       "updated_at": now, "final_at": now})
+        timeline.append({"signal_id": signal_id, "order_id": order_id, "at": now,
+                         "status": OrderState.FAILED.value, "detail": reason})
+    conn.execute(st.INSERT_EVENT, timeline)
+    return True
 
 
 def _summary(orders: list[OrderRow]) -> str:

@@ -7,8 +7,9 @@ background loop that
   entries, then arrival order), so no more than ``KOTAK_ORDER_RATE`` order requests leave per
   rolling second across all processes;
 * expires queued signals past their validity, and takes over signals claimed by a process
-  that died: never sent, they are queued again; half sent, their orders are settled from the
-  order book, never re-sent;
+  that died: never sent (no order of theirs ever marked ``sending``), they are queued again
+  and their recorded orders sent as recorded, or expired past their validity; half sent,
+  their orders are settled from the order book, never re-sent;
 * keeps this process's heartbeat, and follows open orders (:class:`~bridge.orders.tracking.
   Tracker`).
 
@@ -36,6 +37,7 @@ from bridge.journal.signals import (
     OrderState,
     SignalRow,
     SignalStatus,
+    TakeOver,
 )
 from bridge.orders.service import OrderService
 from bridge.orders.tracking import Tracker
@@ -209,26 +211,28 @@ class Dispatcher:
             self.service.report.settled(signal_id)
         live = self.journal.live_processes(self.alive_within) | {self.process_id}
         for row in self.journal.orphaned_claims(live, self.alive_within):
-            self.recover(row)
+            self.recover(row, live)
         self.journal.prune()
 
-    def recover(self, row: SignalRow) -> None:
-        """Take over a signal whose dispatching process died."""
-        if self.journal.orders_of(row.id):
+    def recover(self, row: SignalRow, live: set[str]) -> None:
+        """Take over a signal whose dispatching process (not in ``live``) died.
+
+        Nothing sent yet (its orders, if any, never marked ``sending``): it goes again while
+        valid, else expires. Something maybe sent: its orders are settled from the order
+        book by their tags, never re-sent.
+        """
+        outcome = self.journal.take_over(row.id, live)
+        if outcome is TakeOver.HALF_SENT:
             log.warning("signal %d: its process died while sending; settling its orders from "
                         "the order book", row.id)
             self._salvage(row, "the sending process stopped")
-            return
-        if row.expires_at is not None and row.expires_at <= self.clock.now():
-            self.journal.set_signal_status(
-                row.id, SignalStatus.EXPIRED, only_from=[SignalStatus.DISPATCHING],
-                error=ErrorInfo("expired", "its process stopped before sending and its "
-                                           "validity window has passed; nothing was placed", {}))
-            self.service.report.settled(row.id)
-            return
-        if self.journal.requeue(row.id, "its process stopped before sending; queued again"):
+        elif outcome is TakeOver.QUEUED:
             log.warning("signal %d: its process died before sending; queued again", row.id)
             self._wake.set()
+        elif outcome is TakeOver.EXPIRED:
+            log.warning("signal %d: its process died before sending and it is past its "
+                        "validity; expired, nothing placed", row.id)
+            self.service.report.settled(row.id)
 
     def _is_due(self, name: str, every: float) -> bool:
         now = time.monotonic()

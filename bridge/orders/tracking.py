@@ -138,7 +138,22 @@ class Tracker:
                         self.service.tell_unknown(order, why)
             elif order.status is OrderState.CREATED and now - order.created_at > timedelta(
                     minutes=2):
-                self.journal.set_order(
-                    order.id, OrderState.FAILED, error_code="not_sent",
-                    reason="never sent: the process stopped first", detail="never sent")
-                self.service.report.settled(order.signal_id)
+                self._never_sent(order)
+
+    def _never_sent(self, order: OrderRow) -> None:
+        """An order recorded long ago and never marked ``sending``: nothing of it left.
+
+        While its signal is still being dispatched it is not the tracker's: a live sender
+        sends it, and a dead one's signal is taken over by the dispatcher, sent again or
+        expired (:meth:`~bridge.orders.dispatch.Dispatcher.recover`). Failing it here would
+        leave that signal ``failed: never sent`` though it was accepted and still valid.
+        Otherwise (its signal settled, or a square-off close) it is failed.
+        """
+        if order.signal_id is not None:
+            signal = self.journal.signal(order.signal_id)
+            if signal is not None and signal.status.pending:
+                return
+        self.journal.set_order(
+            order.id, OrderState.FAILED, error_code="not_sent",
+            reason="never sent: the process stopped first", detail="never sent")
+        self.service.report.settled(order.signal_id)

@@ -122,6 +122,93 @@ def test_an_order_sent_by_a_dead_process_is_settled_not_resent(make_bridge: Any)
     assert len(bridge.placed()) == 1
 
 
+#: the tag of an order a dead process recorded and never sent
+DEAD_TAG = "bdeadbeef0002"
+
+
+def claim_unsent(bridge: Bridge, alert_id: str, dead: str) -> int:
+    """Queue a signal, then leave it as a process killed mid-send does: claimed, its order
+    recorded (``created``) but never marked ``sending``, so nothing of it reached Kotak."""
+    assert buy(bridge, alert_id)[0] == 202
+    journal = bridge.services.journal
+    claim, _ = journal.take_head("default", dead, 10)
+    assert claim is not None and claim.row.alert_id == alert_id
+    journal.add_orders(claim.row.id, "default", "", [OrderPlan(
+        "NSE", "SBIN-EQ", "BUY", 1, "MIS", "MARKET", None, None, False, DEAD_TAG)])
+    return claim.row.id
+
+
+def test_a_signal_whose_dead_process_never_sent_its_order_goes_again(
+        make_bridge: Any) -> None:
+    bridge = make_bridge(background=False)
+    signal_id = claim_unsent(bridge, "unsent", "dead-host:3:ghi")
+
+    bridge.services.dispatcher.alive_within = timedelta(seconds=1)
+    time.sleep(1.2)
+    bridge.services.start_background()
+
+    bridge.wait_status("unsent", SignalStatus.PLACED)
+    # Sent once, as recorded: its tag had never reached Kotak.
+    (order,) = bridge.services.journal.orders_of(signal_id)
+    assert order.status.accepted and order.tag == DEAD_TAG
+    assert [d["ig"] for d in bridge.placed()] == [DEAD_TAG]
+    timeline = [e.status for e in bridge.services.journal.events_of(signal_id)]
+    assert SignalStatus.FAILED.value not in timeline
+
+
+def test_a_signal_whose_dead_process_never_sent_its_order_expires_after_its_validity(
+        make_bridge: Any) -> None:
+    clock = ManualClock(weekday_at(10, 0))
+    bridge = make_bridge(clock=clock, background=False, SIGNAL_TTL_S="30")
+    claim_unsent(bridge, "unsent-late", "dead-host:4:jkl")
+
+    clock.advance(timedelta(seconds=31))
+    bridge.services.start_background()
+
+    row = bridge.wait_status("unsent-late", SignalStatus.EXPIRED, SignalStatus.FAILED)
+    assert row.status is SignalStatus.EXPIRED, row.error
+    assert row.error is not None and "validity" in row.error.message
+    assert bridge.placed() == []
+    # Its unsent order is final, so nothing counts it as still working.
+    (order,) = bridge.services.journal.orders_of(row.id)
+    assert order.status is OrderState.FAILED
+    assert bridge.services.journal.working_orders() == []
+
+
+def test_a_taken_over_signal_expiring_in_the_queue_fails_its_unsent_order(
+        make_bridge: Any) -> None:
+    clock = ManualClock(weekday_at(10, 0))
+    bridge = make_bridge(clock=clock, background=False, SIGNAL_TTL_S="30")
+    signal_id = claim_unsent(bridge, "unsent-queued", "dead-host:6:pqr")
+
+    clock.advance(timedelta(seconds=16))  # its process is dead, the signal still valid
+    bridge.services.dispatcher.maintain()
+    assert bridge.journaled("unsent-queued").status is SignalStatus.QUEUED
+    assert [o.tag for o in bridge.services.journal.working_orders()] == [DEAD_TAG]
+    clock.advance(timedelta(seconds=15))  # nobody sent it in time
+    bridge.services.dispatcher.maintain()
+
+    assert bridge.journaled("unsent-queued").status is SignalStatus.EXPIRED
+    (order,) = bridge.services.journal.orders_of(signal_id)
+    assert order.status is OrderState.FAILED and bridge.placed() == []
+
+
+def test_the_tracker_leaves_a_dead_process_unsent_order_to_the_take_over(
+        make_bridge: Any) -> None:
+    clock = ManualClock(weekday_at(10, 0))
+    bridge = make_bridge(clock=clock, background=False, SIGNAL_TTL_S="600")
+    signal_id = claim_unsent(bridge, "unsent-old", "dead-host:5:mno")
+
+    clock.advance(timedelta(minutes=3))  # the bridge was down a while, the signal still valid
+    bridge.services.dispatcher.tracker.sweep("default")
+    assert bridge.journaled("unsent-old").status is SignalStatus.DISPATCHING
+    bridge.services.start_background()
+
+    bridge.wait_status("unsent-old", SignalStatus.PLACED)
+    (order,) = bridge.services.journal.orders_of(signal_id)
+    assert order.status.accepted and [d["ig"] for d in bridge.placed()] == [DEAD_TAG]
+
+
 def test_rate_limit_holds_across_two_bridges_sharing_the_journal(make_bridge: Any) -> None:
     first = make_bridge(KOTAK_ORDER_RATE="3")
     second = make_bridge(KOTAK_ORDER_RATE="3")
