@@ -279,12 +279,9 @@ class FrontDoorWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has no ty
             self.judge(conn)
 
     def on_readable(self, conn: FrontConn, _fileobj: object) -> None:
-        try:
-            data = conn.sock.recv(_READ_SIZE)
-        except (BlockingIOError, InterruptedError):
+        data = _read(conn)
+        if data is None:
             return
-        except OSError:
-            data = b""
         if not data:  # the client went away before its request was whole
             self.drop(conn)
             return
@@ -349,12 +346,9 @@ class FrontDoorWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has no ty
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_lingering, conn))
 
     def on_lingering(self, conn: FrontConn, _fileobj: object) -> None:
-        try:
-            data = conn.sock.recv(_READ_SIZE)
-        except (BlockingIOError, InterruptedError):
+        data = _read(conn)
+        if data is None:
             return
-        except OSError:
-            data = b""
         conn.drained += len(data)
         if not data or conn.drained >= LINGER_MAX_BYTES:
             self.end_linger(conn)
@@ -387,3 +381,14 @@ class FrontDoorWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has no ty
                 self.end_linger(conn)
             else:
                 self.drop(conn, 408 if conn.received else None)
+
+
+def _read(conn: FrontConn) -> bytes | None:
+    """What the socket has now: ``None`` when nothing yet, ``b""`` when the client is gone."""
+    try:
+        data: bytes = conn.sock.recv(_READ_SIZE)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return b""
+    return data
