@@ -20,7 +20,7 @@ from bridge.accounts import AccountBook, load_accounts
 from bridge.clock import Clock, SystemClock
 from bridge.config import ConfigError, KotakSettings, Mode, Settings
 from bridge.domain import DEFAULT_ACCOUNT, Instrument
-from bridge.journal.db import create_db_engine, database_url
+from bridge.journal.db import create_db_engine, sqlite_path
 from bridge.journal.doors import DoorBook
 from bridge.journal.jobs import JobBook
 from bridge.journal.schema import create_schema
@@ -94,19 +94,17 @@ class Services:
         self.engine.dispose()
 
 
-def keep_private(settings: Settings) -> None:
+def keep_private(data_dir: Path, database: Path | None) -> None:
     """Files this process makes are its user's alone (0600, folders 0700): the data folder
     and the journal hold Kotak sessions, the encryption key and every trade. Files an older
-    version left readable to all are closed up too."""
+    version left readable to all (the SQLite journal ``database`` among them) are closed up
+    too. Called before the journal's first connection creates its file."""
     os.umask(0o077)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    _restrict(settings.data_dir, 0o700)
-    parsed = database_url(settings.database_url)
-    if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "",
-                                                                          ":memory:"):
-        path = Path(str(parsed.database))
-        for item in (path, path.with_name(path.name + "-wal"),
-                     path.with_name(path.name + "-shm")):
+    data_dir.mkdir(parents=True, exist_ok=True)
+    _restrict(data_dir, 0o700)
+    if database is not None:
+        for item in (database, database.with_name(database.name + "-wal"),
+                     database.with_name(database.name + "-shm")):
             _restrict(item, 0o600)
 
 
@@ -123,10 +121,10 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
                    redactor: Redactor | None = None) -> Services:
     clock = clock or SystemClock()
     redactor = redactor or Redactor(settings.secrets())
-    keep_private(settings)
     pool_size, max_overflow = settings.database_pool
     engine = create_db_engine(settings.database_url, pool_size=pool_size,
                               max_overflow=max_overflow)
+    keep_private(settings.data_dir, sqlite_path(engine))
     create_schema(engine)
     box = SecretBox.for_settings(settings.secret_key.reveal(), settings.data_dir)
     store = DbSessionStore(engine, box, clock)

@@ -33,6 +33,7 @@ from bridge.kotak.wire import Call
 
 log = logging.getLogger(__name__)
 
+
 class AuthFlow(StrEnum):
     TOTP = "totp"
     OAUTH2 = "oauth2"

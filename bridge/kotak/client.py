@@ -75,7 +75,8 @@ class KotakClient:
         """Change a working order's terms once; Kotak's order number comes back.
 
         The legacy gateway wants the order restated (product, filled quantity): what the
-        request does not say is read from the order book first, as the 1.x client does.
+        request does not say is read from the order's report first (the 1.x client reads
+        the whole book for it).
         """
         legacy = self.sessions.credentials.flow is AuthFlow.OAUTH2
         if legacy and change.product is None:
@@ -85,7 +86,7 @@ class KotakClient:
         return self._order_number(body, "modify")
 
     def _restated(self, change: ModifyRequest) -> ModifyRequest:
-        booked = next((o for o in self.order_book() if o.order_id == change.order_id), None)
+        booked = self.order(change.order_id)
         if booked is None:
             raise BrokerRejected("1009", f"order {change.order_id} is not in today's order book",
                                  "Kotak has no such order today, so there is nothing to change")

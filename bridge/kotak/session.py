@@ -332,12 +332,8 @@ class SessionManager:
                 return None, False
             if session.bearer_valid_at(now, within):
                 return session, False
-            bearer, expires_at = self._oauth.bearer()
-            renewed = session.with_bearer(bearer, expires_at)
-            self._keep(renewed)
+            renewed = self._new_bearer(session)
             self._remember(renewed)
-            log.info("kotak OAuth2 token renewed on schedule for account %s until %s",
-                     self.account, expires_at.isoformat())
             return renewed, True
 
     def _renew_bearer(self, session: KotakSession) -> KotakSession:
@@ -347,7 +343,7 @@ class SessionManager:
             if latest.bearer_valid_at(now, self._bearer_margin):
                 return latest
             try:
-                bearer, expires_at = self._oauth.bearer()
+                return self._new_bearer(latest)
             except KotakError as exc:
                 if latest.bearer_valid_at(now):
                     log.warning("kotak OAuth2 token renewal failed (%s); the current token "
@@ -355,11 +351,15 @@ class SessionManager:
                     return latest
                 raise SessionInvalid(f"the OAuth2 token lapsed and could not be renewed: "
                                      f"{exc.message}") from exc
-            renewed = latest.with_bearer(bearer, expires_at)
-            self._keep(renewed)
-            log.info("kotak OAuth2 token renewed for account %s until %s", self.account,
-                     expires_at.isoformat())
-            return renewed
+
+    def _new_bearer(self, session: KotakSession) -> KotakSession:
+        """Fetch a new OAuth2 token and store the session with it (under the login lock)."""
+        bearer, expires_at = self._oauth.bearer()
+        renewed = session.with_bearer(bearer, expires_at)
+        self._keep(renewed)
+        log.info("kotak OAuth2 token renewed for account %s until %s", self.account,
+                 expires_at.isoformat())
+        return renewed
 
     def _remember(self, session: KotakSession) -> None:
         for secret in (session.token, session.sid, session.bearer):

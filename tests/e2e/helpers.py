@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -68,3 +69,22 @@ def wait_for_text(log: Path, text: str, process: subprocess.Popen[bytes],
             raise AssertionError(f"process exited ({process.returncode}):\n{content}")
         time.sleep(0.1)
     raise AssertionError(f"{text!r} never appeared:\n{log.read_text(errors='replace')}")
+
+
+def start_sandbox(log: Path, *options: str,
+                  env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str,
+                                                              dict[str, str]]:
+    """Start ``python -m bridge.kotak.sandbox`` on a free port; return the process, its login
+    host's URL and the settings it printed for a live-mode bridge (``KOTAK_*``, ``BROKER_*``)."""
+    port = free_port()
+    process = start([sys.executable, "-m", "bridge.kotak.sandbox", "--port", str(port),
+                     *options], {**(env if env is not None else os.environ), "PYTHONPATH": "."},
+                    log)
+    try:
+        text = wait_for_text(log, "(legacy OTP:", process)
+    except BaseException:
+        stop(process)
+        raise
+    printed = {key.strip(): value.strip() for key, _, value in
+               (line.partition("=") for line in text.splitlines()) if key.strip().isupper()}
+    return process, f"http://127.0.0.1:{port}", printed

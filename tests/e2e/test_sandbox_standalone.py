@@ -3,7 +3,6 @@ pointed at it works exactly as against Kotak, with either login generation."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,37 +11,38 @@ import pytest
 from bridge.config import load_settings
 from bridge.domain import OrderRequest, OrderStatus, Product, Side
 from bridge.startup import prepare
-from bridge.wiring import build_services
-from tests.e2e.helpers import free_port, start, stop, wait_for_text
+from bridge.wiring import Services, build_services
+from tests.e2e.helpers import start_sandbox, stop
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def printed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("sandbox") / "sandbox.log"
-    process = start([sys.executable, "-m", "bridge.kotak.sandbox", "--port", str(port),
-                     "--ucc", "ZX901", "--mpin", "246810"], {"PYTHONPATH": "."}, log)
+    process, _, settings = start_sandbox(tmp_path_factory.mktemp("sandbox") / "sandbox.log",
+                                         "--ucc", "ZX901", "--mpin", "246810", env={})
     try:
-        text = wait_for_text(log, "(legacy OTP:", process)
-        yield {key.strip(): value.strip() for key, _, value in
-               (line.partition("=") for line in text.splitlines()) if key.strip().isupper()}
+        yield settings
     finally:
         stop(process)
+
+
+def drill_services(printed: dict[str, str], tmp_path: Path, **settings: str) -> Services:
+    """A live-mode bridge's services pointed at the standalone sandbox, logged in."""
+    services = build_services(load_settings({
+        **printed, **settings, "WEBHOOK_SECRET": "standalone-drill-secret-1",
+        "DATA_DIR": str(tmp_path / "data"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'bridge.db'}"}))
+    prepare(services)
+    return services
 
 
 @pytest.mark.parametrize("flow", ["totp", "oauth2"])
 def test_live_bridge_against_the_standalone_sandbox(printed: dict[str, str], flow: str,
                                                     tmp_path: Path) -> None:
     assert printed["KOTAK_UCC"] == "ZX901" and printed["KOTAK_MPIN"] == "246810"
-    settings = load_settings({**printed, "KOTAK_AUTH": flow,
-                              "WEBHOOK_SECRET": "standalone-drill-secret-1",
-                              "DATA_DIR": str(tmp_path / "data"),
-                              "DATABASE_URL": f"sqlite:///{tmp_path / 'bridge.db'}"})
-    services = build_services(settings)
+    services = drill_services(printed, tmp_path, KOTAK_AUTH=flow)
     try:
-        prepare(services)
         client = services.broker()
         assert client.sessions.status().valid
         nifty = services.instruments.current().resolve("NIFTY1!")
@@ -62,14 +62,9 @@ def test_every_login_url_may_point_at_the_one_port_given(printed: dict[str, str]
     port passed with --port; the trading and files hosts come from Kotak's own answers."""
     one = printed["KOTAK_LOGIN_URL"]
     assert printed["KOTAK_GATEWAY_URL"] != one  # each host has its own port too
-    settings = load_settings({**printed, "KOTAK_AUTH": "oauth2", "KOTAK_OAUTH_URL": one,
-                              "KOTAK_GATEWAY_URL": one,
-                              "WEBHOOK_SECRET": "standalone-drill-secret-1",
-                              "DATA_DIR": str(tmp_path / "data"),
-                              "DATABASE_URL": f"sqlite:///{tmp_path / 'bridge.db'}"})
-    services = build_services(settings)
+    services = drill_services(printed, tmp_path, KOTAK_AUTH="oauth2", KOTAK_OAUTH_URL=one,
+                              KOTAK_GATEWAY_URL=one)
     try:
-        prepare(services)
         client = services.broker()
         assert client.sessions.current().base_url == one
         sbin = services.instruments.current().resolve("NSE:SBIN")

@@ -20,7 +20,7 @@ import requests
 from bridge.clock import SystemClock
 from bridge.journal.db import create_db_engine
 from bridge.journal.signals import Journal, OrderState, SignalStatus
-from tests.e2e.helpers import free_port, start, stop, wait_for, wait_for_text
+from tests.e2e.helpers import free_port, start, start_sandbox, stop, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 SECRET = "e2e-burst-secret-0123456789"
@@ -59,20 +59,16 @@ BOTH_JOURNALS = pytest.mark.parametrize(
 
 @pytest.fixture
 def rig(tmp_path: Path, database_url: str) -> Iterator[Rig]:
-    sandbox_port, bridge_port = free_port(), free_port()
-    sandbox_log = tmp_path / "sandbox.log"
-    sandbox = start([sys.executable, "-m", "bridge.kotak.sandbox", "--port", str(sandbox_port),
-                     "--order-rate", "10"], {**os.environ, "PYTHONPATH": "."}, sandbox_log)
+    sandbox, sandbox_url, printed = start_sandbox(tmp_path / "sandbox.log", "--order-rate",
+                                                  "10")
+    bridge_port = free_port()
     try:
-        text = wait_for_text(sandbox_log, "(legacy OTP:", sandbox)
-        printed = {k.strip(): v.strip() for k, _, v in
-                   (line.partition("=") for line in text.splitlines()) if k.strip().isupper()}
         env = {**os.environ, **printed, "WEBHOOK_SECRET": SECRET,
                "DATABASE_URL": database_url, "DATA_DIR": str(tmp_path / "data"),
                "BRIDGE_BIND": f"127.0.0.1:{bridge_port}", "WEB_CONCURRENCY": "4",
                "KOTAK_ORDER_RATE": "10", "MARKET_HOURS": "ignore",
                "ENV_FILE": str(tmp_path / "none.env"), "LOG_LEVEL": "WARNING"}
-        yield Rig(f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{bridge_port}", env,
+        yield Rig(sandbox_url, f"http://127.0.0.1:{bridge_port}", env,
                   tmp_path / "bridge.log", database_url)
     finally:
         stop(sandbox)

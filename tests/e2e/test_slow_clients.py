@@ -31,7 +31,7 @@ import requests
 
 from bridge.frontdoor import Framing, Verdict
 from bridge.webhooks.auth import TRADINGVIEW_IPS
-from tests.e2e.helpers import ROOT, free_port, start, stop, wait_for, wait_for_text
+from tests.e2e.helpers import ROOT, free_port, start, start_sandbox, stop, wait_for
 
 SECRET = "e2e-slow-secret-0123456789"
 NGINX = Path("/usr/sbin/nginx")
@@ -170,14 +170,9 @@ class Bridge:
 @pytest.fixture(scope="module")
 def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bridge]:
     folder = tmp_path_factory.mktemp("slow")
-    sandbox_port, bridge_port = free_port(), free_port()
-    sandbox_log = folder / "sandbox.log"
-    sandbox = start([sys.executable, "-m", "bridge.kotak.sandbox", "--port", str(sandbox_port),
-                     "--order-rate", "10"], {**os.environ, "PYTHONPATH": "."}, sandbox_log)
+    sandbox, _, printed = start_sandbox(folder / "sandbox.log", "--order-rate", "10")
+    bridge_port = free_port()
     try:
-        text = wait_for_text(sandbox_log, "(legacy OTP:", sandbox)
-        printed = {k.strip(): v.strip() for k, _, v in
-                   (line.partition("=") for line in text.splitlines()) if k.strip().isupper()}
         env = {**os.environ, **printed, "WEBHOOK_SECRET": SECRET,
                "DATABASE_URL": f"sqlite:///{folder / 'bridge.db'}",
                "DATA_DIR": str(folder / "data"), "BRIDGE_BIND": f"127.0.0.1:{bridge_port}",
