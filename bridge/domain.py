@@ -310,6 +310,129 @@ class SignalSource(StrEnum):
     TRADINGVIEW = "tradingview"
     AMIBROKER = "amibroker"
     CHARTINK = "chartink"
+    API = "api"  # the OpenAlgo-compatible REST API (DESIGN.md section 5b)
+
+
+class OptionType(StrEnum):
+    CE = "CE"
+    PE = "PE"
+
+
+@dataclass(frozen=True, slots=True)
+class OptionRequest:
+    """An option asked for by its place in the chain, before the bridge picks the contract.
+
+    ``offset`` is ``ATM``, ``ITMn`` or ``OTMn`` (n 1-50); ``expiry`` is ``DDMMMYY``, one of
+    ``current_week``, ``next_week``, ``current_month``, ``next_month``, or empty for the
+    nearest listed expiry; ``exchange`` is the sender's hint for the underlying (``NSE_INDEX``,
+    ``BSE_INDEX``, ``NSE``, ``BSE``, ``NFO``, ``BFO``, ``MCX``) or empty.
+    """
+
+    underlying: str
+    offset: str
+    option_type: OptionType
+    expiry: str = ""
+    strike_int: Decimal | None = None
+    exchange: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {"underlying": self.underlying, "offset": self.offset,
+                "option_type": self.option_type.value, "expiry": self.expiry,
+                "strike_int": str(self.strike_int) if self.strike_int is not None else None,
+                "exchange": self.exchange}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> OptionRequest:
+        step = data.get("strike_int")
+        return cls(underlying=str(data["underlying"]), offset=str(data["offset"]),
+                   option_type=OptionType(str(data["option_type"])),
+                   expiry=str(data.get("expiry") or ""),
+                   strike_int=Decimal(str(step)) if step is not None else None,
+                   exchange=str(data.get("exchange") or ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """The contract the bridge picked for an :class:`OptionRequest`, and why: journaled,
+    answered and shown, so a trader can check the pick against the chart."""
+
+    underlying: str  # NIFTY, RELIANCE, NIFTY26DECFUT: as the sender named it, normalised
+    quoted: str  # EXCHANGE:trading symbol of what was quoted ("NSE:Nifty 50")
+    underlying_price: Decimal  # the last price the strike was picked from
+    strike_step: Decimal
+    atm_strike: Decimal
+    offset: str
+    option_type: OptionType
+    expiry: date
+    strike: Decimal
+    exchange: Exchange  # of the option
+    trading_symbol: str  # of the option, Kotak's pTrdSymbol
+
+    def to_dict(self) -> dict[str, object]:
+        return {"underlying": self.underlying, "quoted": self.quoted,
+                "underlying_price": str(self.underlying_price),
+                "strike_step": str(self.strike_step), "atm_strike": str(self.atm_strike),
+                "offset": self.offset, "option_type": self.option_type.value,
+                "expiry": self.expiry.isoformat(), "strike": str(self.strike),
+                "exchange": self.exchange.value, "trading_symbol": self.trading_symbol}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Resolution:
+        return cls(underlying=str(data["underlying"]), quoted=str(data["quoted"]),
+                   underlying_price=Decimal(str(data["underlying_price"])),
+                   strike_step=Decimal(str(data["strike_step"])),
+                   atm_strike=Decimal(str(data["atm_strike"])), offset=str(data["offset"]),
+                   option_type=OptionType(str(data["option_type"])),
+                   expiry=date.fromisoformat(str(data["expiry"])),
+                   strike=Decimal(str(data["strike"])), exchange=Exchange(str(data["exchange"])),
+                   trading_symbol=str(data["trading_symbol"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One leg of a multi-leg signal: a contract named by ``symbol`` or by ``option``
+    (resolved into ``symbol``, ``exchange`` and ``resolution`` before it is journaled)."""
+
+    side: Side
+    quantity: int
+    symbol: str = ""
+    exchange: Exchange | None = None
+    option: OptionRequest | None = None
+    order_type: OrderType = OrderType.MARKET
+    product: Product | None = None  # None: the signal's product
+    price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    resolution: Resolution | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "side": self.side.value, "quantity": self.quantity, "symbol": self.symbol,
+            "exchange": self.exchange.value if self.exchange else None,
+            "option": self.option.to_dict() if self.option else None,
+            "order_type": self.order_type.value,
+            "product": self.product.value if self.product else None,
+            "price": str(self.price) if self.price is not None else None,
+            "trigger_price": str(self.trigger_price) if self.trigger_price is not None
+            else None,
+            "resolution": self.resolution.to_dict() if self.resolution else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Leg:
+        exchange, option, product = data.get("exchange"), data.get("option"), data.get("product")
+        resolution, price, trigger = (data.get("resolution"), data.get("price"),
+                                      data.get("trigger_price"))
+        return cls(
+            side=Side(str(data["side"])), quantity=int(str(data["quantity"])),
+            symbol=str(data.get("symbol") or ""),
+            exchange=Exchange(str(exchange)) if exchange else None,
+            option=OptionRequest.from_dict(option) if isinstance(option, dict) else None,
+            order_type=OrderType(str(data.get("order_type", "MARKET"))),
+            product=Product(str(product)) if product else None,
+            price=Decimal(str(price)) if price is not None else None,
+            trigger_price=Decimal(str(trigger)) if trigger is not None else None,
+            resolution=Resolution.from_dict(resolution) if isinstance(resolution, dict)
+            else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,10 +456,20 @@ class Signal:
     alert_id: str = ""
     comment: str = ""
     account: str = DEFAULT_ACCOUNT
+    #: options by offset: the contract is picked at intake into ``symbol`` and ``resolution``
+    option: OptionRequest | None = None
+    resolution: Resolution | None = None
+    #: multi-leg: one order (or more, when split) per leg; ``symbol`` is then the first leg's
+    legs: tuple[Leg, ...] = ()
+    splitsize: int = 0  # 0: no split beyond the exchange's freeze limit
 
     @property
     def is_flatten(self) -> bool:
         return self.position_size == 0
+
+    @property
+    def is_multi_leg(self) -> bool:
+        return bool(self.legs)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -349,6 +482,9 @@ class Signal:
             "disclosed_quantity": self.disclosed_quantity, "validity": self.validity.value,
             "amo": self.amo, "position_size": self.position_size, "strategy": self.strategy,
             "alert_id": self.alert_id, "comment": self.comment, "account": self.account,
+            "option": self.option.to_dict() if self.option else None,
+            "resolution": self.resolution.to_dict() if self.resolution else None,
+            "legs": [leg.to_dict() for leg in self.legs], "splitsize": self.splitsize,
         }
 
     @classmethod
@@ -359,6 +495,7 @@ class Signal:
 
         exchange = data.get("exchange")
         position = data.get("position_size")
+        option, resolution, legs = data.get("option"), data.get("resolution"), data.get("legs")
         return cls(
             source=SignalSource(str(data["source"])), symbol=str(data["symbol"]),
             side=Side(str(data["side"])),
@@ -373,4 +510,10 @@ class Signal:
             strategy=str(data.get("strategy", "")), alert_id=str(data.get("alert_id", "")),
             comment=str(data.get("comment", "")),
             account=str(data.get("account", DEFAULT_ACCOUNT)),
+            option=OptionRequest.from_dict(option) if isinstance(option, dict) else None,
+            resolution=Resolution.from_dict(resolution) if isinstance(resolution, dict)
+            else None,
+            legs=tuple(Leg.from_dict(leg) for leg in legs if isinstance(leg, dict))
+            if isinstance(legs, list) else (),
+            splitsize=int(str(data.get("splitsize") or 0)),
         )
