@@ -129,6 +129,9 @@ class KotakSettings:
     proxy: str
 
 
+LEG_FAILURE_CHOICES = ("REPORT", "UNWIND")
+
+
 @dataclass(frozen=True)
 class RiskSettings:
     """Rules an order must pass before it reaches the broker (``bridge.orders.rules``)."""
@@ -139,6 +142,9 @@ class RiskSettings:
     max_orders_per_strategy: int  # per strategy per day, entries only; 0 = no cap
     max_quantity_per_day: int  # units per strategy and instrument per day, entries; 0 = off
     freeze_split: bool  # split orders above the freeze quantity (else refuse)
+    #: a multi-leg signal whose later leg fails: ``report`` (tell the operator, leave the
+    #: placed legs) or ``unwind`` (also cancel the legs still working and close the filled)
+    leg_failure: str = "report"
 
 
 @dataclass(frozen=True)
@@ -291,6 +297,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             max_orders_per_strategy=r.integer("MAX_ORDERS_PER_STRATEGY", 200, 0, 100_000),
             max_quantity_per_day=r.integer("MAX_QUANTITY_PER_DAY", 0, 0, 100_000_000),
             freeze_split=r.boolean("FREEZE_SPLIT", True),
+            leg_failure=r.choice_text("LEG_FAILURE", LEG_FAILURE_CHOICES, "REPORT").lower(),
         ),
         intake=IntakeSettings(
             signal_ttl_s=r.integer("SIGNAL_TTL_S", 120, 5, 3600),

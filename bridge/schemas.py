@@ -19,11 +19,26 @@ from typing import Any, TypeVar
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validates_schema
 from marshmallow.validate import Length
 
-from bridge.domain import Exchange, OrderType, Product, Side, Signal, SignalSource, Validity
+from bridge.domain import (
+    Exchange,
+    Leg,
+    OptionRequest,
+    OptionType,
+    OrderType,
+    Product,
+    Side,
+    Signal,
+    SignalSource,
+    Validity,
+)
 
 E = TypeVar("E", bound=StrEnum)
 
 MAX_QUANTITY = 10_000_000
+#: legs of one multi-leg signal: an iron butterfly with hedges is 6; more is a typo or abuse
+MAX_LEGS = 10
+#: how OpenAlgo names the exchange of an index underlying; the option trades on NFO/BFO
+INDEX_EXCHANGES = ("NSE_INDEX", "BSE_INDEX")
 MAX_PRICE = Decimal(100_000_000)
 SECRET_FIELDS = ("secret", "apikey")
 _CASH = (Exchange.NSE, Exchange.BSE)
@@ -105,6 +120,31 @@ class ExchangeField(Choice[Exchange]):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
+class ExchangeOrIndex(ExchangeField):
+    """An exchange, or for the underlying of an option by offset also ``NSE_INDEX`` /
+    ``BSE_INDEX`` (OpenAlgo's names for where an index is quoted), kept as text."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: Any) -> Any:
+        if isinstance(value, str) and value.strip().upper() in INDEX_EXCHANGES:
+            return value.strip().upper()
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class Offset(fields.Field[str]):
+    """``ATM``, ``ITM1``..``ITM50`` or ``OTM1``..``OTM50``, any case."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: Any) -> str:
+        text = value.strip().upper() if isinstance(value, str) else ""
+        if text == "ATM":
+            return text
+        if text[:3] in ("ITM", "OTM") and text[3:].isdigit() and 1 <= int(text[3:]) <= 50:
+            return f"{text[:3]}{int(text[3:])}"
+        raise ValidationError(f"{str(value)[:20]!r} is not an offset: use ATM, ITM1 to ITM50 "
+                              "or OTM1 to OTM50")
+
+
 class Flag(fields.Field[bool]):
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
                      **kwargs: Any) -> bool:
@@ -122,19 +162,23 @@ def _text(**kwargs: Any) -> fields.String:
     return fields.String(**kwargs)
 
 
+def _price_type() -> Choice[OrderType]:
+    return Choice(OrderType, load_default=OrderType.MARKET,
+                  aliases={"MKT": "MARKET", "L": "LIMIT", "LMT": "LIMIT", "SLM": "SL-M",
+                           "SL_M": "SL-M"})
+
+
 class SignalSchema(Schema):
     """TradingView and AmiBroker signals (OpenAlgo's field names, so templates carry over)."""
 
     class Meta:
         unknown = RAISE
 
-    symbol = _text(required=True, validate=Length(1, 64))
-    exchange = ExchangeField(Exchange, load_default=None)
-    action = Choice(Side, required=True, aliases={"B": "BUY", "S": "SELL"})
+    symbol = _text(load_default=None, validate=Length(1, 64))
+    exchange = ExchangeOrIndex(Exchange, load_default=None)
+    action = Choice(Side, load_default=None, aliases={"B": "BUY", "S": "SELL"})
     quantity = WholeNumber(load_default=None)
-    pricetype = Choice(OrderType, load_default=OrderType.MARKET,
-                       aliases={"MKT": "MARKET", "L": "LIMIT", "LMT": "LIMIT", "SLM": "SL-M",
-                                "SL_M": "SL-M"})
+    pricetype = _price_type()
     product = Choice(Product, load_default=Product.MIS, aliases={"INTRADAY": "MIS"})
     price = Price(load_default=None)
     trigger_price = Price(load_default=None)
@@ -145,38 +189,152 @@ class SignalSchema(Schema):
     strategy = _text(load_default="", validate=Length(max=64))
     alert_id = _text(load_default=None, validate=Length(1, 80))
     comment = _text(load_default="", validate=Length(max=500))
+    underlying = _text(load_default=None, validate=Length(1, 64))
+    offset = Offset(load_default=None)
+    option_type = Choice(OptionType, load_default=None, aliases={"CALL": "CE", "PUT": "PE",
+                                                                  "C": "CE", "P": "PE"})
+    expiry_date = _text(load_default="", validate=Length(max=20))
+    strike_int = Price(load_default=None)
+    legs = fields.List(fields.Dict(), load_default=None)
+    splitsize = WholeNumber(load_default=0)
 
     @validates_schema
     def _cross_field(self, data: dict[str, Any], **kwargs: Any) -> None:
         errors: dict[str, list[str]] = {}
-        kind: OrderType = data["pricetype"]
-        price, trigger = data.get("price"), data.get("trigger_price")
-        quantity, target = data.get("quantity"), data.get("position_size")
-        if target is None and not quantity:
-            errors["quantity"] = ["is required and must be positive (or send position_size)"]
-        if kind.needs_price and not price:
-            errors["price"] = [f"is required for {kind.value} orders"]
-        if kind.needs_trigger and not trigger:
-            errors["trigger_price"] = [f"is required for {kind.value} orders"]
-        if trigger and not kind.needs_trigger:
-            errors["trigger_price"] = [f"applies only to SL and SL-M orders, not {kind.value}"]
-        if kind is OrderType.SL and price and trigger:
-            side: Side = data["action"]
-            wrong = price < trigger if side is Side.BUY else price > trigger
-            if wrong:
-                errors["price"] = ["of a buy SL must be at or above its trigger (sell: at or "
-                                   "below)"]
-        disclosed = data.get("disclosed_quantity") or 0
-        if disclosed and quantity and disclosed > quantity:
-            errors["disclosed_quantity"] = ["must not exceed quantity"]
-        exchange: Exchange | None = data.get("exchange")
+        legs, underlying = data.get("legs"), data.get("underlying")
+        if legs is not None:
+            _multi_leg_errors(data, errors)
+        else:
+            if underlying is None and not data.get("symbol"):
+                errors["symbol"] = ["is required (or send underlying with offset and "
+                                    "option_type for an option by strike offset, or legs)"]
+            if data.get("action") is None:
+                errors["action"] = ["is required: BUY or SELL"]
+            _option_errors(data, errors, where="")
+            _order_errors(data, errors, "")
+            quantity, target = data.get("quantity"), data.get("position_size")
+            if target is None and not quantity:
+                errors["quantity"] = ["is required and must be positive (or send "
+                                      "position_size)"]
+            disclosed = data.get("disclosed_quantity") or 0
+            if disclosed and quantity and disclosed > quantity:
+                errors["disclosed_quantity"] = ["must not exceed quantity"]
+        exchange = data.get("exchange")
         product: Product = data["product"]
-        if exchange is not None:
+        if isinstance(exchange, Exchange) and underlying is None:
             problem = product_problem(product, exchange)
             if problem:
                 errors["product"] = [problem]
+        if data.get("splitsize") and data.get("position_size") is not None:
+            errors["splitsize"] = ["cannot be combined with position_size: the bridge already "
+                                   "sends a target's difference as one order per freeze limit"]
         if errors:
             raise ValidationError(errors)
+
+
+def _order_errors(data: dict[str, Any], errors: dict[str, list[str]], where: str) -> None:
+    """Price-type rules of one order (the signal, or a leg: ``where`` is ``legs.<n>.``)."""
+    kind: OrderType = data["pricetype"]
+    price, trigger = data.get("price"), data.get("trigger_price")
+    if kind.needs_price and not price:
+        errors[f"{where}price"] = [f"is required for {kind.value} orders"]
+    if kind.needs_trigger and not trigger:
+        errors[f"{where}trigger_price"] = [f"is required for {kind.value} orders"]
+    if trigger and not kind.needs_trigger:
+        errors[f"{where}trigger_price"] = [f"applies only to SL and SL-M orders, not "
+                                           f"{kind.value}"]
+    side: Side | None = data.get("action")
+    if kind is OrderType.SL and price and trigger and side is not None:
+        wrong = price < trigger if side is Side.BUY else price > trigger
+        if wrong:
+            errors[f"{where}price"] = ["of a buy SL must be at or above its trigger (sell: at "
+                                       "or below)"]
+
+
+def _option_errors(data: dict[str, Any], errors: dict[str, list[str]], where: str) -> None:
+    """An option by offset needs the underlying, the offset and the type together."""
+    underlying = data.get("underlying")
+    asked = [name for name in ("offset", "option_type") if data.get(name) is not None]
+    if underlying is None:
+        for name in asked:
+            errors[f"{where}{name}"] = ["applies to an option by strike offset: send "
+                                        "underlying too (e.g. NIFTY)"]
+        if data.get("strike_int") is not None:
+            errors["strike_int"] = ["applies to an option by strike offset: send underlying"]
+        return
+    if data.get("symbol"):
+        errors["symbol"] = ["give either symbol (one contract) or underlying with offset and "
+                            "option_type, not both"]
+    for name in ("offset", "option_type"):
+        if data.get(name) is None:
+            example = "ATM, ITM2 or OTM1" if name == "offset" else "CE or PE"
+            errors[f"{where}{name}"] = [f"is required with underlying: {example}"]
+    if data.get("position_size") is not None:
+        errors["position_size"] = ["cannot be used with an option by strike offset: the strike "
+                                   "moves with the price, so a target position has no fixed "
+                                   "contract; send quantity"]
+
+
+class LegSchema(Schema):
+    """One leg of a multi-leg signal."""
+
+    class Meta:
+        unknown = RAISE
+
+    symbol = _text(load_default=None, validate=Length(1, 64))
+    exchange = ExchangeField(Exchange, load_default=None)
+    offset = Offset(load_default=None)
+    option_type = Choice(OptionType, load_default=None, aliases={"CALL": "CE", "PUT": "PE",
+                                                                  "C": "CE", "P": "PE"})
+    expiry_date = _text(load_default=None, validate=Length(max=20))
+    action = Choice(Side, required=True, aliases={"B": "BUY", "S": "SELL"})
+    quantity = WholeNumber(required=True)
+    pricetype = _price_type()
+    product = Choice(Product, load_default=None, aliases={"INTRADAY": "MIS"})
+    price = Price(load_default=None)
+    trigger_price = Price(load_default=None)
+
+
+LEG_FIELDS = sorted(LegSchema().fields)
+
+
+def _multi_leg_errors(data: dict[str, Any], errors: dict[str, list[str]]) -> None:
+    """Check the signal-level fields of a multi-leg signal and load each leg in place."""
+    raw: list[dict[str, Any]] = data["legs"]
+    for name in ("symbol", "action", "quantity", "position_size", "offset", "option_type",
+                 "price", "trigger_price"):
+        if data.get(name) not in (None, 0, ""):
+            errors[name] = ["give it in each leg, not beside legs"]
+    if not raw:
+        errors["legs"] = ["must hold at least one leg"]
+        return
+    if len(raw) > MAX_LEGS:
+        errors["legs"] = [f"at most {MAX_LEGS} legs in one signal, not {len(raw)}"]
+        return
+    loaded: list[dict[str, Any]] = []
+    for number, leg in enumerate(raw):
+        where = f"legs.{number}."
+        try:
+            item = LegSchema().load(leg)
+        except ValidationError as exc:
+            for name, problems in _explain_unknown(field_messages(exc), LEG_FIELDS).items():
+                errors[f"{where}{name}"] = problems
+            continue
+        has_option = item.get("offset") is not None or item.get("option_type") is not None
+        if item.get("symbol") and has_option:
+            errors[f"{where}symbol"] = ["give either symbol or offset with option_type"]
+        elif not item.get("symbol"):
+            if data.get("underlying") is None:
+                errors[f"{where}symbol"] = ["is required (or give the signal an underlying and "
+                                            "the leg offset and option_type)"]
+            for name in ("offset", "option_type"):
+                if item.get(name) is None:
+                    errors[f"{where}{name}"] = ["is required in an option leg"]
+        if not item["quantity"]:
+            errors[f"{where}quantity"] = ["must be positive"]
+        _order_errors(item, errors, where)
+        loaded.append(item)
+    data["legs"] = loaded
 
 
 def product_problem(product: Product, exchange: Exchange) -> str:
@@ -189,6 +347,7 @@ def product_problem(product: Product, exchange: Exchange) -> str:
 
 
 ACCEPTED_FIELDS = sorted([*SignalSchema().fields, *SECRET_FIELDS])
+_EXPIRY_NAMES = ("current_week", "next_week", "current_month", "next_month")
 
 
 def load_signal(payload: dict[str, Any], source: SignalSource) -> Signal:
@@ -201,16 +360,54 @@ def load_signal(payload: dict[str, Any], source: SignalSource) -> Signal:
         data = SignalSchema().load(payload)
     except ValidationError as exc:
         raise ValidationError(_explain_unknown(field_messages(exc))) from exc
+    exchange = data["exchange"]
+    index_hint = exchange if exchange in INDEX_EXCHANGES else ""
+    if index_hint and data["underlying"] is None:
+        raise ValidationError({"exchange": [f"{index_hint} is where an index is quoted; it "
+                                            "applies to underlying (options by offset)"]})
+    underlying = (data["underlying"] or "").strip().upper()
+    hint = index_hint or (exchange.value if isinstance(exchange, Exchange) else "")
+    option = None
+    if data["legs"] is None and underlying:
+        option = OptionRequest(underlying=underlying, offset=data["offset"],
+                               option_type=data["option_type"],
+                               expiry=_expiry(data["expiry_date"]),
+                               strike_int=data["strike_int"] or None, exchange=hint)
+    legs: tuple[Leg, ...] = ()
+    for item in data["legs"] or ():
+        leg_option = None
+        if not item.get("symbol"):
+            leg_option = OptionRequest(
+                underlying=underlying, offset=item["offset"], option_type=item["option_type"],
+                expiry=_expiry(item["expiry_date"] if item["expiry_date"] is not None
+                               else data["expiry_date"]),
+                strike_int=data["strike_int"] or None, exchange=hint)
+        legs += (Leg(side=item["action"], quantity=item["quantity"],
+                     symbol=(item.get("symbol") or "").strip(), exchange=item["exchange"],
+                     option=leg_option, order_type=item["pricetype"], product=item["product"],
+                     price=item["price"] or None,
+                     trigger_price=item["trigger_price"] or None),)
+    first = legs[0] if legs else None
     return Signal(
-        source=source, symbol=data["symbol"].strip(), side=data["action"],
-        exchange=data["exchange"], quantity=data["quantity"] or 0,
+        source=source, symbol=(data["symbol"] or (first.symbol if first else "") or underlying
+                               ).strip(),
+        side=first.side if first is not None else data["action"],
+        exchange=exchange if isinstance(exchange, Exchange) and not option else None,
+        quantity=first.quantity if first is not None else data["quantity"] or 0,
         order_type=data["pricetype"], product=data["product"],
         price=data["price"] or None, trigger_price=data["trigger_price"] or None,
         disclosed_quantity=data["disclosed_quantity"], validity=data["validity"],
         amo=data["amo"], position_size=data["position_size"],
         strategy=data["strategy"].strip(), alert_id=(data["alert_id"] or "").strip(),
-        comment=data["comment"],
+        comment=data["comment"], option=option, legs=legs, splitsize=data["splitsize"],
     )
+
+
+def _expiry(text: str) -> str:
+    """An expiry as the sender wrote it, names in lower case and dates in upper case; the
+    option picker checks it against the listed expiries."""
+    cleaned = text.strip()
+    return cleaned.lower() if cleaned.lower() in _EXPIRY_NAMES else cleaned.upper()
 
 
 def field_messages(error: ValidationError) -> dict[str, Any]:
@@ -219,14 +416,16 @@ def field_messages(error: ValidationError) -> dict[str, Any]:
     return messages
 
 
-def _explain_unknown(messages: dict[str, Any]) -> dict[str, Any]:
+def _explain_unknown(messages: dict[str, Any],
+                     accepted: list[str] | None = None) -> dict[str, Any]:
+    known = accepted if accepted is not None else ACCEPTED_FIELDS
     explained: dict[str, Any] = {}
     for name, problems in messages.items():
         if problems == ["Unknown field."]:
-            hint = difflib.get_close_matches(name.lower(), ACCEPTED_FIELDS, n=1)
+            hint = difflib.get_close_matches(name.lower(), known, n=1)
             guess = f" Did you mean {hint[0]!r}?" if hint else ""
             explained[name] = [f"Unknown field.{guess} Accepted fields: "
-                               f"{', '.join(ACCEPTED_FIELDS)}"]
+                               f"{', '.join(known)}"]
         else:
             explained[name] = problems
     return explained

@@ -42,6 +42,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import CursorResult, Row
+from sqlalchemy.exc import IntegrityError
 
 from bridge.clock import Clock
 from bridge.domain import Signal
@@ -79,6 +80,9 @@ class SignalStatus(StrEnum):
     QUEUED = "queued"
     DISPATCHING = "dispatching"
     PLACED = "placed"
+    #: a multi-order signal (legs, or slices) of which some orders stand at Kotak and at
+    #: least one was refused or never sent: what stands is named in the error
+    PARTIAL = "partial"
     NOOP = "noop"
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
@@ -758,6 +762,19 @@ class Journal:
             conn.execute(delete(auth_failures).where(
                 auth_failures.c.address == address, auth_failures.c.blocked_until.is_(None)))
 
+    def claim_once(self, key: str, value: str) -> bool:
+        """Record ``key`` unless it is recorded already: True for the one caller (of every
+        thread and process) that recorded it, so a one-time action runs once."""
+        try:
+            with writing(self.engine) as conn:
+                if conn.execute(select(bridge_meta.c.key)
+                                .where(bridge_meta.c.key == key)).first() is not None:
+                    return False
+                conn.execute(insert(bridge_meta).values(key=key, value=value))
+        except IntegrityError:
+            return False
+        return True
+
     def kill_switch(self) -> bool:
         with self.engine.connect() as conn:
             value = conn.execute(select(bridge_meta.c.value)
@@ -956,9 +973,12 @@ def derive_status(orders: list[OrderRow]) -> tuple[SignalStatus, ErrorInfo | Non
     if accepted:
         if failed:
             first = failed[0]
-            return SignalStatus.PLACED, ErrorInfo(
+            return SignalStatus.PARTIAL, ErrorInfo(
                 "partial", f"{len(accepted)} of {len(orders)} orders placed; "
-                           f"{first.reason or first.status.value}", {})
+                           f"{first.side} {first.quantity} {first.trading_symbol}: "
+                           f"{first.reason or first.status.value}",
+                {"placed": [f"{o.side} {o.quantity} {o.trading_symbol}" for o in accepted],
+                 "not_placed": [f"{o.side} {o.quantity} {o.trading_symbol}" for o in failed]})
         return SignalStatus.PLACED, None
     first = failed[0] if failed else orders[0]
     code = first.error_code or ("broker_rejected" if first.status is OrderState.REJECTED

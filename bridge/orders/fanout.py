@@ -19,8 +19,8 @@ from bridge.journal.signals import SignalStatus
 
 #: when accounts disagree, the answer carries the status that most needs a person's eyes
 _URGENCY = (SignalStatus.UNKNOWN, SignalStatus.FAILED, SignalStatus.EXPIRED,
-            SignalStatus.REJECTED, SignalStatus.RECEIVED, SignalStatus.QUEUED,
-            SignalStatus.DISPATCHING, SignalStatus.PLACED, SignalStatus.NOOP,
+            SignalStatus.REJECTED, SignalStatus.PARTIAL, SignalStatus.RECEIVED,
+            SignalStatus.QUEUED, SignalStatus.DISPATCHING, SignalStatus.PLACED, SignalStatus.NOOP,
             SignalStatus.DUPLICATE)
 
 

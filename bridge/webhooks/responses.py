@@ -4,7 +4,7 @@
 a signal fanned out to several accounts ``"accounts": [{"account", <the same fields>}]``,
 with the top-level status the accounts' common one, else the one most needing attention
 (unknown, failed, rejected, queued, placed, noop, duplicate) and "orders" all of them;
-200 placed/noop/duplicate, 202 queued, 422 invalid, 409 refused by a rule, 502 refused by
+200 placed/partial/noop/duplicate, 202 queued, 422 invalid, 409 refused by a rule, 502 refused by
 Kotak, 503 no session or Kotak unavailable, 504 outcome unknown. No code invites a re-send
 that could double an order: every repeat is answered from the journal, never executed.
 """
@@ -24,6 +24,7 @@ BROKER_GARBLED = frozenset({"broker_protocol"})
 _PUBLIC = {
     SignalStatus.RECEIVED: "queued", SignalStatus.QUEUED: "queued",
     SignalStatus.DISPATCHING: "queued", SignalStatus.PLACED: "placed",
+    SignalStatus.PARTIAL: "partial",
     SignalStatus.NOOP: "noop", SignalStatus.DUPLICATE: "duplicate",
     SignalStatus.REJECTED: "rejected", SignalStatus.FAILED: "failed",
     SignalStatus.UNKNOWN: "unknown", SignalStatus.EXPIRED: "failed",
@@ -37,7 +38,8 @@ def public_status(status: SignalStatus) -> str:
 def http_status(status: SignalStatus, error: ErrorInfo | None) -> int:
     public = _PUBLIC[status]
     code = error.code if error is not None else ""
-    if public in ("placed", "noop", "duplicate"):
+    # partial: some orders stand at Kotak; any code inviting a re-send could double them
+    if public in ("placed", "noop", "duplicate", "partial"):
         return 200
     if public == "queued":
         return 202
