@@ -154,7 +154,8 @@ class SignalDesk:
         copies: list[tuple[str, Prepared]] = []
         for account in targets:
             try:
-                copy = fanout.for_account(prepared.signal, prepared.instrument, account)
+                copy = fanout.for_account(prepared.signal, prepared.instrument, account,
+                                          prepared.legs)
             except RuleRefusal as exc:
                 done[account.name] = self._refused(
                     intake, prepared.signal, SignalStatus.REJECTED,

@@ -24,12 +24,21 @@ _URGENCY = (SignalStatus.UNKNOWN, SignalStatus.FAILED, SignalStatus.EXPIRED,
             SignalStatus.DUPLICATE)
 
 
-def for_account(signal: Signal, instrument: Instrument, account: AccountSettings) -> Signal:
-    """The account's copy of ``signal``.
+def for_account(signal: Signal, instrument: Instrument, account: AccountSettings,
+                legs: tuple[Instrument, ...] = ()) -> Signal:
+    """The account's copy of ``signal``; a multi-leg signal's legs are each sized in whole
+    lots of their own contract (``legs``: each leg's, in order), so the copy keeps the
+    strategy's shape.
 
     :raises RuleRefusal: the account's size comes to no whole lot, or is above its
         ``max_quantity``.
     """
+    if signal.legs:
+        sized = tuple(dataclasses.replace(leg, quantity=for_account(
+            dataclasses.replace(signal, legs=(), quantity=leg.quantity), contract,
+            account).quantity) for leg, contract in zip(signal.legs, legs, strict=True))
+        return dataclasses.replace(signal, account=account.name, legs=sized,
+                                   quantity=sized[0].quantity)
     sizing = account.sizing
     lot = max(instrument.lot_size, 1)
     quantity = signal.quantity

@@ -13,6 +13,7 @@ is settled from the order book by its tag; an order Kotak accepted and then reje
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import time
@@ -32,10 +33,13 @@ from bridge.domain import (
     BrokerOrder,
     Exchange,
     Instrument,
+    Leg,
+    OptionRequest,
     OrderRequest,
     OrderStatus,
     OrderType,
     Product,
+    Resolution,
     Side,
     Signal,
     round_to_tick,
@@ -69,12 +73,14 @@ from bridge.kotak.errors import (
 from bridge.kotak.instruments import (
     AmbiguousInstrument,
     InstrumentError,
+    InstrumentIndex,
     InstrumentStore,
     InstrumentsUnavailable,
     UnknownInstrument,
 )
 from bridge.notify import Notifier
 from bridge.orders import rules, sizing
+from bridge.orders.legs import LegFailures
 from bridge.orders.report import SignalReport
 from bridge.schedule.calendar import TradingCalendar
 from bridge.schemas import product_problem
@@ -82,6 +88,12 @@ from bridge.schemas import product_problem
 log = logging.getLogger(__name__)
 
 PriceHint = Callable[[Instrument, Decimal], None]
+#: picks the contract of an option by offset: (index, request, amo, deadline) -> the option
+#: and why it was picked; raises InvalidSignal naming the field
+OptionPick = Callable[[InstrumentIndex, OptionRequest, bool, float],
+                      tuple[Instrument, Resolution]]
+#: how long picking an option may wait for the underlying's quote
+QUOTE_WAIT_S = 1.0
 #: told the seconds from a signal's arrival to Kotak's answer to its place-order request
 AnswerObserver = Callable[[float], None]
 #: seconds a signal or a square-off waits for Kotak's order book, which can hang for a
@@ -107,8 +119,9 @@ class SignalFailed(Exception):
 @dataclass(frozen=True)
 class Prepared:
     signal: Signal
-    instrument: Instrument
+    instrument: Instrument  # a multi-leg signal's: its first leg's
     priority: int  # 0: exit (a flatten), 1: entry
+    legs: tuple[Instrument, ...] = ()  # each leg's contract, in the signal's leg order
 
 
 def instrument_key(instrument: Instrument) -> str:
@@ -122,7 +135,8 @@ class OrderService:
                  price_hint: PriceHint | None = None, *,
                  on_answer: AnswerObserver | None = None,
                  notifier: Notifier | None = None,
-                 accounts: AccountBook | None = None) -> None:
+                 accounts: AccountBook | None = None,
+                 pick_option: OptionPick | None = None) -> None:
         self.journal = journal
         self.brokers = brokers
         self.instruments = instruments
@@ -135,6 +149,8 @@ class OrderService:
         self.notifier = notifier
         self.report = SignalReport(journal, clock)
         self.accounts = accounts or single(settings)
+        self.pick_option = pick_option
+        self.legs = LegFailures(journal, brokers, clock, settings.risk.leg_failure, notifier)
 
     # --- at intake: no broker calls --------------------------------------------------------
 
@@ -149,31 +165,90 @@ class OrderService:
         except InstrumentsUnavailable as exc:
             raise SignalFailed(SignalStatus.FAILED, ErrorInfo(
                 "instruments_unavailable", str(exc), {})) from exc
-        try:
-            instrument = index.resolve(signal.symbol, signal.exchange,
-                                       on=self.clock.now().astimezone(IST).date())
-        except (UnknownInstrument, AmbiguousInstrument) as exc:
-            raise InvalidSignal(str(exc), {"symbol": [str(exc)]}) from exc
-        if not instrument.tradable:
-            raise InvalidSignal(f"{signal.symbol} is an index, not tradable",
-                                {"symbol": [f"{instrument.symbol} is an index; trade a "
-                                            f"contract such as {instrument.symbol}1!"]})
-        problem = product_problem(signal.product, instrument.exchange)
-        if problem:
-            raise InvalidSignal(problem, {"product": [problem]})
-        if instrument.expiry is not None and signal.product is Product.CNC:
-            raise InvalidSignal("CNC is for cash", {"product": ["CNC is for cash equity"]})
+        if signal.legs:
+            return self._prepare_legs(signal, index)
+        if signal.option is not None:
+            instrument, resolution = self._pick(index, signal.option, signal.amo)
+            signal = dataclasses.replace(signal, symbol=instrument.trading_symbol,
+                                         exchange=instrument.exchange, resolution=resolution)
+        else:
+            instrument = self._resolve(index, signal.symbol, signal.exchange, "symbol")
+        _check_contract(signal, instrument, "")
         sizing.check_lots(signal, instrument)
+        _check_split(signal.splitsize, instrument, "splitsize")
         _check_prices(signal, instrument)
         return Prepared(signal, instrument, 0 if signal.is_flatten else 1)
 
+    def _resolve(self, index: InstrumentIndex, symbol: str, exchange: Exchange | None,
+                 field: str) -> Instrument:
+        try:
+            instrument = index.resolve(symbol, exchange,
+                                       on=self.clock.now().astimezone(IST).date())
+        except (UnknownInstrument, AmbiguousInstrument) as exc:
+            raise InvalidSignal(str(exc), {field: [str(exc)]}) from exc
+        if not instrument.tradable:
+            raise InvalidSignal(f"{symbol} is an index, not tradable",
+                                {field: [f"{instrument.symbol} is an index; trade a contract "
+                                         f"such as {instrument.symbol}1!, or an option of it "
+                                         "by underlying and offset"]})
+        return instrument
+
+    def _pick(self, index: InstrumentIndex, request: OptionRequest,
+              amo: bool) -> tuple[Instrument, Resolution]:
+        if self.pick_option is None:
+            raise InvalidSignal("options by strike offset are not available here",
+                                {"underlying": ["options by offset are not set up"]})
+        return self.pick_option(index, request, amo, time.monotonic() + QUOTE_WAIT_S)
+
+    def _prepare_legs(self, signal: Signal, index: InstrumentIndex) -> Prepared:
+        """Resolve and check every leg before anything is sent: one bad leg refuses the
+        signal. BUY legs are put before SELL legs (a short option needs the margin the
+        long one frees), each side in the order given."""
+        resolved: list[tuple[Leg, Instrument]] = []
+        picked: dict[OptionRequest, tuple[Instrument, Resolution]] = {}
+        for number, leg in enumerate(signal.legs):
+            where = f"legs.{number}."
+            try:
+                if leg.option is not None:
+                    # Two legs asking the same strike get one quote and the same contract.
+                    if leg.option not in picked:
+                        picked[leg.option] = self._pick(index, leg.option, signal.amo)
+                    instrument, resolution = picked[leg.option]
+                    leg = dataclasses.replace(leg, symbol=instrument.trading_symbol,
+                                              exchange=instrument.exchange,
+                                              resolution=resolution)
+                else:
+                    instrument = self._resolve(index, leg.symbol, leg.exchange, "symbol")
+                    leg = dataclasses.replace(leg, symbol=instrument.trading_symbol,
+                                              exchange=instrument.exchange)
+                one = leg_signal(signal, leg)
+                _check_contract(one, instrument, where)
+                sizing.check_lots(one, instrument)
+                _check_split(signal.splitsize, instrument, "splitsize")
+                _check_prices(one, instrument)
+            except InvalidSignal as exc:
+                details = {f"{where}{name}" if not name.startswith(("legs.", "splitsize"))
+                           else name: problems for name, problems in exc.details.items()}
+                raise InvalidSignal(f"leg {number + 1}: {exc.message}", details,
+                                    code=exc.code) from exc
+            resolved.append((leg, instrument))
+        ordered = ([item for item in resolved if item[0].side is Side.BUY]
+                   + [item for item in resolved if item[0].side is Side.SELL])
+        first, instrument = ordered[0]
+        signal = dataclasses.replace(
+            signal, legs=tuple(leg for leg, _ in ordered), symbol=first.symbol,
+            exchange=first.exchange, side=first.side, quantity=first.quantity)
+        return Prepared(signal, instrument, 1, legs=tuple(item for _, item in ordered))
+
     def precheck(self, prepared: Prepared) -> None:
-        """Rules that need no broker call: is the exchange open at all?
+        """Rules that need no broker call: is the exchange (of every leg) open at all?
 
         :raises RuleRefusal:
         """
-        rules.check_session(prepared.instrument.exchange, self.clock.now(),
-                            prepared.signal.amo, self.settings.risk, self.calendar)
+        exchanges = dict.fromkeys(i.exchange for i in (prepared.instrument, *prepared.legs))
+        for exchange in exchanges:
+            rules.check_session(exchange, self.clock.now(), prepared.signal.amo,
+                                self.settings.risk, self.calendar)
 
     # --- at dispatch ----------------------------------------------------------------------
 
@@ -192,9 +267,8 @@ class OrderService:
         try:
             if claim.orders:
                 orders = list(claim.orders)
-                self._send_orders(orders, signal, self._instrument(row),
-                                  self.brokers[row.account], purse, claim.first_sending,
-                                  row.received_at)
+                self._send_orders(orders, signal, self.brokers[row.account], purse,
+                                  claim.first_sending, row.received_at)
             else:
                 orders = self._send_signal(row, signal, purse, claim.counts)
         except SignalFailed as failed:
@@ -219,6 +293,8 @@ class OrderService:
                                                   "wants it: nothing to send")
             self.report.settled(row.id)
             return
+        if signal.legs:
+            self.legs.check(row.id, self)
         # Each order's state, and the signal's with it, is recorded as Kotak answers.
         self.follow(orders, follow_until)
 
@@ -226,6 +302,8 @@ class OrderService:
                      counts: EntryCounts | None) -> list[OrderRow]:
         instrument = self._instrument(row)
         broker = self.brokers[row.account]
+        if signal.legs:
+            return self._place_legs(row, signal, broker, purse)
         self.precheck(Prepared(signal, instrument, row.priority))
         if signal.position_size is None:
             plan = sizing.size(signal, instrument, None)
@@ -252,19 +330,53 @@ class OrderService:
                 row.id, SignalStatus.DISPATCHING, only_from=[SignalStatus.DISPATCHING],
                 detail=f"entry part refused ({refusal.message}); sending only the exit of "
                        f"{plan.exit_quantity}")
-        parts = sizing.slices(quantity, instrument, self.settings.risk.freeze_split)
+        parts = self._slices(signal, instrument, quantity)
         is_exit = refusal is not None or plan.entry_quantity == 0
         plans = [self._plan(signal, instrument, plan.side, part, is_exit) for part in parts]
+        return self._record_and_send(row, signal, broker, plans, purse)
+
+    def _place_legs(self, row: SignalRow, signal: Signal, broker: KotakClient,
+                    purse: _Tokens) -> list[OrderRow]:
+        """Record every leg's orders (BUY legs first), then send them one by one.
+
+        Each leg is an entry: the day's entry rules are checked for every leg before
+        anything is sent, and one refusal refuses the whole signal (a strategy's legs are
+        meant together; a lone short leg is a different, riskier position).
+        """
+        instruments = [self._leg_instrument(leg) for leg in signal.legs]
+        self.precheck(Prepared(signal, instruments[0], row.priority, tuple(instruments)))
+        plans: list[OrderPlan] = []
+        for leg, instrument in zip(signal.legs, instruments, strict=True):
+            one = leg_signal(signal, leg)
+            sized = sizing.size(one, instrument, None)
+            refusal = self._entry_refusal(one, instrument, sized, account=row.account)
+            if refusal is not None:
+                raise refusal
+            plans += [self._plan(one, instrument, leg.side, part, False)
+                      for part in self._slices(one, instrument, leg.quantity)]
+        return self._record_and_send(row, signal, broker, plans, purse)
+
+    def _record_and_send(self, row: SignalRow, signal: Signal, broker: KotakClient,
+                         plans: list[OrderPlan], purse: _Tokens) -> list[OrderRow]:
+        """Journal every order of the signal in one transaction, then send them: after a
+        crash each is found recorded, so none is sent twice or forgotten."""
         first = purse.take()
         orders, first_sending = self.journal.add_orders(row.id, row.account, signal.strategy,
                                                         plans, send_first_with=first)
         purse.give_back(first)
-        self._send_orders(orders, signal, instrument, broker, purse, first_sending,
-                          row.received_at)
+        self._send_orders(orders, signal, broker, purse, first_sending, row.received_at)
         return orders
 
-    def _send_orders(self, orders: list[OrderRow], signal: Signal, instrument: Instrument,
-                     broker: KotakClient, purse: _Tokens, first_sending: bool,
+    def _slices(self, signal: Signal, instrument: Instrument, quantity: int) -> list[int]:
+        """The order sizes ``quantity`` goes out as: at most ``splitsize`` each when the
+        signal asks, and never above the exchange's freeze limit."""
+        parts = sizing.slices(quantity, instrument, self.settings.risk.freeze_split)
+        if not signal.splitsize:
+            return parts
+        return [piece for part in parts for piece in sizing.by_size(part, signal.splitsize)]
+
+    def _send_orders(self, orders: list[OrderRow], signal: Signal, broker: KotakClient,
+                     purse: _Tokens, first_sending: bool,
                      arrived: datetime | None = None) -> None:
         """Send recorded orders one by one, each with its own rate-limit token; stop at the
         first refusal (the rest are recorded as not sent)."""
@@ -273,6 +385,12 @@ class OrderService:
             if token is None:
                 self._abandon(orders[index:], "not sent: the signal's validity ran out waiting "
                                               "for the broker rate limit")
+                break
+            try:
+                instrument = self._order_instrument(order)
+            except InvalidSignal as exc:
+                purse.give_back(token)
+                self._abandon(orders[index:], f"not sent: {exc.message}")
                 break
             state = self._send(order, signal, instrument, broker, token,
                                marked=index == 0 and first_sending, arrived=arrived)
@@ -284,16 +402,18 @@ class OrderService:
     def _send(self, order: OrderRow, signal: Signal, instrument: Instrument,
               broker: KotakClient, token: int, marked: bool = False,
               arrived: datetime | None = None) -> OrderState:
-        """Send one order once; ``marked``: already recorded as ``sending`` in its turn."""
+        """Send one order once; ``marked``: already recorded as ``sending`` in its turn.
+
+        The order's own product and price type are sent (a leg may differ from the signal)."""
         request = OrderRequest(
             instrument=instrument, side=Side(order.side), quantity=order.quantity,
-            product=signal.product, order_type=signal.order_type,
+            product=Product(order.product), order_type=OrderType(order.order_type),
             price=Decimal(order.price) if order.price else None,
             trigger_price=Decimal(order.trigger_price) if order.trigger_price else None,
             validity=signal.validity,
             disclosed_quantity=min(signal.disclosed_quantity, order.quantity),
             amo=signal.amo, tag=order.tag)
-        if (self._price_hint is not None and signal.price is not None
+        if (self._price_hint is not None and signal.price is not None and not signal.legs
                 and signal.order_type is OrderType.MARKET):
             self._price_hint(instrument, signal.price)
         return self.send(order, request, broker, token, marked, arrived)
@@ -429,7 +549,55 @@ class OrderService:
         if changed and state is OrderState.REJECTED and order.status is not state:
             self._tell("order_rejected", "error", order,
                        f"rejected by Kotak: {reason or broker.broker_status or 'no reason'}")
+            self.legs.check(order.signal_id, self)
         return changed
+
+    # --- a multi-leg signal's failed leg (bridge.orders.legs) -----------------------------
+
+    def refresh(self, order: OrderRow) -> OrderRow | None:
+        """Ask Kotak for one of our orders now and record the answer."""
+        if not order.broker_order_id:
+            return self.journal.order(order.id)
+        try:
+            placed = self.brokers[order.account].order(
+                order.broker_order_id, deadline=time.monotonic() + BOOK_WAIT_S)
+        except KotakError as exc:
+            log.info("reading order %s: %s", order.broker_order_id, exc.message)
+            placed = None
+        if placed is not None:
+            self.apply(order, placed)
+        return self.journal.order(order.id)
+
+    def exit_plan(self, order: OrderRow, quantity: int) -> OrderPlan:
+        """A market order closing ``quantity`` of what ``order`` opened."""
+        return OrderPlan(exchange=order.exchange, trading_symbol=order.trading_symbol,
+                         side=Side(order.side).opposite.value, quantity=quantity,
+                         product=order.product, order_type=OrderType.MARKET.value, price=None,
+                         trigger_price=None, is_exit=True, tag=new_tag())
+
+    def send_exits(self, row: SignalRow, plans: list[OrderPlan]) -> list[OrderRow]:
+        """Record closing orders under the signal and send each (one failing does not stop
+        the others: each closes its own leg); returns them as they stand after sending."""
+        orders, _ = self.journal.add_orders(row.id, row.account, row.strategy, plans,
+                                            send_first_with=None)
+        broker = self.brokers[row.account]
+        # The signal's own validity may be spent; closing what stands must not wait on it.
+        purse = _Tokens(self, dataclasses.replace(
+            row, expires_at=self.clock.now() + timedelta(seconds=30)), None)
+        try:
+            for order in orders:
+                token = purse.take()
+                if token is None:
+                    self._abandon([order], "not sent: the broker rate limit stayed full")
+                    continue
+                request = OrderRequest(
+                    instrument=self._order_instrument(order), side=Side(order.side),
+                    quantity=order.quantity, product=Product(order.product),
+                    order_type=OrderType.MARKET, tag=order.tag)
+                self.send(order, request, broker, token)
+        finally:
+            purse.release()
+        return [o for o in (self.journal.order(order.id) for order in orders) if o is not None]
 
     def resolve_unknown(self, order: OrderRow, broker: KotakClient) -> OrderState:
         """Look for an order of unknown outcome in Kotak's book by its tag (once)."""
@@ -481,15 +649,28 @@ class OrderService:
 
     def _instrument(self, row: SignalRow) -> Instrument:
         exchange, _, trading_symbol = row.instrument.partition(":")
+        return self._listed(Exchange(exchange), trading_symbol)
+
+    def _leg_instrument(self, leg: Leg) -> Instrument:
+        if leg.exchange is None:
+            raise InvalidSignal(f"leg {leg.symbol} was journaled without its exchange",
+                                {"legs": ["a leg's contract is unknown"]})
+        return self._listed(leg.exchange, leg.symbol)
+
+    def _order_instrument(self, order: OrderRow) -> Instrument:
+        return self._listed(Exchange(order.exchange), order.trading_symbol)
+
+    def _listed(self, exchange: Exchange, trading_symbol: str) -> Instrument:
         try:
             index = self.instruments.current()
         except InstrumentError as exc:
             raise SignalFailed(SignalStatus.FAILED,
                                ErrorInfo("instruments_unavailable", str(exc), {})) from exc
-        instrument = index.get(Exchange(exchange), trading_symbol)
+        instrument = index.get(exchange, trading_symbol)
         if instrument is None:
-            raise InvalidSignal(f"{row.instrument} is no longer in today's scrip master",
-                                {"symbol": [f"{row.instrument} is no longer listed"]})
+            name = f"{exchange.value}:{trading_symbol}"
+            raise InvalidSignal(f"{name} is no longer in today's scrip master",
+                                {"symbol": [f"{name} is no longer listed"]})
         return instrument
 
     def _plan(self, signal: Signal, instrument: Instrument, side: Side, quantity: int,
@@ -511,8 +692,8 @@ class OrderService:
         (``None`` from the planner: a rule objects, so decide at dispatch, where an exit part
         may still go). A target position needs the live position: no planner."""
         signal, instrument = prepared.signal, prepared.instrument
-        if signal.position_size is not None:
-            return None
+        if signal.position_size is not None or signal.legs:
+            return None  # a multi-leg signal checks every leg's rules at dispatch
 
         def plan(counts: EntryCounts) -> list[OrderPlan] | None:
             sized = sizing.size(signal, instrument, None)
@@ -520,7 +701,7 @@ class OrderService:
                                    signal.account) is not None:
                 return None
             try:
-                parts = sizing.slices(sized.total, instrument, self.settings.risk.freeze_split)
+                parts = self._slices(signal, instrument, sized.total)
             except RuleRefusal:
                 return None
             return [self._plan(signal, instrument, sized.side, part, False) for part in parts]
@@ -664,6 +845,42 @@ def _answered(error: KotakError) -> bool:
     if isinstance(error, OutcomeUnknown):
         return False
     return isinstance(error, RateLimited) or not isinstance(error, BrokerUnavailable)
+
+
+def leg_signal(signal: Signal, leg: Leg) -> Signal:
+    """One leg seen as a signal of its own (its contract, side, size, product and prices),
+    so the checks and the order plan of a plain signal apply to it unchanged."""
+    return dataclasses.replace(
+        signal, symbol=leg.symbol, exchange=leg.exchange, side=leg.side,
+        quantity=leg.quantity, order_type=leg.order_type,
+        product=leg.product or signal.product, price=leg.price,
+        trigger_price=leg.trigger_price, disclosed_quantity=0, position_size=None,
+        option=leg.option, resolution=leg.resolution, legs=())
+
+
+def _check_contract(signal: Signal, instrument: Instrument, where: str) -> None:
+    """The product must suit the contract's exchange and kind.
+
+    :raises InvalidSignal: naming the field (``legs.<n>.product`` for a leg).
+    """
+    problem = product_problem(signal.product, instrument.exchange)
+    if problem:
+        raise InvalidSignal(problem, {f"{where}product": [problem]})
+    if instrument.expiry is not None and signal.product is Product.CNC:
+        raise InvalidSignal("CNC is for cash", {f"{where}product": ["CNC is for cash equity"]})
+
+
+def _check_split(splitsize: int, instrument: Instrument, field: str) -> None:
+    """A split size must be whole lots of the contract.
+
+    :raises InvalidSignal: naming the field and the lot size.
+    """
+    if splitsize and splitsize % instrument.lot_size:
+        raise InvalidSignal(
+            f"splitsize {splitsize} is not whole lots of {instrument.trading_symbol} (lot size "
+            f"{instrument.lot_size})",
+            {field: [f"must be a multiple of the lot size {instrument.lot_size} of "
+                     f"{instrument.exchange.value}:{instrument.trading_symbol}"]})
 
 
 def _check_prices(signal: Signal, instrument: Instrument) -> None:

@@ -83,6 +83,21 @@ def check_lots(signal: Signal, instrument: Instrument) -> None:
         raise InvalidSignal("the quantity does not fit the instrument's lot size", errors)
 
 
+def by_size(quantity: int, size: int, max_slices: int = 20) -> list[int]:
+    """``quantity`` as orders of at most ``size`` (the last one smaller), as a trader's
+    ``splitsize`` asks.
+
+    :raises RuleRefusal: it would take more than ``max_slices`` orders.
+    """
+    count = -(-quantity // size)
+    if count > max_slices:
+        raise RuleRefusal(f"{quantity} in orders of {size} would be {count} orders; at most "
+                          f"{max_slices} are sent for one signal: give a larger splitsize",
+                          {"splitsize": size, "quantity": quantity}, code="too_many_slices")
+    full, rest = divmod(quantity, size)
+    return [size] * full + ([rest] if rest else [])
+
+
 def slices(quantity: int, instrument: Instrument, split: bool, max_slices: int = 20) -> list[int]:
     """Split ``quantity`` at the freeze quantity into whole-lot orders.
 
