@@ -159,6 +159,8 @@ class Dispatcher:
                 self.service.tell_unknown(order, f"{why} while sending")
         if orders:
             self.service.settle(row.id)
+            if row.signal is not None and row.signal.legs:
+                self.service.legs.check(row.id, self.service)
         else:
             self.journal.set_signal_status(row.id, SignalStatus.FAILED, error=ErrorInfo(
                 "internal_error", f"{why}; nothing was sent", {}))

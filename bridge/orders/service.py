@@ -549,6 +549,9 @@ class OrderService:
         if changed and state is OrderState.REJECTED and order.status is not state:
             self._tell("order_rejected", "error", order,
                        f"rejected by Kotak: {reason or broker.broker_status or 'no reason'}")
+        # A leg refused, or a leg of unknown outcome found (after a crash): a multi-leg
+        # signal may have just turned partial.
+        if changed and (state is OrderState.REJECTED or order.status is OrderState.UNKNOWN):
             self.legs.check(order.signal_id, self)
         return changed
 
