@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from bridge.clock import ManualClock
@@ -106,6 +108,8 @@ def test_strategy_and_quantity_caps(make_bridge: Any) -> None:
 def test_order_above_freeze_quantity_is_split_into_whole_lots(bridge: Bridge) -> None:
     nifty = bridge.services.instruments.current().resolve("NIFTY1!")
     quantity = 28 * nifty.lot_size  # one lot above the 1,755-unit cap
+    # Margin enough for 28 lots of the future, so both slices stand.
+    bridge.sandbox.add_account(dataclasses.replace(bridge.account, cash=Decimal(10**8)))
 
     code, answer = bridge.signal(symbol="NIFTY1!", action="BUY", quantity=quantity,
                                  product="NRML")
