@@ -78,6 +78,8 @@ class Outcome:
     original: SignalRow | None = None  # for a duplicate: the first signal
     #: a signal fanned out to several accounts: each account's own outcome
     accounts: list[tuple[str, Outcome]] = field(default_factory=list)
+    #: the signal as journaled: for an option by offset, the contract picked and why
+    signal: Signal | None = None
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,8 @@ class SignalDesk:
                 else:
                     row, orders = found[state.signal_id]
                     state = Outcome(signal_id=row.id, alert_id=row.alert_id,
-                                    status=row.status, error=row.error, orders=orders)
+                                    status=row.status, error=row.error, orders=orders,
+                                    signal=row.signal)
             if state is not None:
                 parts.append((account.name, state))
         status = fanout.combined_status([outcome.status for _, outcome in parts])
@@ -195,7 +198,7 @@ class SignalDesk:
             first.alert_id if first else None), status=status,
             error=first.error if first else None,
             orders=[order for _, outcome in parts for order in outcome.orders],
-            accounts=parts)
+            accounts=parts, signal=first.signal if first else prepared.signal)
 
     def _request(self, intake: Intake, prepared: Prepared, account: str,
                  claimant: str | None) -> AdmitRequest:
@@ -261,7 +264,7 @@ class SignalDesk:
         if row is None:
             raise LookupError(f"signal {signal_id} is not in the journal")
         return Outcome(signal_id=row.id, alert_id=row.alert_id, status=row.status,
-                       error=row.error, orders=orders)
+                       error=row.error, orders=orders, signal=row.signal)
 
     def _key(self, signal: Signal, intake: Intake,
              account: str) -> tuple[str | None, datetime | None]:
@@ -288,7 +291,8 @@ class SignalDesk:
             original = self.journal.signal(original_id)
         return Outcome(signal_id=signal_id, alert_id=alert_id, status=SignalStatus.DUPLICATE,
                        error=None, orders=self.journal.orders_of(original_id),
-                       original=original)
+                       original=original,
+                       signal=original.signal if original is not None else None)
 
     def _refused(self, intake: Intake, signal: Signal | None, status: SignalStatus,
                  error: ErrorInfo, *, account: str = "") -> Outcome:

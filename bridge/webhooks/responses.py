@@ -73,6 +73,15 @@ def outcome_json(outcome: Outcome) -> tuple[dict[str, Any], int]:
         "error": ({"code": error.code, "message": error.message, "details": error.details}
                   if error is not None else None),
     }
+    signal = outcome.signal
+    if signal is not None and signal.resolution is not None:
+        body["option"] = signal.resolution.to_dict()
+    if signal is not None and signal.legs:
+        body["legs"] = [{"symbol": leg.symbol,
+                         "exchange": leg.exchange.value if leg.exchange else None,
+                         "action": leg.side.value, "quantity": leg.quantity,
+                         "option": leg.resolution.to_dict() if leg.resolution else None}
+                        for leg in signal.legs]
     if outcome.original is not None:
         body["duplicate_of"] = {"alert_id": outcome.original.alert_id,
                                 "status": public_status(outcome.original.status)}
