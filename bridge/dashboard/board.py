@@ -22,10 +22,18 @@ from typing import Any, TypeVar
 
 from bridge.clock import IST
 from bridge.config import SchedulerPlace
-from bridge.domain import Exchange, Instrument, Position
+from bridge.domain import (
+    Exchange,
+    Instrument,
+    Leg,
+    OptionRequest,
+    Position,
+    Resolution,
+    Signal,
+)
 from bridge.journal.doors import RefusalCount
 from bridge.journal.reads import JournalReader
-from bridge.journal.signals import OrderRow, SignalRow
+from bridge.journal.signals import OrderRow, OrderState, SignalRow, SignalStatus
 from bridge.kotak.client import KotakClient
 from bridge.kotak.errors import KotakError
 from bridge.kotak.instruments import InstrumentError
@@ -72,12 +80,113 @@ class Strip:
 
     def refused_by_source(self) -> list[tuple[str, int, list[RefusalCount]]]:
         """("TradingView", 12, [its reasons]) for each source that had refusals."""
-        names = {"tradingview": "TradingView", "amibroker": "AmiBroker",
-                 "chartink": "ChartInk"}
         out: dict[str, list[RefusalCount]] = {}
         for item in self.refused:
-            out.setdefault(names.get(item.source, item.source), []).append(item)
+            out.setdefault(source_name(item.source), []).append(item)
         return [(name, sum(i.count for i in items), items) for name, items in out.items()]
+
+
+#: how each front door is named to a trader
+SOURCE_NAMES = {"tradingview": "TradingView", "amibroker": "AmiBroker", "chartink": "ChartInk",
+                "api": "API"}
+#: what each signal status means, in one line (shown under the signal list)
+STATUS_MEANINGS = {
+    "received": "just arrived; being checked",
+    "queued": "accepted and waiting for its turn under Kotak's order rate; it will be sent",
+    "dispatching": "being sent to Kotak now",
+    "placed": "Kotak accepted every order; the order status says whether it filled",
+    "partial": "some legs or parts stand at Kotak and at least one failed: check the "
+               "position, it is not the one the signal asked for",
+    "noop": "nothing to do (already at the target position); nothing was sent",
+    "duplicate": "a repeat of an earlier signal, answered with that one's outcome; nothing sent",
+    "rejected": "refused by a check, a rule or Kotak; nothing stands",
+    "failed": "could not be sent (no Kotak session, Kotak unavailable); nothing stands",
+    "unknown": "sent without an answer; being settled from Kotak's order book, never re-sent",
+    "expired": "waited too long to be sent and was dropped; nothing was sent",
+}
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def source_name(source: str) -> str:
+    return SOURCE_NAMES.get(source, source)
+
+
+def number(value: Decimal) -> str:
+    """26012.35 as "26,012.35", 26000 as "26,000"."""
+    return f"{value.normalize():,f}"
+
+
+def expiry_words(expiry: str) -> str:
+    named = {"": "nearest expiry", "current_week": "this week's expiry",
+             "next_week": "next week's expiry", "current_month": "this month's expiry",
+             "next_month": "next month's expiry"}
+    return named.get(expiry, f"expiry {expiry}")
+
+
+def asked_words(option: OptionRequest) -> str:
+    """What a signal asked for, before (or without) a pick: "ATM CE of NIFTY, nearest
+    expiry"."""
+    return f"{option.offset} {option.option_type.value} of {option.underlying}, " \
+           f"{expiry_words(option.expiry)}"
+
+
+def resolution_words(picked: Resolution) -> str:
+    """The contract the bridge picked and why: "ATM CE of NIFTY, expiry 29 Dec 2026:
+    NIFTY26DEC26000CE (NIFTY was 26,012.35; strike step 50)"."""
+    day = picked.expiry
+    head = (f"{picked.offset} {picked.option_type.value} of {picked.underlying}, expiry "
+            f"{day.day} {_MONTHS[day.month - 1]} {day.year}: {picked.trading_symbol}")
+    if picked.offset == "ATM":
+        why = f"{picked.underlying} was {number(picked.underlying_price)}"
+    else:
+        head += f", strike {number(picked.strike)}"
+        why = (f"{picked.underlying} was {number(picked.underlying_price)}, ATM "
+               f"{number(picked.atm_strike)}")
+    return f"{head} ({why}; strike step {number(picked.strike_step)})"
+
+
+def _contract(symbol: str, option: OptionRequest | None,
+              picked: Resolution | None) -> str:
+    """A contract in an order line: the trading symbol, with the offset it was picked by."""
+    if picked is not None:
+        return f"{picked.trading_symbol} ({picked.offset} {picked.option_type.value})"
+    if option is not None:
+        return asked_words(option)
+    return symbol
+
+
+@dataclass(frozen=True)
+class LegLine:
+    """One leg of a multi-leg signal with the orders sent for it."""
+
+    number: int
+    leg: Leg
+    orders: list[OrderRow]
+
+    @property
+    def words(self) -> str:
+        leg = self.leg
+        if leg.resolution is not None:
+            what = resolution_words(leg.resolution)
+        elif leg.option is not None:
+            what = asked_words(leg.option)
+        else:
+            place = f"{leg.exchange.value}:" if leg.exchange else ""
+            what = f"{place}{leg.symbol}"
+        return f"{leg.side.value} {leg.quantity} {what}"
+
+    @property
+    def outcome(self) -> str:
+        if not self.orders:
+            return "not sent"
+        return ", ".join(order.status.value for order in self.orders)
+
+    @property
+    def failed(self) -> bool:
+        return any(order.status in (OrderState.REJECTED, OrderState.FAILED,
+                                    OrderState.NOT_PLACED) for order in self.orders)
 
 
 @dataclass(frozen=True)
@@ -86,26 +195,81 @@ class SignalLine:
     orders: list[OrderRow]
 
     @property
+    def source(self) -> str:
+        return source_name(self.row.source)
+
+    @property
     def fields(self) -> str:
         """The fields that decided the order, in a trader's words."""
         signal = self.row.signal
         if signal is None:
             return self.row.symbol or "(not readable)"
-        parts = [signal.side.value, str(signal.quantity) if signal.quantity else "",
-                 signal.symbol]
-        if signal.position_size is not None:
-            parts.append(f"target {signal.position_size}")
-        parts.append(signal.order_type.value)
-        if signal.price is not None:
-            parts.append(f"@ {signal.price}")
-        parts.append(signal.product.value)
+        if signal.legs:
+            legs = ", ".join(
+                f"{leg.side.value} {leg.quantity} "
+                f"{_contract(leg.symbol, leg.option, leg.resolution)}" for leg in signal.legs)
+            parts = [f"{len(signal.legs)} legs: {legs}", signal.product.value]
+        else:
+            parts = [signal.side.value, str(signal.quantity) if signal.quantity else "",
+                     _contract(signal.symbol, signal.option, signal.resolution)]
+            if signal.position_size is not None:
+                parts.append(f"target {signal.position_size}")
+            parts.append(signal.order_type.value)
+            if signal.price is not None:
+                parts.append(f"@ {signal.price}")
+            parts.append(signal.product.value)
+        if signal.splitsize:
+            parts.append(f"in orders of at most {signal.splitsize}")
         return " ".join(part for part in parts if part)
+
+    @property
+    def contract(self) -> str:
+        """The option the bridge picked, or what was asked when it was not picked."""
+        signal = self.row.signal
+        if signal is None or signal.legs:
+            return ""
+        if signal.resolution is not None:
+            return resolution_words(signal.resolution)
+        if signal.option is not None:
+            return f"asked for the {asked_words(signal.option)}; no contract was picked"
+        return ""
+
+    @property
+    def quoted(self) -> str:
+        """Where the underlying's price came from ("NSE:Nifty 50"), for the signal's page."""
+        signal = self.row.signal
+        picks = [] if signal is None else [signal.resolution] + [
+            leg.resolution for leg in signal.legs]
+        return ", ".join(dict.fromkeys(p.quoted for p in picks if p is not None))
+
+    @property
+    def legs(self) -> list[LegLine]:
+        """Each leg with its orders (a leg split into slices has several)."""
+        signal = self.row.signal
+        if signal is None or not signal.legs:
+            return []
+        mine, _ = _orders_by_leg(signal, self.orders)
+        return [LegLine(number, leg, found)
+                for number, (leg, found) in enumerate(zip(signal.legs, mine, strict=True),
+                                                      start=1)]
+
+    @property
+    def other_orders(self) -> list[OrderRow]:
+        """Orders of a multi-leg signal that belong to no leg: closing orders sent when a
+        leg failed and ``LEG_FAILURE=unwind``."""
+        signal = self.row.signal
+        if signal is None or not signal.legs:
+            return []
+        return _orders_by_leg(signal, self.orders)[1]
 
     @property
     def outcome(self) -> str:
         """The final word: the orders' states, or why nothing was sent."""
         if self.orders:
-            return ", ".join(o.status.value for o in self.orders)
+            states = ", ".join(o.status.value for o in self.orders)
+            if self.row.status is SignalStatus.PARTIAL:
+                return f"partial: {states}"
+            return states
         return self.row.status.value
 
     @property
@@ -114,6 +278,31 @@ class SignalLine:
             return f"{self.row.error.code}: {self.row.error.message}"
         reasons = [o.reason for o in self.orders if o.reason]
         return "; ".join(reasons)
+
+
+def _orders_by_leg(signal: Signal, orders: list[OrderRow]) -> tuple[list[list[OrderRow]],
+                                                                     list[OrderRow]]:
+    """Orders matched to legs by contract and side, each leg taking orders until its
+    quantity is covered (an order proved never to have arrived does not count: it was sent
+    again); the rest (closing orders) are returned apart."""
+    pool = sorted(orders, key=lambda order: order.id)
+    matched: list[list[OrderRow]] = []
+    for leg in signal.legs:
+        mine: list[OrderRow] = []
+        needed = leg.quantity
+        for order in list(pool):
+            if needed <= 0:
+                break
+            if (order.is_exit or order.side != leg.side.value
+                    or order.trading_symbol.upper() != leg.symbol.upper()
+                    or (leg.exchange is not None and order.exchange != leg.exchange.value)):
+                continue
+            mine.append(order)
+            pool.remove(order)
+            if order.status is not OrderState.NOT_PLACED:
+                needed -= order.quantity
+        matched.append(mine)
+    return matched, pool
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from flask import (
     current_app,
     flash,
     jsonify,
+    make_response,
     redirect,
     render_template,
     request,
@@ -29,14 +30,15 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from bridge.app import current_services
-from bridge.clock import IST
-from bridge.dashboard import guard
-from bridge.dashboard.board import Board
+from bridge.clock import IST, today_ist
+from bridge.config import Secret, Settings
+from bridge.dashboard import alerts, guard
+from bridge.dashboard.board import STATUS_MEANINGS, Board
 from bridge.domain import Exchange, Product
 from bridge.journal.jobs import RunStatus
 from bridge.journal.signals import SignalStatus
 from bridge.kotak.errors import KotakError, LoginBlocked
-from bridge.kotak.instruments import InstrumentError
+from bridge.kotak.instruments import InstrumentError, InstrumentIndex
 from bridge.wiring import Services
 
 if TYPE_CHECKING:
@@ -58,6 +60,7 @@ def register(app: Flask, services: Services) -> None:
     app.extensions["bridge.squareoff"] = ManualSquareOff(services)
     app.jinja_env.filters["ist"] = _ist
     app.jinja_env.filters["money"] = _money
+    app.jinja_env.globals["status_meanings"] = STATUS_MEANINGS
     app.register_blueprint(bp)
 
 
@@ -131,7 +134,31 @@ def signal(signal_id: int) -> ResponseReturnValue:
 
 @bp.get("/helper")
 def helper() -> ResponseReturnValue:
-    """Build the TradingView alert message for a symbol, ready to copy."""
+    """Build the TradingView alert message, ready to copy: for a symbol, for an option by
+    strike offset, or for a multi-leg option position."""
+    mode = request.args.get("mode", "plain")
+    if mode not in ("plain", "option", "legs"):
+        mode = "plain"
+    settings = current_services().settings
+    base = settings.public_url or f"http://{settings.bind}"
+    context: dict[str, Any] = {
+        "mode": mode, "webhook": f"{base}/webhook/tradingview", "error": "", "text": "",
+        "products": [p.value for p in Product], "indices": list(alerts.INDICES),
+        "offsets": [(offset, offset) for offset in alerts.OFFSETS],
+        "expiries": alerts.EXPIRIES, "actions": alerts.ACTIONS,
+        "option_products": [("MIS", "MIS (intraday)"), ("NRML", "NRML (carry forward)")],
+        "shapes": alerts.SHAPES, "directions": alerts.DIRECTIONS, "distances": range(1, 11),
+        "leg_failure": settings.risk.leg_failure}
+    if mode == "option":
+        context.update(_option_helper())
+    elif mode == "legs":
+        context.update(_legs_helper())
+    else:
+        context.update(_plain_helper())
+    return render_template("helper.html", **context)
+
+
+def _plain_helper() -> dict[str, Any]:
     form = {"symbol": request.args.get("symbol", "").strip()[:60],
             "kind": request.args.get("kind", "strategy"),
             "lots": request.args.get("lots", "1"),
@@ -154,11 +181,100 @@ def helper() -> ResponseReturnValue:
             error = "Lots must be a whole number from 1 to 10000."
         except InstrumentError as exc:
             error = str(exc)
+    return {"form": form, "error": error, "text": text, "instrument": instrument}
+
+
+def _option_form() -> dict[str, str]:
+    """The option and multi-leg forms' fields, as typed (defaults: one lot of NIFTY)."""
+    args = request.args
+    return {"underlying": args.get("underlying", "NIFTY").strip()[:30],
+            "expiry": args.get("expiry", "nearest"),
+            "expiry_on": args.get("expiry_on", "").strip()[:10],
+            "lots": args.get("lots", "1").strip()[:6],
+            "product": args.get("product", Product.MIS.value),
+            "strategy": args.get("strategy", "").strip()[:64],
+            "offset": args.get("offset", "ATM"), "option_type": args.get("option_type", "CE"),
+            "action": args.get("action", "BUY"), "shape": args.get("shape", "straddle"),
+            "direction": args.get("direction", "SELL"), "near": args.get("near", "2"),
+            "far": args.get("far", "4")}
+
+
+def _lot_size(underlying: str) -> alerts.LotSize:
+    services = current_services()
+    try:
+        index: InstrumentIndex | None = services.instruments.current()
+    except InstrumentError:
+        index = None
+    return alerts.lot_size(index, underlying, today_ist(services.clock))
+
+
+def _option_helper() -> dict[str, Any]:
+    form = _option_form()
+    try:
+        underlying = alerts.underlying_of(form["underlying"])
+        expiry = alerts.expiry_of(form["expiry"], form["expiry_on"])
+        lots = alerts.lots_of(form["lots"])
+        built = alerts.option_alert(
+            secret=current_services().settings.webhook_secret.reveal(),
+            underlying=underlying, offset=form["offset"], option_type=form["option_type"],
+            expiry=expiry, action=form["action"], lots=lots, lot=_lot_size(underlying),
+            product=form["product"], strategy=form["strategy"])
+    except alerts.TemplateError as exc:
+        return {"form": form, "error": str(exc)}
+    return {"form": form, "built": built, "text": built.text}
+
+
+def _legs_helper() -> dict[str, Any]:
+    form = _option_form()
+    try:
+        underlying = alerts.underlying_of(form["underlying"])
+        expiry = alerts.expiry_of(form["expiry"], form["expiry_on"])
+        lots = alerts.lots_of(form["lots"])
+        near, far = alerts.distance_of(form["near"]), alerts.distance_of(form["far"])
+        built = alerts.legs_alert(
+            secret=current_services().settings.webhook_secret.reveal(),
+            underlying=underlying, shape=form["shape"], direction=form["direction"],
+            near=near, far=far, expiry=expiry, lots=lots, lot=_lot_size(underlying),
+            product=form["product"], strategy=form["strategy"])
+    except alerts.TemplateError as exc:
+        return {"form": form, "error": str(exc)}
+    return {"form": form, "built": built, "text": built.text}
+
+
+#: the OpenAlgo v1 calls the bridge answers, as a client names them
+API_CALLS = {
+    "Orders": ["placeorder", "placesmartorder", "optionsorder", "optionsmultiorder",
+               "basketorder", "splitorder", "modifyorder", "cancelorder", "cancelallorder",
+               "closeposition"],
+    "Reads": ["orderstatus", "openposition", "orderbook", "tradebook", "positionbook",
+              "holdings", "funds", "quotes", "expiry", "optionsymbol", "ping"],
+}
+
+
+@bp.get("/api-access")
+def api_access() -> ResponseReturnValue:
+    """The REST API's key (masked until asked) and the address to give an OpenAlgo client."""
     settings = current_services().settings
-    base = settings.public_url or f"http://{settings.bind}"
-    return render_template("helper.html", form=form, error=error, text=text,
-                           instrument=instrument, webhook=f"{base}/webhook/tradingview",
-                           products=[p.value for p in Product])
+    key = _api_key(settings)
+    response = make_response(render_template(
+        "api.html", key=key, masked=_masked(key), public=bool(settings.public_url),
+        host=settings.public_url or f"http://{settings.bind}", calls=API_CALLS))
+    # The page holds a credential: no copy of it may stay in a browser's or proxy's cache.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _api_key(settings: Settings) -> str:
+    """``API_KEY``, or "" when it is empty (the API is off) or the settings predate it."""
+    value = getattr(settings, "api_key", None)
+    return value.reveal() if isinstance(value, Secret) else ""
+
+
+def _masked(key: str) -> str:
+    """Dots for all but the last four characters (enough to tell two keys apart)."""
+    if len(key) <= 8:
+        return "\u2022" * len(key)
+    return "\u2022" * 12 + key[-4:]
 
 
 # --- actions --------------------------------------------------------------------------------

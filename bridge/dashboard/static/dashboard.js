@@ -1,5 +1,6 @@
 // The dashboard's only script: refresh the overview's parts in place, ask before
-// dangerous buttons, and copy the alert template. No framework, no build step.
+// dangerous buttons, copy the alert template and the API key, show the key on request, and
+// hide form fields that do not apply. No framework, no build step.
 "use strict";
 
 (function () {
@@ -43,10 +44,38 @@
     }
   });
 
+  // Show or hide a masked value: the element carries both spellings.
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest("[data-reveal]");
+    if (!button) { return; }
+    const target = document.getElementById(button.dataset.reveal);
+    const showing = target.textContent === target.dataset.secret;
+    target.textContent = showing ? target.dataset.masked : target.dataset.secret;
+    button.textContent = showing ? "Show" : "Hide";
+  });
+
+  // Fields that matter only for some choices of a select ("expiry=date") hide otherwise;
+  // without the script every field shows, and the server ignores the ones not needed.
+  function showWhen(form) {
+    for (const field of form.querySelectorAll("[data-when]")) {
+      const parts = field.dataset.when.split("=");
+      const select = form.elements[parts[0]];
+      field.hidden = Boolean(select) && !parts[1].split(",").includes(select.value);
+    }
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.form) { showWhen(event.target.form); }
+  });
+  for (const form of document.querySelectorAll("form")) {
+    if (form.querySelector("[data-when]")) { showWhen(form); }
+  }
+
   document.addEventListener("click", function (event) {
     const button = event.target.closest("[data-copy]");
     if (!button) { return; }
-    const text = document.getElementById(button.dataset.copy).textContent;
+    const source = document.getElementById(button.dataset.copy);
+    // A masked value is copied whole, whether it is shown or not.
+    const text = source.dataset.secret || source.textContent;
     const done = function () { button.textContent = "Copied"; };
     if (navigator.clipboard && window.isSecureContext) {
       navigator.clipboard.writeText(text).then(done);
