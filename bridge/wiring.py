@@ -39,6 +39,7 @@ from bridge.metrics import Metrics
 from bridge.notify import Notifier
 from bridge.orders.desk import SignalDesk
 from bridge.orders.dispatch import Dispatcher
+from bridge.orders.options import OptionPicker, kotak_quotes
 from bridge.orders.service import OrderService, PriceHint
 from bridge.orders.tracking import Tracker
 from bridge.outbox import Courier, courier_for
@@ -163,9 +164,12 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
         raise ConfigError([f"HOLIDAYS_FILE: {exc}"]) from exc
     jobs = JobBook(engine, clock)
     notifier = Notifier(jobs, redactor)
+    # Options by offset are picked once per signal, from the default account's quotes, so
+    # every account a signal fans out to trades the same contract.
+    picker = OptionPicker(kotak_quotes(brokers[DEFAULT_ACCOUNT]), clock, calendar)
     orders = OrderService(journal, brokers, instruments, settings, clock, engine, calendar, hint,
                           notifier=notifier, on_answer=metrics.broker_answered,
-                          accounts=accounts)
+                          accounts=accounts, pick_option=picker.pick)
     tracker = Tracker(journal, orders, brokers, clock, engine)
     # A worker per account at least, so one account's slow broker never holds the others.
     dispatcher = Dispatcher(journal, orders, tracker, settings, clock,

@@ -17,7 +17,9 @@ from bridge.errors import BridgeError
 from bridge.journal.signals import ErrorInfo, OrderRow, SignalStatus
 from bridge.orders.desk import Outcome
 
-INVALID_CODES = frozenset({"invalid_signal", "invalid_json"})
+#: refusals answered 422: the signal cannot be acted on as sent (a missing or stale quote
+#: of an option's underlying too: nothing was sent, and the field is named)
+INVALID_CODES = frozenset({"invalid_signal", "invalid_json", "quote_unavailable"})
 BROKER_REFUSED = frozenset({"broker_rejected"})
 BROKER_GARBLED = frozenset({"broker_protocol"})
 
