@@ -383,9 +383,10 @@ def test_all_derivative_expiries_are_live(today: date) -> None:
     option_expiries = set(expiries("NIFTY", "nse_fo", "OPTIDX"))
     assert {next_tuesday, next_tuesday + timedelta(weeks=1)} <= option_expiries
     assert expiries("NIFTY", "nse_fo", "FUTIDX")[0] in option_expiries
-    assert set(expiries("BANKNIFTY", "nse_fo", "OPTIDX")) == {
-        expiries("BANKNIFTY", "nse_fo", "FUTIDX")[0]
-    }
+    # BANKNIFTY options: monthly only, on every listed future's expiry.
+    assert set(expiries("BANKNIFTY", "nse_fo", "OPTIDX")) == set(
+        expiries("BANKNIFTY", "nse_fo", "FUTIDX")
+    )
 
 
 def test_expiry_times_of_day(catalog: list[SandboxScrip]) -> None:

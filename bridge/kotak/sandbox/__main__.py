@@ -52,6 +52,14 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="accept SL-M orders (Kotak refuses them from API sessions)")
     parser.add_argument("--no-market-protection", action="store_true",
                         help="fill MKT orders as MKT instead of protected limits")
+    parser.add_argument("--frozen-prices", action="store_true",
+                        help="keep every price at the catalogue's level (or as set through "
+                             "POST /_sandbox/prices) instead of letting prices walk")
+    parser.add_argument("--walk-seed", type=int, default=SandboxConfig.walk_seed,
+                        help="seed of the price walk: the same seed replays the same prices")
+    parser.add_argument("--walk-volatility", type=float, default=SandboxConfig.walk_volatility,
+                        help="standard deviation of an underlying's move over one hour "
+                             "(0.0025 = 0.25 %%)")
     parser.add_argument("--manual-clock", action="store_true",
                         help="freeze the clock; move it with POST /_sandbox/clock")
     parser.add_argument("--state", type=Path, default=None,
@@ -71,7 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         order_rate=args.order_rate, accept_delay=args.accept_delay,
         oauth_expires_in=args.oauth_expires_in, server_id=args.server_id,
         reject_slm=not args.allow_slm, protect_market=not args.no_market_protection,
-        whitelist=tuple(args.whitelist), bind_session_ip=args.bind_session_ip)
+        whitelist=tuple(args.whitelist), bind_session_ip=args.bind_session_ip,
+        price_walk=not args.frozen_prices, walk_seed=args.walk_seed,
+        walk_volatility=args.walk_volatility)
     clock: Clock = ManualClock(datetime.now(IST)) if args.manual_clock else SystemClock()
     store: StateStore = SqliteStateStore(args.state) if args.state else MemoryStateStore()
     sandbox = Sandbox([account], config=config, store=store, clock=clock)
@@ -80,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout.write(
         f"Kotak sandbox on {server.url} (Ctrl-C stops it), one port per Kotak host (the "
         f"first also answers as the oauth host and the gateway):\n{hosts}\n"
+        f"{_prices_line(config)}\n\n"
         "Credentials it accepts (and settings for a live-mode bridge pointed at it):\n"
         f"  BRIDGE_MODE=live\n"
         f"  KOTAK_LOGIN_URL={server.url}\n  KOTAK_OAUTH_URL={server.oauth_url}\n"
@@ -96,6 +107,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     return 0
+
+
+def _prices_line(config: SandboxConfig) -> str:
+    if not config.price_walk:
+        return "Prices stay at the catalogue's levels (--frozen-prices)."
+    return (f"Prices walk (seed {config.walk_seed}, {config.walk_volatility:.2%} an hour); "
+            'POST /_sandbox/walk {"running": false} freezes them.')
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ host Kotak serves it on (see hosts.py; a call to the wrong host is a 404, as liv
 * files host: the CSVs at ``GET /wso2-scripmaster/v1/prod/<day>/...`` (no credentials; other
   days 403) and the SDK's feed config at ``GET /5config/config``;
 * ``/_sandbox/...`` on any host: the control API for drills (prices, rules, faults, session
-  expiry, seeded positions, the request log, the clock when it is manual).
+  expiry, seeded positions, the request log, the clock when it is manual, and ``walk``:
+  ``POST {"running": false}`` freezes the price walk, ``true`` lets it go on).
 
 Trading POSTs carry one form field ``jData`` holding a JSON object, as at Kotak. Kotak's
 quirks its users report are reproduced: a tag used twice in a day is refused (stCode 32),
@@ -554,6 +555,13 @@ class SandboxApp:
             sandbox.set_price(str(body["segment"]), str(body["trading_symbol"]),
                               Decimal(str(body["price"])))
             return {"ok": True}
+        if action == "walk":
+            if method == "POST":
+                if str(body["running"]).lower() in ("true", "1"):
+                    sandbox.unfreeze_prices()
+                else:
+                    sandbox.freeze_prices()
+            return {"running": sandbox.prices_walking}
         if action == "positions" and method == "POST":
             sandbox.seed_position(str(body["ucc"]), str(body["segment"]),
                                   str(body["trading_symbol"]), str(body["product"]),

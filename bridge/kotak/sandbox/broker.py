@@ -89,6 +89,19 @@ class Sandbox:
             self.engine.set_price(state, segment(exchange), trading_symbol, price,
                                   self.clock.now())
 
+    def freeze_prices(self) -> None:
+        """Stop the price walk where it stands (prices stay put until :meth:`unfreeze_prices`).
+        A no-op when the walk is already stopped or was never started."""
+        self.engine.walk.freeze(self.clock.now())
+
+    def unfreeze_prices(self) -> None:
+        """Let prices walk on from where they stand (also starts a walk the config left off)."""
+        self.engine.walk.unfreeze(self.clock.now())
+
+    @property
+    def prices_walking(self) -> bool:
+        return self.engine.walk.running
+
     def seed_position(self, ucc: str, exchange: str, trading_symbol: str, product: str,
                       quantity: int, price: Decimal) -> None:
         with self.store.transaction() as state:

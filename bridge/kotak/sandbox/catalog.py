@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from datetime import date
 
@@ -17,22 +18,55 @@ _EXCHANGE_OF_SEGMENT = {
 }
 
 
+class _Day:
+    """One day's contracts and files, built once per process and shared by every sandbox in
+    it (each test builds its own sandbox; the day's market is the same for all of them)."""
+
+    def __init__(self, day: date) -> None:
+        self.scrips: dict[tuple[str, str], SandboxScrip] = {}
+        homes: dict[str, SandboxScrip] = {}
+        for scrip in scripmaster.build_catalog(day):
+            self.scrips[(scrip.segment, scrip.trading_symbol)] = scrip
+            if scrip.expiry is None and scrip.underlying:
+                held = homes.get(scrip.underlying)
+                if held is None or _home_rank(scrip) < _home_rank(held):
+                    homes[scrip.underlying] = scrip
+        self.homes = homes
+        self.csv: dict[str, bytes] = {}
+        self.lock = threading.Lock()
+
+
+def _home_rank(scrip: SandboxScrip) -> tuple[bool, bool]:
+    # NSE before BSE, the EQ series (or the index) before BE.
+    return scrip.segment != "nse_cm", scrip.group not in ("EQ", "")
+
+
+@functools.lru_cache(maxsize=2)
+def _shared_day(day: date) -> _Day:
+    return _Day(day)
+
+
 class Catalog:
     """The day's contracts (all unexpired on that day), looked up by segment and symbol."""
 
     def __init__(self, day: date) -> None:
         self.day = day
-        self._scrips: dict[tuple[str, str], SandboxScrip] = {}
-        for scrip in scripmaster.build_catalog(day):
-            self._scrips[(scrip.segment, scrip.trading_symbol)] = scrip
-        self._csv: dict[str, bytes] = {}
-        self._lock = threading.Lock()
+        shared = _shared_day(day)
+        self._scrips = shared.scrips
+        self._homes = shared.homes
+        self._csv = shared.csv
+        self._lock = shared.lock
 
     def get(self, segment: str, trading_symbol: str) -> SandboxScrip | None:
         return self._scrips.get((segment, trading_symbol))
 
     def all(self) -> list[SandboxScrip]:
         return list(self._scrips.values())
+
+    def home(self, underlying: str) -> SandboxScrip | None:
+        """The cash row an underlying's derivatives follow: the index, or the share on NSE
+        (EQ series) when it is listed there."""
+        return self._homes.get(underlying)
 
     def folder(self) -> str:
         return scripmaster.dated_folder(self.day)

@@ -104,6 +104,16 @@ class SandboxConfig:
     #: one second (Kotak-neo-api-v2 #68: about 60 s after bursts near 10 orders/s); 0: never
     book_hang_s: float = 0.0
     book_hang_after: int = 8
+    #: prices move (market.py): every underlying takes a seeded random step every
+    #: ``walk_step_s`` seconds and its futures and options follow; off, prices stay at the
+    #: catalogue's levels (tests pin what they need with ``Sandbox.set_price``)
+    price_walk: bool = False
+    #: the same seed and clock give the same prices, in every process
+    walk_seed: int = 2026
+    walk_step_s: float = 1.0
+    #: standard deviation of an underlying's relative move over one hour (0.0025: NIFTY
+    #: moves about 65 points an hour, about 1 % a day)
+    walk_volatility: float = 0.0025
 
 
 @dataclass

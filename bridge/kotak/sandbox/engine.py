@@ -8,15 +8,19 @@ Lifecycle, as Kotak reports it (history rows newest first): ``put order req rece
 Fill rule (documented for users of paper mode):
 
 * a market order fills at once at the reference price: the last price set for the instrument
-  (by the paper broker from the signal's price, or a test), else the catalogue's price;
-  with ``protect_market`` (Kotak's 2026 behaviour) it is shown as a limit one protection band
-  away, which is marketable and fills at the reference price;
+  (by the paper broker from the signal's price, or a test), else the catalogue's price moved
+  with its underlying (by a price set for the underlying, or by the walk when
+  ``SandboxConfig.price_walk`` is on; see market.py); with ``protect_market`` (Kotak's 2026
+  behaviour) it is shown as a limit one protection band away, which is marketable and fills
+  at the reference price;
 * a limit order fills at the reference price when that is at or better than its limit, else
   it stays open until the price moves there (IOC: cancelled instead);
 * an SL order waits in ``trigger pending`` until the price crosses its trigger (buy: at or
   above, sell: at or below), then behaves as a limit at its price; SL-M (when not refused)
   fills at the reference price once triggered;
-* fills are whole, never partial.
+* fills are whole, never partial;
+* working orders are matched again at every call of the account, so they react to the walk
+  as they react to a set price (at the price of the moment, not the best one since).
 
 Margin is a rough model, enough to make "insufficient funds" real: CNC 100 %, MTF 25 %, MIS
 cash 20 %, futures 10 % (MIS) / 15 % (NRML), bought options their premium, sold options 15 %
@@ -47,6 +51,7 @@ from bridge.kotak.sandbox.conditions import (
     SandboxAccount,
     SandboxConfig,
 )
+from bridge.kotak.sandbox.market import Level, PriceWalk, day_range, end_of_day, reprice
 from bridge.kotak.sandbox.scripmaster import SandboxScrip
 from bridge.kotak.sandbox.state import (
     BookRecord,
@@ -109,10 +114,14 @@ class Engine:
         self._catalog: Catalog | None = None
         self._catalog_lock = threading.Lock()
         self._quotable: tuple[Catalog, dict[tuple[str, str], SandboxScrip]] | None = None
+        self.walk = PriceWalk(config.walk_seed, config.walk_step_s, config.walk_volatility,
+                              running=config.price_walk)
 
     def catalog(self, day: date) -> Catalog:
         catalog = self._catalog
         if catalog is None or catalog.day != day:
+            # Catalog shares each day's contracts process-wide: asking for the day before
+            # (a book rolling over) and back costs no rebuild.
             with self._catalog_lock:
                 if self._catalog is None or self._catalog.day != day:
                     self._catalog = Catalog(day)
@@ -122,12 +131,28 @@ class Engine:
     # --- prices ---------------------------------------------------------------------------
 
     def price(self, state: SandboxState, segment: str, trading_symbol: str,
-              day: date) -> Decimal | None:
+              now: datetime) -> Decimal | None:
+        """The instrument's last price at ``now``: the price set for it, else the catalogue's
+        moved with its underlying (see :meth:`level`)."""
         known = state.prices.get(f"{segment}|{trading_symbol}")
         if known is not None:
             return known
-        scrip = self.catalog(day).get(segment, trading_symbol)
-        return scrip.ref_price if scrip else None
+        scrip = self.catalog(now.date()).get(segment, trading_symbol)
+        if scrip is None:
+            return None
+        return reprice(scrip, self.level(state, scrip, now).now, now.date())
+
+    def level(self, state: SandboxState, scrip: SandboxScrip, now: datetime) -> Level:
+        """Where ``scrip``'s underlying stands against the catalogue's level: a derivative
+        follows the price set for its underlying's cash row (the index, the NSE share), if
+        any; otherwise every contract follows the walk (unmoved while it is off)."""
+        if scrip.expiry is not None:
+            home = self.catalog(now.date()).home(scrip.underlying)
+            pinned = state.prices.get(f"{home.segment}|{home.trading_symbol}") if home else None
+            if home is not None and pinned is not None:
+                ratio = float(pinned / home.ref_price)
+                return Level(ratio, ratio, ratio)
+        return self.walk.level(scrip.underlying, now)
 
     def set_price(self, state: SandboxState, segment: str, trading_symbol: str, price: Decimal,
                   now: datetime) -> None:
@@ -150,7 +175,7 @@ class Engine:
             book = BookRecord(ucc=ucc, day=day, cash=self.accounts[ucc].cash)
             state.books[ucc] = book
         elif book.day < day:
-            self._roll(state, book, day)
+            self._roll(state, book, now)
         for order_id in list(book.working):
             order = book.orders[order_id]
             if order.status in _PENDING_STAGE and now >= order.ready_at:
@@ -213,8 +238,7 @@ class Engine:
         )
         if rule is not None:
             order.fate = rule.action
-            order.fate_reason = self._rule_reason(state, book, order, scrip, rule.reason,
-                                                  now.date())
+            order.fate_reason = self._rule_reason(state, book, order, scrip, rule.reason, now)
         self._shape_market_order(state, order, scrip, now)
         for status in ("put order req received", "validation pending", "open pending"):
             self._log(order, status, now)
@@ -334,7 +358,7 @@ class Engine:
             if p.segment not in _CASH or p.product not in _CASH_ONLY_PRODUCTS or held <= 0:
                 continue
             scrip = catalog.get(p.segment, p.trading_symbol)
-            price = self.price(state, p.segment, p.trading_symbol, now.date()) or Decimal(0)
+            price = self.price(state, p.segment, p.trading_symbol, now) or Decimal(0)
             average = p.cf_buy_amt / p.cf_buy_qty
             rows.append({
                 "displaySymbol": p.symbol, "averagePrice": float(round(average, 4)),
@@ -373,10 +397,9 @@ class Engine:
             product=fields["prod"], order_type=fields["prcTp"], quantity=quantity,
             price=price, trigger=Decimal(0), validity="DAY", disclosed=0, amo=False, tag="",
             status="", placed_at=now, updated_at=now, ready_at=now)
-        day = now.date()
-        required = self._order_margin(state, book, probe, scrip, day)
-        used = self._used_margin(state, book, day)
-        available = book.cash + sum(self._pnl(state, book, day)) - used
+        required = self._order_margin(state, book, probe, scrip, now)
+        used = self._used_margin(state, book, now)
+        available = book.cash + sum(self._pnl(state, book, now)) - used
         short = max(required - available, Decimal(0))
         return ok({
             "avlCash": _six(book.cash), "totMrgnUsd": _six(used + required),
@@ -388,8 +411,8 @@ class Engine:
 
     def limits(self, state: SandboxState, ucc: str, now: datetime) -> Reply:
         book = self.book(state, ucc, now)
-        used = self._used_margin(state, book, now.date())
-        realised, unrealised = self._pnl(state, book, now.date())
+        used = self._used_margin(state, book, now)
+        realised, unrealised = self._pnl(state, book, now)
         net = book.cash + realised + min(unrealised, Decimal(0)) - used
         body: dict[str, Any] = {key: "0" for key in _LIMIT_KEYS}
         body.update({
@@ -412,8 +435,9 @@ class Engine:
         is Kotak's 1009 with HTTP 200 (section 4.11). Whether Kotak drops an unknown pair from
         an otherwise good call or refuses the call is unverified; leaving it out is the choice
         made here. More than 50 pairs is refused as invalid input (Kotak's limit; its exact
-        answer is unverified). The previous close is the catalogue's price, and the day's
-        high and low only span it and the last price: the sandbox keeps no tick history.
+        answer is unverified). The previous close (and the open) is the catalogue's price; the
+        day's high and low span it, the last price and the range the walk has covered since
+        midnight (see market.py), and no tick history beyond that.
         """
         if len(pairs) > QUOTE_LIMIT:
             return not_ok("1002", f"a maximum of {QUOTE_LIMIT} instruments is allowed",
@@ -444,9 +468,15 @@ class Engine:
 
     def _quote_row(self, state: SandboxState, scrip: SandboxScrip,
                    now: datetime) -> dict[str, Any]:
-        last = self.price(state, scrip.segment, scrip.trading_symbol, now.date())
-        assert last is not None
         close = scrip.ref_price
+        known = state.prices.get(f"{scrip.segment}|{scrip.trading_symbol}")
+        if known is not None:
+            last = low = high = known
+        else:
+            level = self.level(state, scrip, now)
+            last = reprice(scrip, level.now, now.date())
+            low, high = day_range(scrip, level, now.date())
+        low, high = min(close, last, low), max(close, last, high)
         change = last - close
         return {
             "exchange_token": scrip.token, "display_symbol": scrip.trading_symbol,
@@ -457,9 +487,9 @@ class Engine:
             "per_change": _four(change * 100 / close) if close else _four(Decimal(0)),
             "low_price_range": _four(close * (1 - _CIRCUIT)),
             "high_price_range": _four(close * (1 + _CIRCUIT)),
-            "year_high": _four(max(close, last)), "year_low": _four(min(close, last)),
-            "ohlc": {"open": _four(close), "high": _four(max(close, last)),
-                     "low": _four(min(close, last)), "close": _four(close)},
+            "year_high": _four(high), "year_low": _four(low),
+            "ohlc": {"open": _four(close), "high": _four(high), "low": _four(low),
+                     "close": _four(close)},
             "depth": _depth(last, scrip),
         }
 
@@ -481,10 +511,10 @@ class Engine:
         return scrip
 
     def _rule_reason(self, state: SandboxState, book: BookRecord, order: OrderRecord,
-                     scrip: SandboxScrip, reason: str, day: date) -> str:
+                     scrip: SandboxScrip, reason: str, now: datetime) -> str:
         if reason == "insufficient_funds":
             # As if the account's funds were blocked elsewhere: Kotak's margin wording.
-            required = max(self._order_margin(state, book, order, scrip, day), Decimal("0.01"))
+            required = max(self._order_margin(state, book, order, scrip, now), Decimal("0.01"))
             return f"RMS:Margin Exceeds,Required:{required:.2f}, Available:0.00"
         return RMS_REASONS.get(reason, reason)
 
@@ -499,7 +529,7 @@ class Engine:
         stuck = order.fate == "stuck"
         if not (self.config.protect_market or stuck):
             return
-        reference = self.price(state, order.segment, order.trading_symbol, now.date())
+        reference = self.price(state, order.segment, order.trading_symbol, now)
         assert reference is not None
         side = Side.BUY if order.side == "B" else Side.SELL
         # A stuck conversion prices the limit on the far side of the market, so it never fills.
@@ -515,7 +545,7 @@ class Engine:
         elif scrip is None:
             order.reason = "RMS:Rule: Contract expired"
         else:
-            order.reason = self._rms(state, book, order, scrip, now.date())
+            order.reason = self._rms(state, book, order, scrip, now)
         if order.reason:
             self._log(order, "rejected", now)
             return
@@ -525,7 +555,7 @@ class Engine:
         self._match(state, book, order, now)
 
     def _rms(self, state: SandboxState, book: BookRecord, order: OrderRecord,
-             scrip: SandboxScrip, day: date) -> str:
+             scrip: SandboxScrip, now: datetime) -> str:
         cash = order.segment in _CASH
         if (order.product in _CASH_ONLY_PRODUCTS and not cash) or (
                 order.product == "NRML" and cash):
@@ -540,9 +570,9 @@ class Engine:
             high = scrip.ref_price * (1 + _CIRCUIT)
             if not low <= order.price <= high:
                 return RMS_REASONS["circuit_limit"]
-        required = self._order_margin(state, book, order, scrip, day)
-        available = (book.cash + sum(self._pnl(state, book, day))
-                     - self._used_margin(state, book, day, exclude=order.order_id))
+        required = self._order_margin(state, book, order, scrip, now)
+        available = (book.cash + sum(self._pnl(state, book, now))
+                     - self._used_margin(state, book, now, exclude=order.order_id))
         if required > available:
             return (f"RMS:Margin Exceeds,Required:{required:.2f}, "
                     f"Available:{max(available, Decimal(0)):.2f}")
@@ -550,7 +580,7 @@ class Engine:
 
     def _match(self, state: SandboxState, book: BookRecord, order: OrderRecord,
                now: datetime) -> None:
-        reference = self.price(state, order.segment, order.trading_symbol, now.date())
+        reference = self.price(state, order.segment, order.trading_symbol, now)
         if reference is None:
             return
         buy = order.side == "B"
@@ -641,23 +671,23 @@ class Engine:
         return price * abs(signed_qty) * self._rate(scrip, product)
 
     def _order_margin(self, state: SandboxState, book: BookRecord, order: OrderRecord,
-                      scrip: SandboxScrip, day: date) -> Decimal:
+                      scrip: SandboxScrip, now: datetime) -> Decimal:
         position = book.positions.get(f"{order.segment}|{order.trading_symbol}|{order.product}")
         held = position.net if position else 0
         signed = (order.quantity - order.filled) * (1 if order.side == "B" else -1)
-        price = order.price or self.price(state, order.segment, order.trading_symbol, day)
+        price = order.price or self.price(state, order.segment, order.trading_symbol, now)
         assert price is not None
         before = self._exposure_margin(scrip, order.product, held, price)
         after = self._exposure_margin(scrip, order.product, held + signed, price)
         return max(after - before, Decimal(0))
 
-    def _used_margin(self, state: SandboxState, book: BookRecord, day: date,
+    def _used_margin(self, state: SandboxState, book: BookRecord, now: datetime,
                      exclude: str = "") -> Decimal:
-        catalog = self.catalog(day)
+        catalog = self.catalog(now.date())
         used = Decimal(0)
         for position in book.positions.values():
             scrip = catalog.get(position.segment, position.trading_symbol)
-            price = self.price(state, position.segment, position.trading_symbol, day)
+            price = self.price(state, position.segment, position.trading_symbol, now)
             if scrip is not None and price is not None:
                 used += self._exposure_margin(scrip, position.product, position.net, price)
         for order in book.orders.values():
@@ -665,29 +695,32 @@ class Engine:
                 continue
             scrip = catalog.get(order.segment, order.trading_symbol)
             if scrip is not None:
-                used += self._order_margin(state, book, order, scrip, day)
+                used += self._order_margin(state, book, order, scrip, now)
         return used
 
-    def _pnl(self, state: SandboxState, book: BookRecord, day: date) -> tuple[Decimal, Decimal]:
+    def _pnl(self, state: SandboxState, book: BookRecord,
+             now: datetime) -> tuple[Decimal, Decimal]:
         """Return (realised, unrealised) P&L of the book at the reference prices."""
         realised = unrealised = Decimal(0)
         for p in book.positions.values():
-            price = self.price(state, p.segment, p.trading_symbol, day)
+            price = self.price(state, p.segment, p.trading_symbol, now)
             closed, open_pnl = _position_pnl(p, price)
             realised += closed
             unrealised += open_pnl
         return realised, unrealised
 
-    def _roll(self, state: SandboxState, book: BookRecord, day: date) -> None:
+    def _roll(self, state: SandboxState, book: BookRecord, now: datetime) -> None:
         """Start a new day: square off MIS, carry the rest, empty the order and trade books.
 
         Realised P&L moves into the cash balance; a carried position keeps its open quantity
         at its average price in the cf fields, as Kotak shows positions bought earlier.
         """
+        day = now.date()
+        closed_at = end_of_day(book.day, now)
         catalog = self.catalog(day)
         carried: dict[str, PositionRecord] = {}
         for key, p in book.positions.items():
-            price = self.price(state, p.segment, p.trading_symbol, book.day)
+            price = self.price(state, p.segment, p.trading_symbol, closed_at)
             closed, open_pnl = _position_pnl(p, price)
             live = catalog.get(p.segment, p.trading_symbol) is not None
             if p.net == 0 or p.product == "MIS" or not live:

@@ -66,8 +66,10 @@ def paper_account(name: str) -> SandboxAccount:
 
 def paper_broker(state_file: Path, clock: Clock, order_rate: int,
                  names: Iterable[str] = ("default",)) -> Sandbox:
+    # Prices walk, so that limit orders, stops and P&L behave as in a live market; the walk
+    # is a function of the clock, so every worker sees the same prices.
     return Sandbox([paper_account(name) for name in names],
-                   config=SandboxConfig(order_rate=order_rate),
+                   config=SandboxConfig(order_rate=order_rate, price_walk=True),
                    store=SqliteStateStore(state_file), clock=clock)
 
 

@@ -19,7 +19,8 @@ parser must read the sandbox's files and the real ones alike:
   so an order is frozen when its quantity reaches the value; 0 means no limit.
 
 The real files have no last-price column: ``ref_price`` only shapes the circuit band (and is
-echoed in ``pScripBasePrice``); the simulator takes it from :class:`SandboxScrip` directly.
+echoed in ``pScripBasePrice``); the simulator takes it from :class:`SandboxScrip` directly
+(the day's opening price, which market.py's walk moves from).
 Standard library only, so the simulator can run without the bridge installed.
 """
 
@@ -94,6 +95,12 @@ class SandboxScrip:
     description: str  # pDesc
     exchange: str  # pExchange: "NSE", "BSE", "MCX"
     precision: int  # lPrecision
+    #: the price walk that moves this contract (see market.py): an index's derivatives' name
+    #: on its cash row (NIFTY on "Nifty 50"), the share's symbol on both exchanges and on its
+    #: derivatives; "" for a row that never moves
+    underlying: str = ""
+    #: the underlying's level ``ref_price`` was computed from (a derivative re-prices from it)
+    spot: float = 0.0
 
 
 def dated_folder(today: date) -> str:
@@ -208,7 +215,7 @@ _TICK_RUPEE = Decimal("1")
 _TICK_CURRENCY = Decimal("0.0025")
 
 
-def _on_grid(price: float, tick: Decimal) -> Decimal:
+def on_grid(price: float, tick: Decimal) -> Decimal:
     """``price`` rounded to the tick grid, never below one tick."""
     return tick * max(1, round(price / float(tick)))
 
@@ -218,20 +225,44 @@ def _equity_tick(price: float) -> Decimal:
     return _TICK_PAISA if price < 250 else _TICK_5_PAISE
 
 
-def _future_price(spot: float, today: date, expiry: date) -> float:
+def future_price(spot: float, today: date, expiry: date) -> float:
+    """A future's fair price: the underlying's level carried to expiry at 6.5 % a year."""
     return spot * (1 + 0.065 * (expiry - today).days / 365)
 
 
-def _option_price(spot: float, strike: float, kind: str, today: date, expiry: date) -> float:
-    """A premium that looks right: intrinsic value plus a bell of time value around the money."""
-    intrinsic = max(0.0, spot - strike) if kind == "CE" else max(0.0, strike - spot)
-    spread = 0.15 * math.sqrt(max((expiry - today).days, 1) / 365)
-    distance = (strike - spot) / (spot * spread)
-    return intrinsic + 0.4 * spot * spread * math.exp(-0.5 * distance * distance)
+class _Premium:
+    """Premiums of one expiry's options at one level of the underlying: intrinsic value plus
+    a bell of time value around the money. A CE's premium rises with the underlying and a
+    PE's falls (the bell is never steeper than the intrinsic value)."""
+
+    __slots__ = ("_peak", "_spot", "_width")
+
+    def __init__(self, spot: float, today: date, expiry: date) -> None:
+        spread = 0.15 * math.sqrt(max((expiry - today).days, 1) / 365)
+        self._spot = spot
+        self._width = spot * spread
+        self._peak = 0.4 * spot * spread
+
+    def __call__(self, strike: float, kind: str) -> float:
+        spot = self._spot
+        intrinsic = max(0.0, spot - strike) if kind == "CE" else max(0.0, strike - spot)
+        distance = (strike - spot) / self._width
+        return intrinsic + self._peak * math.exp(-0.5 * distance * distance)
+
+
+def option_price(spot: float, strike: float, kind: str, today: date, expiry: date) -> float:
+    """A premium that looks right (see :class:`_Premium`), before rounding to the tick grid."""
+    return _Premium(spot, today, expiry)(strike, kind)
 
 
 # ---------------------------------------------------------------------------------------------
 # The realistic catalog.
+#
+# Levels are late-2026 guesses, lots and strike steps follow the exchanges' circulars of 2025
+# in spirit (NSE sizes lots to a contract value of Rs 15-20 lakh). Tokens the doc gives are
+# real (RELIANCE..IDEA); NSE tokens, BSE codes and ISINs of the other shares are written from
+# memory of the real files and may be stale or wrong: nothing in the bridge checks them, and
+# the sandbox only needs them unique and well formed.
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,71 +273,212 @@ class _Equity:
     name: str
     price: str
     series: str = "EQ"
+    lot: int = 0  # F&O lot; 0: no derivatives
+    step: int = 0  # option strike step in rupees; 0: futures only
 
 
-# Tokens the doc gives are real (RELIANCE..IDEA); the others are illustrative.
+# The NIFTY 100 and a few names traders ask for. Columns: NSE symbol, NSE token, BSE code ("-":
+# not on BSE here), ISIN, price, F&O lot (0: none), option strike step (0: futures only), name.
+# Options are listed for the most traded names only, to keep the day's files small enough to
+# build at every start; every F&O name has its futures. ZOMATO is not listed: NSE renamed it
+# ETERNAL in 2025 and Kotak's files carry only ETERNAL, so a paper signal for ZOMATO must fail
+# as it would live. TATAMOTORS keeps its pre-demerger listing, which tests use.
+_EQUITY_TABLE = """
+RELIANCE    2885   500325 INE002A01018 1450   500  20  RELIANCE INDUSTRIES LTD
+HDFCBANK    1333   500180 INE040A01034 980    550  10  HDFC BANK LTD
+ICICIBANK   4963   532174 INE090A01021 1400   700  10  ICICI BANK LTD.
+INFY        1594   500209 INE009A01021 1550   400  20  INFOSYS LIMITED
+TCS         11536  532540 INE467B01029 3100   175  20  TATA CONSULTANCY SERV LT
+SBIN        3045   500112 INE062A01020 850    750  10  STATE BANK OF INDIA
+ITC         1660   500875 INE154A01025 410    1600 0   ITC LTD
+LT          11483  500510 INE018A01030 3900   175  0   LARSEN & TOUBRO LTD.
+AXISBANK    5900   532215 INE238A01034 1200   625  10  AXIS BANK LIMITED
+KOTAKBANK   1922   500247 INE237A01028 2100   400  0   KOTAK MAHINDRA BANK LTD
+TATAMOTORS  3456   500570 INE155A01022 680    800  0   TATA MOTORS LIMITED
+BAJAJ-AUTO  16669  532977 INE917I01010 8900   75   100 BAJAJ AUTO LIMITED
+M&M         2031   500520 INE101A01026 3500   200  50  MAHINDRA & MAHINDRA LTD
+BAJFINANCE  317    500034 INE296A01032 1000   750  10  BAJAJ FINANCE LIMITED
+BHARTIARTL  10604  532454 INE397D01024 2050   475  0   BHARTI AIRTEL LIMITED
+TATASTEEL   3499   500470 INE081A01020 170    5500 0   TATA STEEL LIMITED
+ETERNAL     5097   543320 INE758T01015 300    2425 5   ETERNAL LIMITED
+ADANIENT    25     512599 INE423A01024 2400   300  20  ADANI ENTERPRISES LIMITED
+MARUTI      10999  532500 INE585B01010 16000  50   0   MARUTI SUZUKI INDIA LTD.
+IRFC        2029   543257 INE053F01010 125    4250 0   INDIAN RAILWAY FIN CORP L
+ADANIPORTS  15083  532921 INE742F01042 1450   475  0   ADANI PORTS AND SEZ LTD
+APOLLOHOSP  157    508869 INE437A01024 7500   125  0   APOLLO HOSPITALS ENTER. L
+ASIANPAINT  236    500820 INE021A01026 2450   250  0   ASIAN PAINTS LIMITED
+BAJAJFINSV  16675  532978 INE918I01026 2000   250  0   BAJAJ FINSERV LTD.
+BEL         383    500049 INE263A01024 410    1425 0   BHARAT ELECTRONICS LTD
+CIPLA       694    500087 INE059A01026 1550   375  0   CIPLA LTD
+COALINDIA   20374  533278 INE522F01014 390    1350 0   COAL INDIA LTD
+DRREDDY     881    500124 INE089A01031 1250   625  0   DR. REDDY S LABORATORIES
+EICHERMOT   910    505200 INE066A01021 7000   175  0   EICHER MOTORS LTD
+GRASIM      1232   500300 INE047A01021 2800   250  0   GRASIM INDUSTRIES LTD
+HCLTECH     7229   532281 INE860A01027 1600   350  0   HCL TECHNOLOGIES LTD
+HDFCLIFE    467    540777 INE795G01014 760    1100 0   HDFC LIFE INS CO LTD
+HINDALCO    1363   500440 INE038A01020 800    1400 0   HINDALCO INDUSTRIES LTD
+HINDUNILVR  1394   500696 INE030A01027 2450   300  0   HINDUSTAN UNILEVER LTD.
+INDIGO      11195  539448 INE646L01027 5800   150  0   INTERGLOBE AVIATION LTD
+JIOFIN      18143  543940 INE758E01017 310    2350 0   JIO FIN SERVICES LTD
+JSWSTEEL    11723  500228 INE019A01038 1150   675  0   JSW STEEL LIMITED
+MAXHEALTH   22377  543220 INE027H01010 1150   525  0   MAX HEALTHCARE INS LTD
+NESTLEIND   17963  500790 INE239A01024 1250   500  0   NESTLE INDIA LIMITED
+NTPC        11630  532555 INE733E01010 340    1500 0   NTPC LTD
+ONGC        2475   500312 INE213A01029 245    2250 0   OIL AND NATURAL GAS CORP.
+POWERGRID   14977  532898 INE752E01010 290    1900 0   POWER GRID CORP. LTD.
+SBILIFE     21808  540719 INE123W01016 1900   375  0   SBI LIFE INSURANCE CO LTD
+SHRIRAMFIN  4306   511218 INE721A01047 700    825  0   SHRIRAM FINANCE LIMITED
+SUNPHARMA   3351   524715 INE044A01036 1700   350  0   SUN PHARMACEUTICAL IND L
+TATACONSUM  3432   500800 INE192A01025 1150   550  0   TATA CONSUMER PRODUCT LTD
+TECHM       13538  532755 INE669C01036 1500   600  0   TECH MAHINDRA LIMITED
+TITAN       3506   500114 INE280A01028 3700   175  0   TITAN COMPANY LIMITED
+TRENT       1964   500251 INE849A01020 4700   100  0   TRENT LTD
+ULTRACEMCO  11532  532538 INE481G01011 12000  50   0   ULTRATECH CEMENT LIMITED
+WIPRO       3787   507685 INE075A01022 250    3000 0   WIPRO LTD
+ABB         13     500002 INE117A01022 5500   125  0   ABB INDIA LIMITED
+ADANIENSOL  10217  539254 INE931S01010 900    675  0   ADANI ENERGY SOLUTION LTD
+ADANIGREEN  3563   541450 INE364U01010 1000   600  0   ADANI GREEN ENERGY LTD
+ADANIPOWER  17388  533096 INE814H01011 150    0    0   ADANI POWER LTD
+AMBUJACEM   1270   500425 INE079A01024 570    1050 0   AMBUJA CEMENTS LTD
+BAJAJHLDNG  305    500490 INE118A01012 13000  0    0   BAJAJ HOLDINGS & INVS LTD
+BAJAJHFL    25270  544252 INE377Y01014 110    0    0   BAJAJ HOUSING FINANCE LTD
+BANKBARODA  4668   532134 INE028A01039 250    2925 0   BANK OF BARODA
+BOSCHLTD    2181   500530 INE323A01026 38000  25   0   BOSCH LIMITED
+BPCL        526    500547 INE029A01011 330    1975 0   BHARAT PETROLEUM CORP LT
+BRITANNIA   547    500825 INE216A01030 5800   125  0   BRITANNIA INDUSTRIES LTD
+CANBK       10794  532483 INE476A01022 110    6750 0   CANARA BANK
+CGPOWER     760    500093 INE067A01029 700    850  0   CG POWER AND IND SOL LTD
+CHOLAFIN    685    511243 INE121A01024 1600   625  0   CHOLAMANDALAM IN & FIN CO
+DABUR       772    500096 INE016A01026 500    1250 0   DABUR INDIA LTD
+DIVISLAB    10940  532488 INE361B01024 6200   100  0   DIVI S LABORATORIES LTD
+DLF         14732  532868 INE271C01023 780    825  0   DLF LIMITED
+DMART       19913  540376 INE192R01011 4200   150  0   AVENUE SUPERMARTS LIMITED
+GAIL        4717   532155 INE129A01019 180    3150 0   GAIL (INDIA) LTD
+GODREJCP    10099  532424 INE102D01028 1200   500  0   GODREJ CONSUMER PRODUCTS
+HAL         2303   541154 INE066F01020 4700   150  0   HINDUSTAN AERONAUTICS LTD
+HAVELLS     9819   517354 INE176B01034 1550   500  0   HAVELLS INDIA LIMITED
+HEROMOTOCO  1348   500182 INE158A01026 5400   150  0   HERO MOTOCORP LIMITED
+HINDZINC    1424   500188 INE267A01025 470    1225 0   HINDUSTAN ZINC LIMITED
+HYUNDAI     25844  544274 INE0V6F01027 2300   0    0   HYUNDAI MOTOR INDIA LTD
+ICICIGI     21770  540716 INE765G01017 1900   325  0   ICICI LOMBARD GIC LIMITED
+ICICIPRULI  18652  540133 INE726G01019 620    925  0   ICICI PRU LIFE INS CO LTD
+INDHOTEL    1512   500850 INE053A01029 750    1000 0   THE INDIAN HOTELS CO. LTD
+INDUSINDBK  5258   532187 INE095A01012 800    700  0   INDUSIND BANK LIMITED
+IOC         1624   530965 INE242A01010 145    4875 0   INDIAN OIL CORP LTD
+JINDALSTEL  6733   532286 INE749A01030 1000   625  0   JINDAL STEEL LIMITED
+JSWENERGY   17869  533148 INE121E01018 520    1000 0   JSW ENERGY LIMITED
+LICI        9480   543526 INE0J1Y01017 900    700  0   LIFE INSURA CORP OF INDIA
+LODHA       3220   543287 INE670K01029 1200   450  0   LODHA DEVELOPERS LIMITED
+LTIM        17818  540005 INE214T01019 5500   150  0   LTIMINDTREE LIMITED
+MAZDOCK     509    543237 INE249Z01020 2800   175  0   MAZAGON DOCK SHIPBUIL LTD
+MOTHERSON   4204   517334 INE775A01035 100    6150 0   SAMVRDHNA MTHRSN INTL LTD
+NAUKRI      13751  532777 INE663F01032 1400   375  0   INFO EDGE (I) LTD
+PFC         14299  532810 INE134E01011 410    1300 0   POWER FIN CORP LTD.
+PIDILITIND  2664   500331 INE318A01026 1500   500  0   PIDILITE INDUSTRIES LTD
+PNB         10666  532461 INE160A01022 110    8000 0   PUNJAB NATIONAL BANK
+RECLTD      15355  532955 INE020B01018 380    1400 0   REC LIMITED
+SHREECEM    3103   500387 INE070A01015 29000  25   0   SHREE CEMENT LIMITED
+SIEMENS     3150   500550 INE003A01024 3100   175  0   SIEMENS LTD
+SOLARINDS   13332  532725 INE343H01029 14000  75   0   SOLAR INDUSTRIES (I) LTD
+SWIGGY      27066  544285 INE00H001014 420    0    0   SWIGGY LIMITED
+TATAPOWER   3426   500400 INE245A01021 390    1450 0   TATA POWER CO LTD
+TORNTPHARM  3518   500420 INE685A01028 3500   250  0   TORRENT PHARMACEUTICALS L
+TVSMOTOR    8479   532343 INE494B01023 3400   175  0   TVS MOTOR COMPANY LTD
+UNITDSPR    10447  532432 INE854D01024 1400   400  0   UNITED SPIRITS LIMITED
+VBL         18921  540180 INE200M01039 470    1025 0   VARUN BEVERAGES LIMITED
+VEDL        3063   500295 INE205A01025 450    1150 0   VEDANTA LIMITED
+ZYDUSLIFE   7929   532321 INE010B01027 950    900  0   ZYDUS LIFESCIENCES LTD
+YESBANK     11915  532648 INE528G01035 21.5   0    0   YES BANK LIMITED
+IDEA        14366  532822 INE669E01016 8.45   0    0   VODAFONE IDEA LIMITED
+GVT&D       522    522275 INE200A01026 2900   0    0   GE VERNOVA T&D INDIA LTD
+"""
+
+
+def _equity_table(table: str) -> tuple[tuple[_Equity, str], ...]:
+    """The table's rows as (NSE listing, BSE code)."""
+    rows: list[tuple[_Equity, str]] = []
+    for line in table.strip().splitlines():
+        symbol, token, bse, isin, price, lot, step, name = line.split(maxsplit=7)
+        equity = _Equity(symbol, token, isin, name, price, lot=int(lot), step=int(step))
+        rows.append((equity, "" if bse == "-" else bse))
+    return tuple(rows)
+
+
+_LISTED = _equity_table(_EQUITY_TABLE)
 _NSE_EQUITIES = (
-    _Equity("RELIANCE", "2885", "INE002A01018", "RELIANCE INDUSTRIES LTD", "1450"),
-    _Equity("INFY", "1594", "INE009A01021", "INFOSYS LIMITED", "1550"),
-    _Equity("SBIN", "3045", "INE062A01020", "STATE BANK OF INDIA", "850"),
-    _Equity("TCS", "11536", "INE467B01029", "TATA CONSULTANCY SERV LT", "3100"),
-    _Equity("YESBANK", "11915", "INE528G01035", "YES BANK LIMITED", "21.5"),
-    _Equity("HDFCBANK", "1333", "INE040A01034", "HDFC BANK LTD", "980"),
-    _Equity("IDEA", "14366", "INE669E01016", "VODAFONE IDEA LIMITED", "8.45"),
-    _Equity("ICICIBANK", "4963", "INE090A01021", "ICICI BANK LTD.", "1400"),
-    _Equity("ITC", "1660", "INE154A01025", "ITC LTD", "410"),
-    _Equity("LT", "11483", "INE018A01030", "LARSEN & TOUBRO LTD.", "3900"),
-    _Equity("AXISBANK", "5900", "INE238A01034", "AXIS BANK LIMITED", "1200"),
-    _Equity("KOTAKBANK", "1922", "INE237A01028", "KOTAK MAHINDRA BANK LTD", "2100"),
-    _Equity("TATAMOTORS", "3456", "INE155A01022", "TATA MOTORS LIMITED", "680"),
-    _Equity("BAJAJ-AUTO", "16669", "INE917I01010", "BAJAJ AUTO LIMITED", "8900"),
-    _Equity("M&M", "2031", "INE101A01026", "MAHINDRA & MAHINDRA LTD", "3500"),
-    _Equity("GVT&D", "522", "INE200A01026", "GE VERNOVA T&D INDIA LTD", "2900"),
+    *(equity for equity, _ in _LISTED),
     # One symbol listed in two series: a lookup by symbol must choose EQ.
     _Equity("RPOWER", "15259", "INE614G01033", "RELIANCE POWER LTD.", "42.5"),
     _Equity("RPOWER", "20363", "INE614G01033", "RELIANCE POWER LTD.", "42.5", "BE"),
     # Trade-to-trade only.
     _Equity("RCOM", "13187", "INE330H01018", "RELIANCE COMMUNICATIONS LTD", "1.6", "BE"),
 )
-
-_BSE_EQUITIES = (
-    _Equity("RELIANCE", "500325", "INE002A01018", "RELIANCE INDUSTRIES LTD.", "1450", "A"),
-    _Equity("SBIN", "500112", "INE062A01020", "STATE BANK OF INDIA", "850", "A"),
-    _Equity("INFY", "500209", "INE009A01021", "INFOSYS LTD.", "1550", "A"),
-    _Equity("TCS", "532540", "INE467B01029", "TATA CONSULTANCY SERVICES LTD.", "3100", "A"),
-    _Equity("HDFCBANK", "500180", "INE040A01034", "HDFC BANK LTD.", "980", "A"),
-    _Equity("ICICIBANK", "532174", "INE090A01021", "ICICI BANK LTD.", "1400", "A"),
-    _Equity("ITC", "500875", "INE154A01025", "ITC LTD.", "410", "A"),
-    _Equity("M&M", "500520", "INE101A01026", "MAHINDRA & MAHINDRA LTD.", "3500", "A"),
-    _Equity("BAJAJ-AUTO", "532977", "INE917I01010", "BAJAJ AUTO LTD.", "8900", "A"),
+# BSE lists the same shares in group A under their BSE codes.
+_BSE_EQUITIES = tuple(
+    _Equity(equity.symbol, code, equity.isin, equity.name, equity.price, "A")
+    for equity, code in _LISTED
+    if code
 )
 
 
 @dataclass(frozen=True, slots=True)
 class _Index:
     symbol_name: str
-    trading_symbol: str
+    trading_symbol: str  # the name quotes ask for, exact and case-sensitive
     token: str
     price: str
 
 
-_NSE_INDICES = (
-    _Index("NIFTY 50", "Nifty 50", "26000", "26000"),
-    _Index("NIFTY BANK", "Nifty Bank", "26009", "59000"),
-)
-_BSE_INDICES = (_Index("SENSEX", "SENSEX", "1", "85000"),)
+@dataclass(frozen=True, slots=True)
+class _IndexFamily:
+    """An index, its cash row, and how the exchange lists its derivatives."""
 
-# pAssetCode of a derivative: the token of its underlying (index tokens as in the sample's 26000).
-_ASSET_CODES: dict[tuple[str, str], str] = {
-    ("nse_fo", "NIFTY"): "26000",
-    ("nse_fo", "BANKNIFTY"): "26009",
-    ("bse_fo", "SENSEX"): "1",
-    ("cde_fo", "USDINR"): "1",
-    ("mcx_fo", "CRUDEOIL"): "294",
-    ("mcx_fo", "CRUDEOILM"): "294",
-    ("mcx_fo", "GOLD"): "114",
-    **{("nse_fo", e.symbol): e.token for e in _NSE_EQUITIES if e.series == "EQ"},
-}
+    name: str  # the derivatives' pSymbolName
+    index: _Index
+    lot: int
+    freeze: int
+    step: int  # strike step
+    weekly: bool  # options also expire every week, besides the month's last expiry day
+
+
+_NSE_FAMILIES = (
+    _IndexFamily("NIFTY", _Index("NIFTY 50", "Nifty 50", "26000", "26000"), 65, 1801, 50, True),
+    _IndexFamily(
+        "BANKNIFTY", _Index("NIFTY BANK", "Nifty Bank", "26009", "59000"), 30, 901, 100, False
+    ),
+    _IndexFamily(
+        "FINNIFTY",
+        _Index("NIFTY FIN SERVICE", "Nifty Fin Service", "26037", "27500"),
+        60,
+        1801,
+        50,
+        False,
+    ),
+    _IndexFamily(
+        "MIDCPNIFTY",
+        _Index("NIFTY MID SELECT", "NIFTY MID SELECT", "26074", "13500"),
+        120,
+        2801,
+        25,
+        False,
+    ),
+)
+_BSE_FAMILIES = (
+    _IndexFamily("SENSEX", _Index("SENSEX", "SENSEX", "1", "85000"), 20, 1001, 100, True),
+    _IndexFamily("BANKEX", _Index("BANKEX", "BANKEX", "12", "66000"), 30, 901, 100, False),
+)
+#: index strikes listed each side of the index: at least 30, and 6 % of the level, so the
+#: chain straddles the index wherever the walk takes it (5 % at most, see market.py) and
+#: offsets up to 20 resolve after moves of up to about 2 % (a day's walk is about 1 %)
+_INDEX_STRIKES_EACH_SIDE = 30
+_INDEX_CHAIN_REACH = 0.06
+_STOCK_STRIKES_EACH_SIDE = 20
+#: monthly expiries of stock options (near and next month; the far month is thinly traded)
+_STOCK_OPTION_EXPIRIES = 2
+#: NIFTY's monthly chains are listed coarser than its weeklies, at Rs 100
+_NIFTY_MONTHLY_STEP = 100
+#: weekly expiries listed ahead, where an index has them
+_WEEKLY_EXPIRIES = 2
 
 # Synthetic underlyings of bulk_catalog: the name encodes the cash token.
 _BULK_NSE_CASH_BASE = 100000
@@ -322,6 +494,45 @@ class _Underlying:
     freeze: int
     tick: Decimal
     inst: str  # "IDX", "STK", "COM", "CUR": the suffix of pInstType
+    walk: str = ""  # the price walk it follows, when not its own (a mini contract)
+
+    @property
+    def moved_by(self) -> str:
+        return self.walk or self.name
+
+
+def _family_underlying(family: _IndexFamily) -> _Underlying:
+    return _Underlying(
+        family.name, float(family.index.price), family.lot, family.freeze, _TICK_5_PAISE, "IDX"
+    )
+
+
+def _stock_underlying(equity: _Equity) -> _Underlying:
+    # Exchanges freeze a stock derivative order above about 20 lots.
+    return _Underlying(
+        equity.symbol, float(equity.price), equity.lot, equity.lot * 20 + 1, _TICK_5_PAISE, "STK"
+    )
+
+
+_STOCK_FUTURES = tuple(_stock_underlying(e) for e, _ in _LISTED if e.lot)
+_STOCK_OPTIONS = tuple(_stock_underlying(e) for e, _ in _LISTED if e.step)
+_STRIKE_STEPS = {e.symbol: e.step for e, _ in _LISTED if e.step}
+_FIRST_STOCK_FUTURES = ("RELIANCE", "M&M", "BAJAJ-AUTO")
+_USDINR = _Underlying("USDINR", 90.125, 1000, 10001, _TICK_CURRENCY, "CUR")
+_CRUDEOIL = _Underlying("CRUDEOIL", 5500, 100, 10001, _TICK_RUPEE, "COM")
+_CRUDEOILM = _Underlying("CRUDEOILM", 5500, 10, 1001, _TICK_RUPEE, "COM", walk="CRUDEOIL")
+_GOLD = _Underlying("GOLD", 128000, 100, 1001, _TICK_RUPEE, "COM")
+
+# pAssetCode of a derivative: the token of its underlying (index tokens as in the sample's 26000).
+_ASSET_CODES: dict[tuple[str, str], str] = {
+    **{("nse_fo", f.name): f.index.token for f in _NSE_FAMILIES},
+    **{("bse_fo", f.name): f.index.token for f in _BSE_FAMILIES},
+    ("cde_fo", "USDINR"): "1",
+    ("mcx_fo", "CRUDEOIL"): "294",
+    ("mcx_fo", "CRUDEOILM"): "294",
+    ("mcx_fo", "GOLD"): "114",
+    **{("nse_fo", e.symbol): e.token for e in _NSE_EQUITIES if e.series == "EQ"},
+}
 
 
 class _Tokens:
@@ -335,7 +546,7 @@ class _Tokens:
 def _cash(equity: _Equity, segment: str, exchange: str, trading_symbol: str) -> SandboxScrip:
     price = float(equity.price)
     tick = _equity_tick(price)
-    ref = _on_grid(price, tick)
+    ref = on_grid(price, tick)
     return SandboxScrip(
         segment=segment,
         token=equity.token,
@@ -355,10 +566,13 @@ def _cash(equity: _Equity, segment: str, exchange: str, trading_symbol: str) -> 
         description=equity.name,
         exchange=exchange,
         precision=2,
+        underlying=equity.symbol,
+        spot=price,
     )
 
 
-def _index(index: _Index, segment: str, exchange: str) -> SandboxScrip:
+def _index(family: _IndexFamily, segment: str, exchange: str) -> SandboxScrip:
+    index = family.index
     return SandboxScrip(
         segment=segment,
         token=index.token,
@@ -372,11 +586,13 @@ def _index(index: _Index, segment: str, exchange: str) -> SandboxScrip:
         lot_size=1,
         tick_size=_TICK_5_PAISE,
         freeze_qty=0,
-        ref_price=_on_grid(float(index.price), _TICK_5_PAISE),
+        ref_price=on_grid(float(index.price), _TICK_5_PAISE),
         isin="",
         description=f"{index.trading_symbol} Index",
         exchange=exchange,
         precision=2,
+        underlying=family.name,
+        spot=float(index.price),
     )
 
 
@@ -396,47 +612,13 @@ def _future(
         lot_size=und.lot,
         tick_size=und.tick,
         freeze_qty=und.freeze,
-        ref_price=_on_grid(_future_price(und.spot, today, expiry), und.tick),
+        ref_price=on_grid(future_price(und.spot, today, expiry), und.tick),
         isin="",
         description="",
         exchange=exchange,
         precision=4 if segment == "cde_fo" else 2,
-    )
-
-
-def _option(
-    segment: str,
-    exchange: str,
-    token: str,
-    und: _Underlying,
-    today: date,
-    expiry: date,
-    strike: int,
-    kind: str,
-    weekly: bool,
-) -> SandboxScrip:
-    premium = _option_price(und.spot, strike, kind, today, expiry)
-    strike_decimal = Decimal(strike)
-    # MCX options are on futures (OPTFUT); the rest are OPTIDX/OPTSTK/OPTCUR.
-    inst = "OPTFUT" if und.inst == "COM" else f"OPT{und.inst}"
-    return SandboxScrip(
-        segment=segment,
-        token=token,
-        trading_symbol=_option_symbol(und.name, expiry, str(strike), kind, weekly),
-        symbol_name=und.name,
-        group="XX",
-        inst_type=inst,
-        option_type=kind,
-        expiry=expiry,
-        strike=strike_decimal,
-        lot_size=und.lot,
-        tick_size=und.tick,
-        freeze_qty=und.freeze,
-        ref_price=_on_grid(premium, und.tick),
-        isin="",
-        description="",
-        exchange=exchange,
-        precision=4 if segment == "cde_fo" else 2,
+        underlying=und.moved_by,
+        spot=und.spot,
     )
 
 
@@ -456,66 +638,113 @@ def _option_chain(
     monthly: Collection[date],
 ) -> Iterator[SandboxScrip]:
     """CE and PE at every strike; expiries not in ``monthly`` get weekly trading symbols."""
+    # MCX options are on futures (OPTFUT); the rest are OPTIDX/OPTSTK/OPTCUR.
+    inst = "OPTFUT" if und.inst == "COM" else f"OPT{und.inst}"
+    precision = 4 if segment == "cde_fo" else 2
+    tick, spot, walk = und.tick, und.spot, und.moved_by
     for expiry in expiries:
-        weekly = expiry not in monthly
+        head = f"{und.name}{_symbol_date(expiry, expiry not in monthly)}"
+        premium = _Premium(spot, today, expiry)
         for strike in strikes:
+            strike_decimal = Decimal(strike)
             for kind in ("CE", "PE"):
-                token = tokens.take()
-                yield _option(segment, exchange, token, und, today, expiry, strike, kind, weekly)
+                yield SandboxScrip(
+                    segment=segment,
+                    token=tokens.take(),
+                    trading_symbol=f"{head}{strike}{kind}",
+                    symbol_name=und.name,
+                    group="XX",
+                    inst_type=inst,
+                    option_type=kind,
+                    expiry=expiry,
+                    strike=strike_decimal,
+                    lot_size=und.lot,
+                    tick_size=tick,
+                    freeze_qty=und.freeze,
+                    ref_price=on_grid(premium(strike, kind), tick),
+                    isin="",
+                    description="",
+                    exchange=exchange,
+                    precision=precision,
+                    underlying=walk,
+                    spot=spot,
+                )
 
 
-_NIFTY = _Underlying("NIFTY", 26000, 65, 1801, _TICK_5_PAISE, "IDX")
-_BANKNIFTY = _Underlying("BANKNIFTY", 59000, 30, 901, _TICK_5_PAISE, "IDX")
-_SENSEX = _Underlying("SENSEX", 85000, 20, 1001, _TICK_5_PAISE, "IDX")
-_STOCK_FUTURES = (
-    _Underlying("RELIANCE", 1450, 500, 10001, _TICK_5_PAISE, "STK"),
-    _Underlying("M&M", 3500, 200, 4001, _TICK_5_PAISE, "STK"),
-    _Underlying("BAJAJ-AUTO", 8900, 75, 1501, _TICK_5_PAISE, "STK"),
-)
-_USDINR = _Underlying("USDINR", 90.125, 1000, 10001, _TICK_CURRENCY, "CUR")
-_CRUDEOIL = _Underlying("CRUDEOIL", 5500, 100, 10001, _TICK_RUPEE, "COM")
-_CRUDEOILM = _Underlying("CRUDEOILM", 5500, 10, 1001, _TICK_RUPEE, "COM")
-_GOLD = _Underlying("GOLD", 128000, 100, 1001, _TICK_RUPEE, "COM")
+def _index_options(
+    family: _IndexFamily,
+    segment: str,
+    exchange: str,
+    tokens: _Tokens,
+    today: date,
+    monthly: list[date],
+    weekday: int,
+) -> Iterator[SandboxScrip]:
+    und = _family_underlying(family)
+    weeklies = _weekly(today, _WEEKLY_EXPIRIES, weekday) if family.weekly else []
+    for expiry in sorted({*weeklies, *monthly}):
+        step = family.step
+        if family.name == "NIFTY" and expiry in monthly:
+            step = _NIFTY_MONTHLY_STEP
+        each_side = max(_INDEX_STRIKES_EACH_SIDE, math.ceil(und.spot * _INDEX_CHAIN_REACH / step))
+        strikes = _strikes(und.spot, step, each_side)
+        yield from _option_chain(segment, exchange, tokens, und, today, [expiry], strikes, monthly)
 
 
 def build_catalog(today: date) -> list[SandboxScrip]:
-    """A small, realistic, deterministic instrument set; every contract is live on ``today``."""
+    """A realistic, deterministic instrument set; every contract is live on ``today``.
+
+    Index options: NIFTY every Tuesday (the next two) and SENSEX every Thursday (the next
+    two), each also on its next three monthly expiries (the month's last Tuesday or
+    Thursday); BANKNIFTY, FINNIFTY and MIDCPNIFTY on their next three monthly (last Tuesday)
+    expiries, BANKEX on its next three last Thursdays; strikes 6 % (at least 30 strikes)
+    each side of the index.
+    Index futures: three monthlies on NSE, two on BSE. Stock futures: three monthlies for
+    every F&O name; stock options: the near and next month, 20 strikes each side, for the
+    most traded names.
+
+    The size is a compromise: every sandbox start builds it and every bridge start parses it
+    (about 5,000 rows where Kotak's files hold over 100,000).
+    """
     scrips: list[SandboxScrip] = []
 
     for equity in _NSE_EQUITIES:
         scrips.append(_cash(equity, "nse_cm", "NSE", f"{equity.symbol}-{equity.series}"))
-    scrips.extend(_index(index, "nse_cm", "NSE") for index in _NSE_INDICES)
+    scrips.extend(_index(family, "nse_cm", "NSE") for family in _NSE_FAMILIES)
     for equity in _BSE_EQUITIES:
         scrips.append(_cash(equity, "bse_cm", "BSE", equity.symbol))
-    scrips.extend(_index(index, "bse_cm", "BSE") for index in _BSE_INDICES)
+    scrips.extend(_index(family, "bse_cm", "BSE") for family in _BSE_FAMILIES)
 
     nse_fo = _Tokens(35001)
     months = _monthly(today, 3, _nse_monthly)
-    for und in (_NIFTY, _BANKNIFTY, *_STOCK_FUTURES):
+    nifty, banknifty, *other_indices = (_family_underlying(f) for f in _NSE_FAMILIES)
+    stocks = {und.name: und for und in _STOCK_FUTURES}
+    # The futures the sandbox first listed come first, so they keep their tokens.
+    first = [stocks.pop(name) for name in _FIRST_STOCK_FUTURES]
+    for und in (nifty, banknifty, *first, *other_indices, *stocks.values()):
         scrips.extend(_future("nse_fo", "NSE", nse_fo.take(), und, today, m) for m in months)
-    nifty_expiries = sorted({*_weekly(today, 2, _TUESDAY), months[0]})
-    for expiry in nifty_expiries:
-        # Monthly chains are listed wider and coarser than the weeklies.
-        step, each_side = (100, 15) if expiry in months else (50, 10)
-        strikes = _strikes(_NIFTY.spot, step, each_side)
+    for family in _NSE_FAMILIES:
         scrips.extend(
-            _option_chain("nse_fo", "NSE", nse_fo, _NIFTY, today, [expiry], strikes, months)
+            _index_options(family, "nse_fo", "NSE", nse_fo, today, months, _TUESDAY)
         )
-    strikes = _strikes(_BANKNIFTY.spot, 100, 10)
-    scrips.extend(
-        _option_chain("nse_fo", "NSE", nse_fo, _BANKNIFTY, today, months[:1], strikes, months)
-    )
-    reliance = _STOCK_FUTURES[0]
-    strikes = _strikes(reliance.spot, 20, 3)
-    scrips.extend(
-        _option_chain("nse_fo", "NSE", nse_fo, reliance, today, months[:1], strikes, months)
-    )
+    for und in _STOCK_OPTIONS:
+        strikes = _strikes(und.spot, _STRIKE_STEPS[und.name], _STOCK_STRIKES_EACH_SIDE)
+        expiries = months[:_STOCK_OPTION_EXPIRIES]
+        scrips.extend(
+            _option_chain("nse_fo", "NSE", nse_fo, und, today, expiries, strikes, months)
+        )
 
     bse_fo = _Tokens(1100001)
-    scrips.extend(
-        _future("bse_fo", "BSE", bse_fo.take(), _SENSEX, today, expiry)
-        for expiry in _monthly(today, 2, _bse_monthly)
-    )
+    bse_months = _monthly(today, 3, _bse_monthly)
+    for family in _BSE_FAMILIES:
+        und = _family_underlying(family)
+        scrips.extend(
+            _future("bse_fo", "BSE", bse_fo.take(), und, today, m) for m in bse_months[:2]
+        )
+    for family in _BSE_FAMILIES:
+        scrips.extend(
+            _index_options(family, "bse_fo", "BSE", bse_fo, today, bse_months, _THURSDAY)
+        )
 
     cde_fo = _Tokens(1001)
     scrips.extend(
