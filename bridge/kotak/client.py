@@ -41,7 +41,7 @@ from bridge.kotak.errors import (
 )
 from bridge.kotak.http import KotakHttp
 from bridge.kotak.session import SessionManager
-from bridge.kotak.wire import Call, Credential, Endpoint, LastPrice, ScripFiles
+from bridge.kotak.wire import Call, Credential, Endpoint, QuotedPrice, ScripFiles
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -203,24 +203,38 @@ class KotakClient:
         :raises SessionInvalid: Kotak refused the access token. The trade session is kept: the
             quotes call does not present it, so the refusal says nothing about it.
         """
+        return {key: quote.price for key, quote in self.quotes(instruments).items()
+                if quote.price > 0}
+
+    def quotes(self, instruments: Sequence[Instrument], *,
+               deadline: float | None = None) -> dict[tuple[Exchange, str], QuotedPrice]:
+        """Return each instrument's last price and the time Kotak last updated it.
+
+        As :meth:`last_prices`, except that a price of zero is kept (the caller says what it
+        means) and ``deadline`` (``time.monotonic()``) bounds the wait, retries included: a
+        signal waiting on a quote must still be answered in time.
+        """
         wanted: dict[tuple[Exchange, str], Instrument] = {}
         for instrument in instruments:
             wanted.setdefault((instrument.exchange, instrument.trading_symbol), instrument)
         unique = list(wanted.values())
-        prices: dict[tuple[Exchange, str], Decimal] = {}
+        found: dict[tuple[Exchange, str], QuotedPrice] = {}
         for start in range(0, len(unique), wire.QUOTE_BATCH):
             batch = unique[start:start + wire.QUOTE_BATCH]
             try:
-                body = self._call(wire.QUOTES, values={"symbols": wire.quote_symbols(batch)})
+                body = self._call(wire.QUOTES, values={"symbols": wire.quote_symbols(batch)},
+                                  deadline=deadline)
             except BrokerRejected as exc:
                 if exc.code != wire.QUOTE_UNKNOWN_CODE:
                     raise
                 continue
-            for quote in wire.parse_last_prices(body):
+            for quote in wire.parse_quoted_prices(body):
                 owner = _quoted_instrument(quote, batch)
-                if owner is not None and quote.price > 0:
-                    prices[(owner.exchange, owner.trading_symbol)] = quote.price
-        return prices
+                key = (owner.exchange, owner.trading_symbol) if owner is not None else None
+                # A zero never hides a price for the same instrument in the same reply.
+                if key is not None and (quote.price > 0 or key not in found):
+                    found[key] = quote
+        return found
 
     # --- scrip master ---------------------------------------------------------------------
 
@@ -241,7 +255,7 @@ class KotakClient:
               empty_ok: bool = False, values: Mapping[str, str] | None = None,
               older: bool = False, deadline: float | None = None) -> Any:
         if endpoint.credential is Credential.ACCESS_TOKEN:
-            return self._market_data(endpoint, values)
+            return self._market_data(endpoint, values, deadline)
         session = self.sessions.current()
         url, params = _address(endpoint, session, values, older)
         legacy = session.flow is AuthFlow.OAUTH2
@@ -260,7 +274,8 @@ class KotakClient:
             self.sessions.invalidate(exc.message)
             raise
 
-    def _market_data(self, endpoint: Endpoint, values: Mapping[str, str] | None) -> Any:
+    def _market_data(self, endpoint: Endpoint, values: Mapping[str, str] | None,
+                     deadline: float | None = None) -> Any:
         """Send a call authenticated by the access token rather than the trade session.
 
         A refusal is not held against the session (it was not presented), so unlike
@@ -279,7 +294,7 @@ class KotakClient:
             url = f"{base}/{path}"
             headers = wire.market_data_headers(creds.access_token)
         return self.http.request(endpoint.call, endpoint.method, url, what=endpoint.name,
-                                 headers=headers)
+                                 headers=headers, deadline=deadline)
 
     @staticmethod
     def _order_number(body: Any, what: str) -> str:
@@ -309,7 +324,7 @@ def _address(endpoint: Endpoint, session: KotakSession, values: Mapping[str, str
     return f"{session.base_url}/{path}", None
 
 
-def _quoted_instrument(quote: LastPrice, batch: Sequence[Instrument]) -> Instrument | None:
+def _quoted_instrument(quote: QuotedPrice, batch: Sequence[Instrument]) -> Instrument | None:
     """The instrument of ``batch`` a quote belongs to: by token, else (an index, asked by
     name) by the name Kotak echoes as its token or display symbol."""
     for instrument in batch:

@@ -11,6 +11,11 @@ trading symbol (``SBIN-EQ``, ``NIFTY26DECFUT``), the plain name (``SBIN``), Trad
 (``NSE:SBIN``, ``M_M`` for ``M&M``, ``BAJAJ_AUTO`` for ``BAJAJ-AUTO``) and continuous futures
 (``NIFTY1!`` the nearest unexpired future, ``NIFTY2!`` the next, ``MCX:CRUDEOIL1!``).
 
+For options by strike offset the index also answers what an underlying is quoted by
+(:meth:`InstrumentIndex.underlying`: an index by Kotak's exact quote name, a share by its cash
+row, a future by itself) and holds each underlying's option chain
+(:meth:`InstrumentIndex.option_chain`), built on first use.
+
 A refresh is all or nothing: every needed file is downloaded and parsed before the new index
 replaces the old one, and a structurally bad file (missing columns, truncated rows, rows of
 another segment) fails the whole refresh, leaving the previous index in use.
@@ -29,7 +34,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -64,6 +69,28 @@ _PREFIX_FAMILY: dict[str, tuple[Exchange, ...]] = {
     "CDS": (Exchange.CDS,),
 }
 _DERIVATIVE_OF = {Exchange.NSE: Exchange.NFO, Exchange.BSE: Exchange.BFO}
+_CASH_OF = {Exchange.NFO: Exchange.NSE, Exchange.BFO: Exchange.BSE}
+#: The indices with listed options: the name their options carry (pSymbolName) -> where and by
+#: which exact, case-sensitive name Kotak quotes the index (kotak-neo-api.md section 4.11).
+INDEX_QUOTES: dict[str, tuple[Exchange, str]] = {
+    "NIFTY": (Exchange.NSE, "Nifty 50"),
+    "BANKNIFTY": (Exchange.NSE, "Nifty Bank"),
+    "FINNIFTY": (Exchange.NSE, "Nifty Fin Service"),
+    "MIDCPNIFTY": (Exchange.NSE, "NIFTY MID SELECT"),
+    "NIFTYNXT50": (Exchange.NSE, "Nifty Next 50"),
+    "SENSEX": (Exchange.BSE, "SENSEX"),
+    "BANKEX": (Exchange.BSE, "BANKEX"),
+}
+# An alert fired from the index chart may carry the chart's name instead: Kotak's quote name
+# or TradingView's ticker (CNXFINANCE, NIFTY_MID_SELECT).
+_INDEX_ALIASES: dict[str, str] = {
+    **{quote_name.upper(): name for name, (_, quote_name) in INDEX_QUOTES.items()},
+    "CNXFINANCE": "FINNIFTY",
+    "NIFTY_MID_SELECT": "MIDCPNIFTY",
+}
+# OpenAlgo spells a future with its expiry day: NIFTY30DEC25FUT (Kotak: NIFTY25DECFUT).
+_OPENALGO_FUTURE = re.compile(r"^(.+?)(\d{2})([A-Z]{3})(\d{2})FUT$")
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 
 
 class InstrumentError(Exception):
@@ -297,6 +324,8 @@ class InstrumentIndex:
             chain.sort(key=lambda inst: (inst.expiry or date.max, inst.trading_symbol))
             self._expiries[key] = [inst.expiry or date.max for inst in chain]
         self._count = count
+        self._chains: _Chains | None = None
+        self._chains_lock = threading.Lock()
 
     def __len__(self) -> int:
         return self._count
@@ -375,6 +404,214 @@ class InstrumentIndex:
             if self._futures.get((_DERIVATIVE_OF.get(exch, exch), text)):
                 return f"name a contract, e.g. {text}1! for the nearest future"
         return "not in today's scrip master for " + "/".join(e.value for e in exchanges)
+
+    # --- options by strike offset ---------------------------------------------------------
+
+    def option_chain(self, exchange: Exchange, underlying: str,
+                     option_type: str) -> OptionChain | None:
+        """The listed ``option_type`` (CE/PE) options of ``underlying`` on ``exchange``, or
+        None when there are none. Expired expiries are kept: the caller asks from a day."""
+        return self._option_chains().chains.get((exchange, underlying.upper(),
+                                                 option_type.upper()))
+
+    def option_exchanges(self, underlying: str) -> tuple[Exchange, ...]:
+        """The exchanges listing options of ``underlying`` (to say where to look instead)."""
+        return self._option_chains().exchanges.get(underlying.upper(), ())
+
+    def _option_chains(self) -> _Chains:
+        # Built on first use, once per index: the day's first option signal pays for it
+        # (about 0.2 s for a 155,000-row master), a bridge that never trades options never.
+        chains = self._chains
+        if chains is None:
+            with self._chains_lock:
+                chains = self._chains
+                if chains is None:
+                    chains = _Chains.build(self._by_symbol.values())
+                    self._chains = chains
+        return chains
+
+    def index_quote(self, name: str) -> Instrument | None:
+        """The instrument Kotak quotes an index by (``NIFTY`` -> NSE ``Nifty 50``), or None
+        when ``name`` is not an index with listed options.
+
+        The scrip master's index row is used when its trading symbol is Kotak's quote name;
+        otherwise a row is made up from the name alone, since Kotak quotes an index by its
+        name, not a token, and a master without the row must not stop a NIFTY signal.
+        """
+        text = name.strip().upper()
+        entry = INDEX_QUOTES.get(_INDEX_ALIASES.get(text, text))
+        if entry is None:
+            return None
+        exchange, quote_name = entry
+        listed = self._by_symbol.get((exchange, quote_name.upper()))
+        if listed is not None and listed.kind is InstrumentKind.INDEX:
+            return listed
+        return Instrument(exchange=exchange, trading_symbol=quote_name,
+                          symbol=quote_name.upper(), token=quote_name,
+                          kind=InstrumentKind.INDEX, lot_size=1, tick_size=Decimal("0.05"))
+
+    def underlying(self, name: str, exchange: Exchange | None = None,
+                   on: date | None = None) -> Underlying:
+        """What an option by offset is priced from, and where its options are listed.
+
+        Read in this order: a future (``NIFTY26DECFUT``, ``NIFTY1!``, OpenAlgo's
+        ``NIFTY30DEC25FUT``) is quoted itself; an index with listed options (``NIFTY``,
+        ``SENSEX``, also by Kotak's quote name or TradingView's ticker) by Kotak's index quote;
+        anything else is a share, quoted by its cash row (NSE before BSE unless told).
+
+        :param exchange: the sender's exchange; NSE/NFO and BSE/BFO mean the same market here.
+            Ignored for an index, whose market its name already fixes.
+        :param on: the day continuous futures roll against (the index's day by default).
+        :raises UnknownInstrument: nothing matches, with a hint saying what would.
+        :raises AmbiguousInstrument: a continuous future listed on several exchanges.
+        """
+        text = name.strip().upper()
+        prefix, _, bare = text.rpartition(":")
+        bare = bare.strip()
+        if not bare:
+            raise UnknownInstrument(name, "the underlying is empty")
+        home = _home_market(name, prefix.strip(), exchange)
+        if _CONTINUOUS.match(bare) or bare.endswith("FUT"):
+            future = self._future_underlying(name, bare, home, on)
+            return Underlying(future.symbol, future, future.exchange)
+        index_name = _INDEX_ALIASES.get(bare, bare)
+        quoted = self.index_quote(index_name)
+        if quoted is not None:
+            return Underlying(index_name, quoted, _DERIVATIVE_OF[quoted.exchange])
+        markets = (home,) if home is not None else (Exchange.NSE, Exchange.BSE)
+        for market in markets:
+            for variant in _spellings(bare):
+                share = self._cash_names.get((market, variant))
+                if share is None:
+                    listed = self._by_symbol.get((market, variant))
+                    share = listed if listed and listed.kind is InstrumentKind.EQUITY else None
+                if share is not None and market in _DERIVATIVE_OF:
+                    return Underlying(share.symbol, share, _DERIVATIVE_OF[market])
+        raise UnknownInstrument(name, self._underlying_hint(bare, markets))
+
+    def _future_underlying(self, name: str, bare: str, home: Exchange | None,
+                           on: date | None) -> Instrument:
+        market = _DERIVATIVE_OF.get(home, home) if home is not None else None
+        try:
+            found = self.resolve(bare, market, on)
+        except UnknownInstrument:
+            spelled = _OPENALGO_FUTURE.match(bare)
+            if spelled is None:
+                raise
+            found = self._openalgo_future(name, spelled, market, on)
+        if found.kind is not InstrumentKind.FUTURE:
+            raise UnknownInstrument(name, f"{found.trading_symbol} is not a future")
+        return found
+
+    def _openalgo_future(self, name: str, spelled: re.Match[str], market: Exchange | None,
+                         on: date | None) -> Instrument:
+        """``NIFTY30DEC25FUT`` read as Kotak's ``NIFTY25DECFUT``, the day checked against the
+        listed expiry so a wrong date is not silently another contract."""
+        root, day, month, year = spelled.groups()
+        try:
+            expiry = date(2000 + int(year), _MONTHS.index(month) + 1, int(day))
+        except ValueError as exc:
+            raise UnknownInstrument(name, f"{day}{month}{year} is not a date") from exc
+        found = self.resolve(f"{root}{year}{month}FUT", market, on)
+        if found.expiry != expiry:
+            listed = found.expiry.strftime("%d%b%y").upper() if found.expiry else "?"
+            raise UnknownInstrument(name, f"{found.trading_symbol} expires on {listed}, not "
+                                          f"{expiry.strftime('%d%b%y').upper()}")
+        return found
+
+    def _underlying_hint(self, bare: str, markets: tuple[Exchange, ...]) -> str:
+        if any(key[1] == bare for key in self._futures):
+            return f"{bare} has no cash price to pick strikes from: name its future, e.g. {bare}1!"
+        where = "/".join(market.value for market in markets)
+        return (f"not an index with options ({', '.join(INDEX_QUOTES)}), a share on {where} or "
+                "a future in today's scrip master")
+
+
+@dataclass(frozen=True, slots=True)
+class Underlying:
+    """What an option by offset is picked against."""
+
+    name: str  # what its options are listed under (pSymbolName): NIFTY, RELIANCE
+    quote: Instrument  # quoted for the price: the index, the share, or the future itself
+    derivatives: Exchange  # where its options are listed: NFO, BFO, MCX
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class StrikeLadder:
+    """One expiry of an option chain: the listed strikes, ascending, and their contracts."""
+
+    expiry: date
+    strikes: tuple[Decimal, ...]
+    contracts: tuple[Instrument, ...]  # contracts[i] is the option at strikes[i]
+
+    def position(self, strike: Decimal) -> int | None:
+        """Where ``strike`` stands in :attr:`strikes`, or None when it is not listed."""
+        at = bisect.bisect_left(self.strikes, strike)
+        return at if at < len(self.strikes) and self.strikes[at] == strike else None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class OptionChain:
+    """The options of one type (CE or PE) of one underlying on one exchange."""
+
+    exchange: Exchange
+    underlying: str
+    option_type: str
+    expiries: tuple[date, ...]  # ascending
+    ladders: Mapping[date, StrikeLadder]
+
+    def expiries_from(self, day: date) -> tuple[date, ...]:
+        """The listed expiries on or after ``day``, nearest first."""
+        return self.expiries[bisect.bisect_left(self.expiries, day):]
+
+
+@dataclass(frozen=True, slots=True)
+class _Chains:
+    chains: dict[tuple[Exchange, str, str], OptionChain]
+    exchanges: dict[str, tuple[Exchange, ...]]
+
+    @classmethod
+    def build(cls, instruments: Iterable[Instrument]) -> _Chains:
+        grouped: dict[tuple[Exchange, str, str], dict[date, dict[Decimal, Instrument]]] = {}
+        for item in instruments:
+            if (item.kind is not InstrumentKind.OPTION or item.expiry is None
+                    or item.strike is None):
+                continue
+            key = (item.exchange, item.symbol, item.option_type)
+            at_strike = grouped.setdefault(key, {}).setdefault(item.expiry, {})
+            held = at_strike.get(item.strike)
+            # Two rows at one strike would be a malformed master; the choice must not depend
+            # on the file's row order.
+            if held is None or item.trading_symbol < held.trading_symbol:
+                at_strike[item.strike] = item
+        chains: dict[tuple[Exchange, str, str], OptionChain] = {}
+        exchanges: dict[str, tuple[Exchange, ...]] = {}
+        for key, expiries in grouped.items():
+            ladders: dict[date, StrikeLadder] = {}
+            for expiry, at_strike in expiries.items():
+                strikes = tuple(sorted(at_strike))
+                ladders[expiry] = StrikeLadder(expiry, strikes,
+                                               tuple(at_strike[s] for s in strikes))
+            exchange, underlying, option_type = key
+            chains[key] = OptionChain(exchange, underlying, option_type,
+                                      tuple(sorted(ladders)), ladders)
+            if exchange not in exchanges.get(underlying, ()):
+                exchanges[underlying] = (*exchanges.get(underlying, ()), exchange)
+        return cls(chains, exchanges)
+
+
+def _home_market(name: str, prefix: str, exchange: Exchange | None) -> Exchange | None:
+    """The cash market (or MCX/CDS) a prefix and an exchange point at; they must agree."""
+    from_prefix = None
+    if prefix:
+        family = _PREFIX_FAMILY.get(prefix)
+        if family is None:
+            raise UnknownInstrument(name, f"unknown exchange prefix {prefix!r}")
+        from_prefix = _CASH_OF.get(family[0], family[0])
+    from_exchange = _CASH_OF.get(exchange, exchange) if exchange is not None else None
+    if from_prefix is not None and from_exchange is not None and from_prefix is not from_exchange:
+        raise UnknownInstrument(name, f"the prefix {prefix} disagrees with exchange {exchange}")
+    return from_prefix or from_exchange
 
 
 def _series_rank(series: str) -> int:

@@ -769,24 +769,65 @@ class LastPrice:
     price: Decimal
 
 
+@dataclass(frozen=True)
+class QuotedPrice:
+    """A last traded price with the time Kotak last updated it (``lstup_time``)."""
+
+    exchange: Exchange
+    token: str  # exchange_token
+    display_symbol: str
+    price: Decimal
+    updated_at: datetime | None  # None when Kotak sent no usable time
+
+
+#: ``lstup_time`` values above this are read as milliseconds (seconds would be year 5138)
+_MILLISECONDS_FROM = 10**11
+
+
 def parse_last_prices(body: Any) -> list[LastPrice]:
     """Read the quotes reply: a bare JSON array, every number a string (``"801.6000"``)."""
+    return [LastPrice(row.exchange, row.token, row.display_symbol, row.price)
+            for row in parse_quoted_prices(body)]
+
+
+def parse_quoted_prices(body: Any) -> list[QuotedPrice]:
+    """Read the quotes reply with each row's update time.
+
+    ``lstup_time`` is Unix seconds in Kotak's sample; a missing, zero or unreadable time is
+    None rather than an error, so a reply whose prices are good is never refused over it.
+    """
     if not isinstance(body, list) or not all(isinstance(row, Mapping) for row in body):
         raise ProtocolError("Kotak's quotes reply is not a list of quotes")
-    prices: list[LastPrice] = []
+    prices: list[QuotedPrice] = []
     for row in body:
         try:
             if not _text(row.get("ltp")):
                 raise ValueError("no ltp")
-            prices.append(LastPrice(
+            prices.append(QuotedPrice(
                 exchange=_exchange(row.get("exchange")),
                 token=_text(row.get("exchange_token")),
                 display_symbol=_text(row.get("display_symbol")),
                 price=_decimal(row.get("ltp")),
+                updated_at=_update_time(row.get("lstup_time")),
             ))
         except (ValueError, InvalidOperation) as exc:
             raise ProtocolError(f"Kotak sent a quote we cannot read: {exc}") from exc
     return prices
+
+
+def _update_time(value: Any) -> datetime | None:
+    try:
+        stamp = _int(value)
+    except (ValueError, InvalidOperation):
+        return None
+    if stamp <= 0:
+        return None
+    if stamp >= _MILLISECONDS_FROM:
+        stamp //= 1000
+    try:
+        return datetime.fromtimestamp(stamp, IST)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 # --- value readers ------------------------------------------------------------------------
