@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.config["MAX_CONTENT_LENGTH"] = services.settings.intake.max_body_bytes
     app.extensions["bridge"] = services
 
-    from bridge import health, metrics
+    from bridge import api, health, metrics
     from bridge.dashboard import views as dashboard
     from bridge.webhooks import routes
 
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(routes.bp)
+    app.register_blueprint(api.bp)
     dashboard.register(app, services)
     app.register_error_handler(BridgeError, routes.render_refusal)
     app.register_error_handler(RequestEntityTooLarge, _too_large)

@@ -102,7 +102,7 @@ KNOWN_KEYS = frozenset({
     "INSTRUMENTS_REFRESH_AT", "HOLIDAYS_FILE", "JOURNAL_RETENTION_DAYS", "RECONCILE_EVERY_S",
     "SQUAREOFF_ROUNDS", "SQUAREOFF_FILL_WAIT_S", "NOTIFY_WEBHOOK_URL", "TELEGRAM_API_URL",
     "PUBLIC_URL", "ACCOUNTS_FILE", "SESSION_STAGGER_S", "DATABASE_POOL_SIZE",
-    "DATABASE_MAX_OVERFLOW",
+    "DATABASE_MAX_OVERFLOW", "API_KEY",
 })
 _WATCHED_PREFIXES = ("KOTAK_", "BRIDGE_")
 #: environment variables holding the secrets of the accounts in ACCOUNTS_FILE
@@ -180,6 +180,8 @@ class Settings:
     bind_host: str
     bind_port: int
     webhook_secret: Secret
+    #: key of the REST API at /api/v1 (``apikey`` in each call); empty: the API is off
+    api_key: Secret
     database_url: str
     database_pool: tuple[int | None, int | None]  # pool size, overflow; None: by database
     data_dir: Path
@@ -212,8 +214,8 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Every configured secret value, for the log redactor."""
-        values = (self.webhook_secret, self.admin_password, self.telegram_bot_token,
-                  self.notify_webhook_url,
+        values = (self.webhook_secret, self.api_key, self.admin_password,
+                  self.telegram_bot_token, self.notify_webhook_url,
                   self.secret_key, self.kotak.api_key, self.kotak.api_secret, self.kotak.mpin,
                   self.kotak.totp_secret, self.kotak.password)
         return [value.reveal() for value in (*values, *self.account_env.values()) if value]
@@ -247,6 +249,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
                   "writes a fresh one into .env)")
     elif len(webhook_secret.reveal()) < 16:
         r.warn("WEBHOOK_SECRET is shorter than 16 characters: anyone who guesses it can trade")
+    api_key = _api_key(r, webhook_secret)
     kotak = _kotak_settings(r, mode)
     squareoff = r.squareoff("SQUAREOFF_TIMES")
     telegram_token = r.secret("TELEGRAM_BOT_TOKEN")
@@ -266,6 +269,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         bind_host=host,
         bind_port=port,
         webhook_secret=webhook_secret,
+        api_key=api_key,
         database_url=r.database_url("DATABASE_URL", "sqlite:///instance/bridge.db"),
         database_pool=(r.optional_integer("DATABASE_POOL_SIZE", 1, 200),
                        r.optional_integer("DATABASE_MAX_OVERFLOW", 0, 500)),
@@ -330,6 +334,32 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     if r.problems:
         raise ConfigError(r.problems)
     return dataclasses.replace(settings, warnings=tuple(r.warnings))
+
+
+#: what an API key may be made of: printable ASCII without spaces or quotes, so that it
+#: survives a JSON body, a shell command line and a .env file unchanged
+_API_KEY_TEXT = re.compile(r"[A-Za-z0-9._~+/=:@%^*!#$&()\[\]{}<>?|,;-]+")
+API_KEY_MIN_LENGTH = 16
+
+
+def _api_key(r: _Reader, webhook_secret: Secret) -> Secret:
+    """``API_KEY``: empty turns the REST API off; otherwise a key that cannot be guessed and
+    that is not the webhook secret (alert messages carry that one, and an alert template that
+    leaks must not read the books or place orders through the API)."""
+    key = r.secret("API_KEY")
+    if not key:
+        return key
+    value = key.reveal()
+    if len(value) < API_KEY_MIN_LENGTH:
+        r.problem(f"API_KEY must be at least {API_KEY_MIN_LENGTH} characters (value not "
+                  "shown); leave it empty to turn the REST API off")
+    elif not _API_KEY_TEXT.fullmatch(value):
+        r.problem("API_KEY may hold only letters, digits and punctuation, without spaces or "
+                  "quotes (value not shown)")
+    elif webhook_secret and value == webhook_secret.reveal():
+        r.problem("API_KEY must differ from WEBHOOK_SECRET: alert messages carry the webhook "
+                  "secret, and whoever reads one must not reach the REST API")
+    return key
 
 
 def _kotak_settings(r: _Reader, mode: Mode) -> KotakSettings:

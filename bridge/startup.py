@@ -59,6 +59,9 @@ def banner(settings: Settings, *, show_secret: bool) -> str:
                           "alert_id": "{{ticker}}-{{strategy.order.id}}-{{timenow}}"})
     trial = json.dumps({"secret": secret, "symbol": "NSE:SBIN", "action": "buy",
                         "quantity": 1, "alert_id": "try-1"}, separators=(",", ":"))
+    api_key = settings.api_key.reveal() if show_secret else "<API_KEY>"
+    api = (f"{base}/api/v1/  (OpenAlgo-compatible; key: API_KEY in .env)" if settings.api_key
+           else "off (set API_KEY in .env to turn it on)")
     lines = [
         "",
         "Kotak signal bridge",
@@ -67,6 +70,7 @@ def banner(settings: Settings, *, show_secret: bool) -> str:
         f"  AmiBroker:       {base}/webhook/amibroker",
         f"  ChartInk:        {base}/webhook/chartink/{secret}",
         f"  webhook secret:  {secret if show_secret else '(WEBHOOK_SECRET in .env)'}",
+        f"  REST API:        {api}",
         f"  dashboard:       {dashboard}",
         f"  Kotak login:     {base}/kotak/callback",
         f"  health:          {base}/healthz  {base}/readyz",
@@ -83,6 +87,17 @@ def banner(settings: Settings, *, show_secret: bool) -> str:
         + " (send it again with a new alert_id: a repeat is answered as a duplicate):",
         f"  curl -X POST {local}/webhook/tradingview -H 'Content-Type: text/plain' "
         f"-d {shlex.quote(trial)}",
+    ]
+    if settings.api_key:
+        # The ping places nothing: it proves the key and the address an OpenAlgo client
+        # (host=<this address>, api_key=<API_KEY>) will use.
+        ping = json.dumps({"apikey": api_key}, separators=(",", ":"))
+        lines += [
+            "REST API (OpenAlgo's clients work with host set to this address); check the key:",
+            f"  curl -X POST {local}/api/v1/ping -H 'Content-Type: application/json' "
+            f"-d {shlex.quote(ping)}",
+        ]
+    lines += [
         "Check the whole setup: python -m bridge doctor",
         "",
     ]

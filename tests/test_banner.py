@@ -62,3 +62,32 @@ def test_without_show_secret_the_secret_appears_nowhere() -> None:
 
     assert SECRET not in text
     assert "<WEBHOOK_SECRET>" in text and "webhook secret:  (WEBHOOK_SECRET in .env)" in text
+
+
+API_KEY = "banner-api-key-0123456789abcdef"
+
+
+def test_the_rest_api_address_and_a_ping_ready_to_run() -> None:
+    lines = banner(settings(API_KEY=API_KEY), show_secret=True).splitlines()
+
+    assert "  REST API:        http://127.0.0.1:5000/api/v1/  (OpenAlgo-compatible; key: " \
+           "API_KEY in .env)" in lines
+    curl = shlex.split(after(lines, "REST API (OpenAlgo's clients"))
+    assert curl[:4] == ["curl", "-X", "POST", "http://127.0.0.1:5000/api/v1/ping"]
+    assert json.loads(curl[curl.index("-d") + 1]) == {"apikey": API_KEY}
+    # The webhook's curl comes first: it is the one `make run`'s smoke test runs.
+    assert next(line for line in lines if line.strip().startswith("curl ")).strip() \
+        .startswith("curl -X POST http://127.0.0.1:5000/webhook/tradingview")
+
+
+def test_without_show_secret_the_api_key_appears_nowhere() -> None:
+    text = banner(settings(API_KEY=API_KEY), show_secret=False)
+
+    assert API_KEY not in text and '{"apikey":"<API_KEY>"}' in text
+
+
+def test_an_empty_api_key_says_the_api_is_off_and_how_to_turn_it_on() -> None:
+    text = banner(settings(), show_secret=True)
+
+    assert "REST API:        off (set API_KEY in .env to turn it on)" in text
+    assert "/api/v1/ping" not in text

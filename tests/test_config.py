@@ -116,3 +116,29 @@ def test_the_sample_env_file_is_complete_and_valid() -> None:
     values = dict(line.split("=", 1) for line in sample.read_text().splitlines()
                   if line and not line.startswith("#"))
     load_settings({**values, "WEBHOOK_SECRET": SECRET})
+
+
+def test_api_key_is_off_when_empty_and_a_secret_when_set() -> None:
+    off = load_settings({"WEBHOOK_SECRET": SECRET})
+    key = "api-key-value-0123456789"
+    on = load_settings({"WEBHOOK_SECRET": SECRET, "API_KEY": f"  {key} "})
+
+    assert not off.api_key and off.api_key.reveal() == ""
+    assert on.api_key.reveal() == key
+    assert key not in repr(on) and key not in str(on.api_key)
+    assert key in on.secrets()  # so the log redactor hides it
+
+
+@pytest.mark.parametrize(("key", "problem"), [
+    ("short-key", "at least 16 characters"),
+    ("has spaces inside 0123456", "without spaces or quotes"),
+    ('quoted"key-0123456789', "without spaces or quotes"),
+    (SECRET, "must differ from WEBHOOK_SECRET"),
+])
+def test_a_weak_api_key_stops_the_start_without_showing_it(key: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings({"WEBHOOK_SECRET": SECRET, "API_KEY": key})
+
+    (text,) = refused.value.problems
+    assert text.startswith("API_KEY") and problem in text
+    assert key not in text

@@ -66,9 +66,9 @@ def _gate() -> Gate:
 def tradingview() -> ResponseReturnValue:
     gate = _gate()
     address = _address(gate, tradingview=True)
-    _, text, payload = _body(gate, allow_form=False)
+    _, text, payload = read_body(gate, allow_form=False)
     secret, readable = intake.take_secret(payload)
-    who = _admit(gate, address, secret if readable else "")
+    who = admit(gate, address, secret if readable else "")
     _check_secret(gate, who, secret if readable else "")
     return _submit(gate, SignalSource.TRADINGVIEW, address, text, payload)
 
@@ -77,30 +77,30 @@ def tradingview() -> ResponseReturnValue:
 def amibroker() -> ResponseReturnValue:
     gate = _gate()
     address = _address(gate)
-    raw, text, payload = _body(gate, allow_form=True)
+    raw, text, payload = read_body(gate, allow_form=True)
     secret, readable = intake.take_secret(payload)
     header = request.headers.get("X-Webhook-Secret")
     signature = request.headers.get("X-Signature")
     expected = gate.settings.webhook_secret.reveal()
     given = [value for value in (secret, header) if value is not None]
     presented = "signed" if signature is not None else (given[0] if given else None)
-    who = _admit(gate, address, presented if readable else "")
+    who = admit(gate, address, presented if readable else "")
     if signature is not None:
         stamp = request.headers.get("X-Timestamp", "")
         if not auth.signature_valid(expected, stamp, signature, raw):
-            _fail_auth(gate, who, "the X-Signature does not match, or X-Timestamp is more "
-                                  "than 60 s away or not a number")
+            fail_auth(gate, who, "the X-Signature does not match, or X-Timestamp is more "
+                                 "than 60 s away or not a number")
     elif not given:
-        _fail_auth(gate, who, "no secret: send it in the body (secret) or the "
-                              "X-Webhook-Secret header")
+        fail_auth(gate, who, "no secret: send it in the body (secret) or the "
+                             "X-Webhook-Secret header")
     if not readable or any(not auth.secret_matches(value, expected) for value in given):
-        _fail_auth(gate, who, "wrong secret")
+        fail_auth(gate, who, "wrong secret")
     if signature is not None and not gate.doors.use_signature(
             auth.signature_digest(signature), timedelta(seconds=2 * auth.SIGNATURE_WINDOW_S)):
         # A signature is good once: a copy sent again inside its window (after the dedup
         # window, say) would otherwise place a second order.
-        _fail_auth(gate, who, "this signed request was already received once; sign each "
-                              "request anew (X-Timestamp and X-Signature)")
+        fail_auth(gate, who, "this signed request was already received once; sign each "
+                             "request anew (X-Timestamp and X-Signature)")
     gate.failures.succeeded(who)
     return _submit(gate, SignalSource.AMIBROKER, address, text, payload)
 
@@ -109,20 +109,20 @@ def amibroker() -> ResponseReturnValue:
 def chartink_without_secret() -> ResponseReturnValue:
     gate = _gate()
     address = _address(gate)
-    who = _admit(gate, address, None)
-    _fail_auth(gate, who, "the ChartInk webhook URL carries the secret: "
-                          "/webhook/chartink/<WEBHOOK_SECRET>")
+    who = admit(gate, address, None)
+    fail_auth(gate, who, "the ChartInk webhook URL carries the secret: "
+                         "/webhook/chartink/<WEBHOOK_SECRET>")
 
 
 @bp.post("/chartink/<path:secret>")
 def chartink(secret: str) -> ResponseReturnValue:
     gate = _gate()
     address = _address(gate)
-    who = _admit(gate, address, secret)
+    who = admit(gate, address, secret)
     if not auth.secret_matches(secret, gate.settings.webhook_secret.reveal()):
-        _fail_auth(gate, who, "wrong secret in the URL")
+        fail_auth(gate, who, "wrong secret in the URL")
     gate.failures.succeeded(who)
-    _, text, payload = _body(gate, allow_form=True)
+    _, text, payload = read_body(gate, allow_form=True)
     return _chartink(gate, address, text, payload)
 
 
@@ -142,7 +142,7 @@ def _address(gate: Gate, tradingview: bool = False) -> str:
     return address
 
 
-def _admit(gate: Gate, address: str, credential: str | None) -> str:
+def admit(gate: Gate, address: str, credential: str | None) -> str:
     """Refuse a blocked or flooding caller (429); return whom failures are counted against.
 
     On a shared address (TradingView's, or a trusted proxy that named no client) the caller
@@ -163,7 +163,8 @@ def _admit(gate: Gate, address: str, credential: str | None) -> str:
     return who
 
 
-def _body(gate: Gate, *, allow_form: bool) -> tuple[bytes, str, dict[str, Any]]:
+def read_body(gate: Gate, *, allow_form: bool) -> tuple[bytes, str, dict[str, Any]]:
+    """The body as bytes, as text and parsed (413 when too large, 422 when unreadable)."""
     limit = gate.settings.intake.max_body_bytes
     if (request.content_length or 0) > limit:
         raise PayloadTooLarge(f"the body is larger than {limit // 1024} KiB",
@@ -178,20 +179,22 @@ def _body(gate: Gate, *, allow_form: bool) -> tuple[bytes, str, dict[str, Any]]:
 
 def _check_secret(gate: Gate, address: str, secret: str | None) -> None:
     if secret is None:
-        _fail_auth(gate, address, "no secret: add \"secret\": \"<WEBHOOK_SECRET>\" to the "
-                                  "alert message")
+        fail_auth(gate, address, "no secret: add \"secret\": \"<WEBHOOK_SECRET>\" to the "
+                                 "alert message")
     elif not auth.secret_matches(secret, gate.settings.webhook_secret.reveal()):
-        _fail_auth(gate, address, "wrong secret")
+        fail_auth(gate, address, "wrong secret")
     gate.failures.succeeded(address)
 
 
-def _fail_auth(gate: Gate, who: str, why: str) -> NoReturn:
+def fail_auth(gate: Gate, who: str, why: str) -> NoReturn:
+    """Count a failed credential against ``who`` and refuse the request (401)."""
     gate.failures.failed(who)
     current_app.logger.warning("refused a signal from %s: %s", who.partition("|")[0], why)
     raise Unauthorized(why)
 
 
-def _deadline(gate: Gate) -> float:
+def deadline_of(gate: Gate) -> float:
+    """The monotonic time by which this request must be answered."""
     started: float = g.get("started", time.monotonic())
     return started + gate.settings.intake.response_budget_ms / 1000
 
@@ -201,7 +204,7 @@ def _submit(gate: Gate, source: SignalSource, address: str, text: str,
     outcome = gate.desk.submit(Intake(
         source=source, account=_account(), remote_addr=address,
         raw_body=intake.masked(text, gate.settings.webhook_secret.reveal()),
-        deadline=_deadline(gate), payload=payload, dedup_basis=intake.canonical(payload),
+        deadline=deadline_of(gate), payload=payload, dedup_basis=intake.canonical(payload),
         received_at=g.get("arrived")))
     _log(source, outcome)
     body, status = outcome_json(outcome)
@@ -240,7 +243,7 @@ def _chartink(gate: Gate, address: str, text: str,
                           {"stocks": len(stocks), "max_stocks": rule.max_stocks},
                           code="too_many_stocks")
     masked = intake.masked(text, gate.settings.webhook_secret.reveal())
-    deadline = _deadline(gate)
+    deadline = deadline_of(gate)
     outcomes: list[tuple[str, Outcome]] = []
     for position, stock in enumerate(stocks):
         price = _price(prices[position] if position < len(prices) else "")
