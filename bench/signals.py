@@ -78,12 +78,12 @@ def wait_http(url: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def start_sandbox(folder: Path, order_rate: int = 0
+def start_sandbox(folder: Path, order_rate: int = 0, *extra: str
                   ) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
     port = free_port()
     log = folder / "sandbox.log"
     process = launch([sys.executable, "-m", "bridge.kotak.sandbox", "--port", str(port),
-                      "--order-rate", str(order_rate), "--no-market-protection"],
+                      "--order-rate", str(order_rate), "--no-market-protection", *extra],
                      {**os.environ, "PYTHONPATH": str(ROOT)}, log)
     deadline = time.monotonic() + 30
     while "(legacy OTP:" not in log.read_text():

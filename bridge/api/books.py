@@ -255,7 +255,7 @@ def optionsymbol(caller: Caller) -> tuple[dict[str, Any], int]:
                        "invalid_request", {"underlying": ["options by offset are not set up"]})
     try:
         option, resolution = pick(index, request.option, False,
-                                  time.monotonic() + QUOTE_WAIT_S)
+                                  time.monotonic() + QUOTE_WAIT_S, {})
     except InvalidSignal as exc:
         raise ApiError(exc.http_status, exc.message, exc.code, exc.details) from exc
     freeze = option.freeze_quantity

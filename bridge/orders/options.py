@@ -467,7 +467,8 @@ class OptionPicker:
         self._calendar = calendar
 
     def pick(self, index: InstrumentIndex, request: OptionRequest, amo: bool = False,
-             deadline: float | None = None) -> tuple[Instrument, Resolution]:
+             deadline: float | None = None,
+             seen: dict[Instrument, Quote] | None = None) -> tuple[Instrument, Resolution]:
         """Quote the underlying and pick the contract.
 
         Everything the signal can get wrong is checked before the broker is asked, so a
@@ -476,6 +477,9 @@ class OptionPicker:
         :param amo: an after-market order: the last price stands, and after today's close
             today's expiries no longer count.
         :param deadline: ``time.monotonic()`` by which the quote must be in (default: 1 s).
+        :param seen: quotes already read for this signal, by instrument, added to here: the
+            legs of one signal are picked from one price of their underlying (one broker
+            call, and strikes that stand in the intended relation to each other).
         :raises InvalidSignal: naming the field at fault; nothing was sent.
         """
         now = self._clock.now().astimezone(IST)
@@ -485,9 +489,13 @@ class OptionPicker:
         parse_expiry(request.expiry)
         underlying = find_underlying(index, request, today)
         option_chain(index, underlying, request.option_type, today)
-        quote = self._read(underlying, time.monotonic() + QUOTE_WAIT_S
-                           if deadline is None else deadline)
-        self._check(underlying, quote, now, amo)
+        quote = seen.get(underlying.quote) if seen is not None else None
+        if quote is None:
+            quote = self._read(underlying, time.monotonic() + QUOTE_WAIT_S
+                               if deadline is None else deadline)
+            self._check(underlying, quote, now, amo)
+            if seen is not None:
+                seen[underlying.quote] = quote
         return choose(index, request, quote.price, today, underlying=underlying,
                       first_day=self._first_day(underlying.derivatives, now, amo))
 

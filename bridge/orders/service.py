@@ -81,6 +81,7 @@ from bridge.kotak.instruments import (
 from bridge.notify import Notifier
 from bridge.orders import rules, sizing
 from bridge.orders.legs import LegFailures
+from bridge.orders.options import Quote
 from bridge.orders.report import SignalReport
 from bridge.schedule.calendar import TradingCalendar
 from bridge.schemas import product_problem
@@ -88,9 +89,10 @@ from bridge.schemas import product_problem
 log = logging.getLogger(__name__)
 
 PriceHint = Callable[[Instrument, Decimal], None]
-#: picks the contract of an option by offset: (index, request, amo, deadline) -> the option
-#: and why it was picked; raises InvalidSignal naming the field
-OptionPick = Callable[[InstrumentIndex, OptionRequest, bool, float],
+#: picks the contract of an option by offset: (index, request, amo, deadline, the quotes
+#: this signal has read) -> the option and why it was picked; raises InvalidSignal naming
+#: the field
+OptionPick = Callable[[InstrumentIndex, OptionRequest, bool, float, dict[Instrument, Quote]],
                       tuple[Instrument, Resolution]]
 #: how long picking an option may wait for the underlying's quote
 QUOTE_WAIT_S = 1.0
@@ -193,12 +195,13 @@ class OrderService:
                                          "by underlying and offset"]})
         return instrument
 
-    def _pick(self, index: InstrumentIndex, request: OptionRequest,
-              amo: bool) -> tuple[Instrument, Resolution]:
+    def _pick(self, index: InstrumentIndex, request: OptionRequest, amo: bool,
+              seen: dict[Instrument, Quote] | None = None) -> tuple[Instrument, Resolution]:
         if self.pick_option is None:
             raise InvalidSignal("options by strike offset are not available here",
                                 {"underlying": ["options by offset are not set up"]})
-        return self.pick_option(index, request, amo, time.monotonic() + QUOTE_WAIT_S)
+        return self.pick_option(index, request, amo, time.monotonic() + QUOTE_WAIT_S,
+                                {} if seen is None else seen)
 
     def _prepare_legs(self, signal: Signal, index: InstrumentIndex) -> Prepared:
         """Resolve and check every leg before anything is sent: one bad leg refuses the
@@ -206,13 +209,14 @@ class OrderService:
         long one frees), each side in the order given."""
         resolved: list[tuple[Leg, Instrument]] = []
         picked: dict[OptionRequest, tuple[Instrument, Resolution]] = {}
+        seen: dict[Instrument, Quote] = {}  # one quote per underlying for all the legs
         for number, leg in enumerate(signal.legs):
             where = f"legs.{number}."
             try:
                 if leg.option is not None:
                     # Two legs asking the same strike get one quote and the same contract.
                     if leg.option not in picked:
-                        picked[leg.option] = self._pick(index, leg.option, signal.amo)
+                        picked[leg.option] = self._pick(index, leg.option, signal.amo, seen)
                     instrument, resolution = picked[leg.option]
                     leg = dataclasses.replace(leg, symbol=instrument.trading_symbol,
                                               exchange=instrument.exchange,

@@ -76,6 +76,8 @@ def test_an_iron_condor_sends_its_buy_legs_first(bridge: Bridge) -> None:
     assert [(p["ts"], p["tt"]) for p in bridge.placed()] == expected
     assert [leg["symbol"] for leg in answer["legs"]] == [symbol for symbol, _ in expected]
     assert {leg["option"]["underlying_price"] for leg in answer["legs"]} == {"26000"}
+    # Four legs, one price of the index: one quotes call.
+    assert len(bridge.sandbox.requests.snapshot("quotes")) == 1
 
 
 def test_an_offset_past_the_listed_strikes_is_refused_naming_it(bridge: Bridge) -> None:
