@@ -1,5 +1,5 @@
-"""Kill -9 in the middle of a 4-leg signal, then restart: every leg reached Kotak once or is
-recorded as never sent, and the signal's status and error say which."""
+"""Kill -9 in the middle of a 4-leg option signal, then restart: every leg reached Kotak once
+or is recorded as never sent, and the signal's status and error say which."""
 
 from __future__ import annotations
 
@@ -23,14 +23,16 @@ from tests.e2e.helpers import free_port, start, start_sandbox, stop, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 SECRET = "e2e-legs-secret-0123456789"
-LEGS = [{"symbol": symbol, "exchange": "NSE", "action": action, "quantity": 1}
-        for symbol, action in (("SBIN", "SELL"), ("INFY", "BUY"), ("TCS", "SELL"),
-                               ("RELIANCE", "BUY"))]
+#: an iron condor on NIFTY, its short legs listed first (the bridge sends BUY legs first)
+LEGS = [{"offset": offset, "option_type": kind, "action": action, "quantity": 65}
+        for offset, kind, action in (("OTM2", "CE", "SELL"), ("OTM4", "CE", "BUY"),
+                                     ("OTM2", "PE", "SELL"), ("OTM4", "PE", "BUY"))]
 
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
-    sandbox, sandbox_url, printed = start_sandbox(tmp_path / "sandbox.log")
+    sandbox, sandbox_url, printed = start_sandbox(tmp_path / "sandbox.log", "--cash",
+                                                  "100000000")
     port = free_port()
     env = {**os.environ, **printed, "WEBHOOK_SECRET": SECRET,
            "DATABASE_URL": f"sqlite:///{tmp_path / 'bridge.db'}",
@@ -65,6 +67,7 @@ def test_kill_minus_nine_mid_legs_places_each_leg_once_or_says_not(
     log = tmp_path / "bridge.log"
     bridge = start_bridge(env, log, bridge_url)
     body = json.dumps({"secret": SECRET, "alert_id": "legs-kill", "strategy": "condor",
+                       "underlying": "NIFTY", "exchange": "NSE_INDEX", "product": "NRML",
                        "legs": LEGS})
     with ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(lambda: requests.post(f"{bridge_url}/webhook/tradingview", data=body,
@@ -104,7 +107,13 @@ def test_kill_minus_nine_mid_legs_places_each_leg_once_or_says_not(
         assert row.error is not None and len(row.error.details["not_placed"]) == len(never)
     else:
         assert row.status is SignalStatus.PLACED
-    # BUY legs went first: whatever reached Kotak is a prefix of the BUY-first order.
-    symbols = [json.loads(p["jdata"])["ts"] for p in placements(sandbox_url)]
-    assert symbols == ["INFY-EQ", "RELIANCE-EQ", "SBIN-EQ", "TCS-EQ"][:len(symbols)]
+    # The legs were picked once, at intake: the restarted process sent (or failed) the
+    # journaled contracts, BUY legs first, whatever the index did meanwhile.
+    assert row.signal is not None
+    picked = [(leg.symbol, leg.side.value[0]) for leg in row.signal.legs]
+    assert [leg.side.value for leg in row.signal.legs] == ["BUY", "BUY", "SELL", "SELL"]
+    assert [(o.trading_symbol, o.side[0]) for o in orders] == picked
+    sent = [(json.loads(p["jdata"])["ts"], json.loads(p["jdata"])["tt"])
+            for p in placements(sandbox_url)]
+    assert sent == picked[:len(sent)]
     assert "Traceback" not in log.read_text()
