@@ -186,9 +186,13 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
 
 
 def _paper_price_hint(sandbox: Sandbox) -> PriceHint:
-    """In paper mode a market order fills at the price the signal carried (``{{close}}``)."""
+    """In paper mode with frozen prices a market order fills at the price the signal carried
+    (``{{close}}``). While the paper market moves, its own price stands: pinning it to each
+    signal's price would stop the instrument (and its options) moving for the day."""
 
     def hint(instrument: Instrument, price: Decimal) -> None:
+        if sandbox.prices_walking:
+            return
         try:
             sandbox.set_price(instrument.exchange.value, instrument.trading_symbol, price)
         except ValueError as exc:

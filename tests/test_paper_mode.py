@@ -91,3 +91,23 @@ def test_paper_books_survive_a_restart(settings: Settings) -> None:
         assert again.paper is not None and again.paper.requests.snapshot("login") == []
     finally:
         again.close()
+
+
+def test_an_option_alert_by_offset_trades_in_paper_mode(worker_a: Services) -> None:
+    """The first thing an options trader tries: BUY the ATM call of NIFTY from the index's
+    moving price, with nothing but the webhook secret configured."""
+    from bridge.app import create_app
+
+    prepare(worker_a)
+    worker_a.start_background()
+    client = create_app(services=worker_a).test_client()
+    answer = client.post("/webhook/tradingview", json={
+        "secret": "paper-mode-secret-123456", "underlying": "NIFTY", "exchange": "NSE_INDEX",
+        "offset": "ATM", "option_type": "CE", "action": "BUY", "quantity": 65,
+        "product": "MIS", "alert_id": "paper-atm"}).get_json()
+
+    assert answer["status"] == "placed", answer
+    picked = answer["option"]
+    step = Decimal(picked["strike_step"])
+    assert abs(Decimal(picked["strike"]) - Decimal(picked["underlying_price"])) <= step / 2
+    assert answer["orders"][0]["symbol"] == picked["trading_symbol"]
