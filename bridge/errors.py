@@ -8,7 +8,9 @@ The tree::
     ├── AddressNotAllowed   403  TradingView allow-list
     ├── PayloadTooLarge     413
     ├── TooManyRequests     429  inbound rate limit, or an address blocked after failed secrets
-    └── RuleRefusal         409  a rule refused the order (trading window, kill switch, caps...)
+    │                            (also: Kotak's order rate limit full for a cancel or modify)
+    ├── RuleRefusal         409  a rule refused the order (trading window, kill switch, caps...)
+    └── NoSuchOrder         404  a cancel or modify names an order Kotak does not have today
 
 What happens at the broker is not an exception here: it is the journal's status of the
 signal and its orders, mapped to HTTP in :mod:`bridge.webhooks.responses`.
@@ -63,3 +65,8 @@ class TooManyRequests(BridgeError):
 class RuleRefusal(BridgeError):
     code = "rule"
     http_status = 409
+
+
+class NoSuchOrder(BridgeError):
+    code = "no_such_order"
+    http_status = 404

@@ -37,6 +37,7 @@ from bridge.kotak.session import SessionManager
 from bridge.log import Redactor
 from bridge.metrics import Metrics
 from bridge.notify import Notifier
+from bridge.orders.changes import OrderChanges
 from bridge.orders.desk import SignalDesk
 from bridge.orders.dispatch import Dispatcher
 from bridge.orders.options import OptionPicker, kotak_quotes
@@ -63,6 +64,7 @@ class Services:
     orders: OrderService
     dispatcher: Dispatcher
     desk: SignalDesk
+    changes: OrderChanges  # cancels and modifies of orders already at Kotak
     calendar: TradingCalendar
     jobs: JobBook
     notifier: Notifier
@@ -178,6 +180,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
         settings=settings, clock=clock, redactor=redactor, engine=engine,
         instruments=instruments, journal=journal, orders=orders, dispatcher=dispatcher,
         desk=SignalDesk(journal, orders, dispatcher, settings, clock, notifier=notifier),
+        changes=OrderChanges(orders, count=metrics.signal),
         calendar=calendar, jobs=jobs, notifier=notifier, accounts=accounts,
         doors=DoorBook(engine, clock), brokers=brokers,
         paper=sandbox,

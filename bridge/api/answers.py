@@ -7,13 +7,11 @@ with the bridge's ``code`` beside it and the HTTP status of DESIGN.md section 5.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from bridge.errors import BridgeError
-from bridge.journal.signals import Journal
 from bridge.kotak.client import KotakClient
 from bridge.kotak.errors import (
     BrokerRejected,
@@ -28,9 +26,6 @@ from bridge.kotak.errors import (
 from bridge.kotak.instruments import InstrumentIndex, InstrumentsUnavailable
 from bridge.webhooks.routes import Gate
 from bridge.wiring import Services
-
-#: how long a cancel or modify waits for a slot of the account's Kotak rate limit
-TOKEN_WAIT_S = 5.0
 
 
 class ApiError(BridgeError):
@@ -123,20 +118,6 @@ class Caller:
                                 f"{', '.join(sorted({*accepted, 'apikey', 'account'}))}",
                            "invalid_request",
                            {name: ["Unknown field."] for name in unknown})
-
-
-def rate_slot(journal: Journal, caller: Caller, rate: int) -> int:
-    """A slot of the account's Kotak rate limit, shared with every order the bridge sends
-    (429 when none frees up in ``TOKEN_WAIT_S``); give it back with ``finish_sending``."""
-    deadline = time.monotonic() + TOKEN_WAIT_S
-    while True:
-        token, wait = journal.take_token(caller.account, rate)
-        if token is not None:
-            return token
-        if time.monotonic() + wait > deadline:
-            raise ApiError(429, "Kotak's order rate limit for this account is taken by other "
-                                "orders; try again in a moment", "rate_limited")
-        time.sleep(min(max(wait, 0.005), 0.25))
 
 
 def number(value: Decimal | None) -> float:

@@ -5,8 +5,9 @@
 ``closeposition`` one per open position) and go to the same desk as the webhooks: journaled,
 checked by the same rules, rate-limited, followed to Kotak's answer, fanned out to the
 strategy's accounts and shown on the dashboard. ``cancelorder``, ``cancelallorder`` and
-``modifyorder`` change orders already at Kotak: they take a slot of the account's Kotak rate
-limit like any order and are logged.
+``modifyorder`` change orders already at Kotak through :mod:`bridge.orders.changes`: each
+change is journaled as a signal of its own (shown on the dashboard), sent in a slot of the
+account's Kotak rate limit like any order.
 
 What ``status`` means, and what a trader's script should do with it:
 
@@ -44,35 +45,33 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import current_app, g, request
 from marshmallow import RAISE, Schema, ValidationError, fields
 from marshmallow.validate import Length
 
 from bridge.api import symbols
-from bridge.api.answers import ApiError, Caller, kotak_failure, rate_slot
+from bridge.api.answers import ApiError, Caller, kotak_failure
 from bridge.domain import (
     DEFAULT_ACCOUNT,
-    BrokerOrder,
+    Exchange,
     Instrument,
     Leg,
-    ModifyRequest,
-    OrderStatus,
     OrderType,
     Product,
     Side,
     Signal,
     SignalSource,
-    Validity,
-    round_to_tick,
 )
+from bridge.errors import InvalidSignal
 from bridge.journal.signals import OrderRow, OrderState, SignalStatus
 from bridge.kotak.errors import KotakError
-from bridge.kotak.instruments import InstrumentIndex, UnknownInstrument
+from bridge.kotak.instruments import InstrumentError, InstrumentIndex
 from bridge.metrics import count_signal
+from bridge.orders.changes import ChangeCall, NewTerms, OrderChanges
 from bridge.orders.desk import Intake, Outcome
-from bridge.orders.service import BOOK_WAIT_S
 from bridge.schemas import Choice, Price, WholeNumber, field_messages
 from bridge.webhooks.responses import http_status, public_status
 
@@ -244,14 +243,11 @@ def closeposition(caller: Caller) -> tuple[dict[str, Any], int]:
 def cancelorder(caller: Caller) -> tuple[dict[str, Any], int]:
     caller.refuse_unknown(FIELDS[caller.name])
     order_id = caller.text_field("orderid")
-    found = _booked(caller, order_id)
-    if found.status is OrderStatus.CANCELLED:
+    changed = _change(caller, f"the cancel of order {order_id}",
+                      lambda changes, call: changes.cancel(call, order_id))
+    if changed.status is SignalStatus.NOOP:
         return {"status": "success", "orderid": order_id,
                 "message": f"order {order_id} was already cancelled"}, 200
-    if found.status.is_final:
-        raise ApiError(409, f"order {order_id} is {found.status.value}: it cannot be "
-                            "cancelled", "order_final", {"orderid": [found.status.value]})
-    _cancel(caller, order_id, found.trading_symbol)
     return {"status": "success", "orderid": order_id}, 200
 
 
@@ -259,18 +255,10 @@ def cancelallorder(caller: Caller) -> tuple[dict[str, Any], int]:
     """Cancel every working order of the account (OpenAlgo's meaning: the trader's own
     orders too, whatever their strategy; ``strategy`` is only recorded)."""
     caller.refuse_unknown(FIELDS[caller.name])
-    try:
-        book = caller.broker.order_book(deadline=time.monotonic() + BOOK_WAIT_S)
-    except KotakError as exc:
-        raise kotak_failure(exc, "the order book") from exc
-    cancelled: list[str] = []
-    failed: list[dict[str, str]] = []
-    for order in [o for o in book if o.status.is_working]:
-        try:
-            _cancel(caller, order.order_id, order.trading_symbol)
-            cancelled.append(order.order_id)
-        except ApiError as exc:
-            failed.append({"orderid": order.order_id, "reason": exc.message})
+    done = _change(caller, "the order book", lambda changes, call: changes.cancel_all(call))
+    cancelled = [c.order_id for c in done if c.status is SignalStatus.PLACED]
+    failed = [{"orderid": c.order_id, "reason": c.error.message if c.error else c.status.value}
+              for c in done if c.status is not SignalStatus.PLACED]
     message = f"Canceled {len(cancelled)} orders. Failed to cancel {len(failed)} orders."
     body = {"status": "error" if failed else "success", "message": message,
             "canceled_orders": cancelled, "failed_cancellations": failed}
@@ -546,29 +534,28 @@ def _first_id(orders: list[OrderRow]) -> str | None:
 # --- orders at Kotak ----------------------------------------------------------------------
 
 
-def _booked(caller: Caller, order_id: str) -> BrokerOrder:
+_Done = TypeVar("_Done")
+
+
+def _change(caller: Caller, what: str,
+            act: Callable[[OrderChanges, ChangeCall], _Done]) -> _Done:
+    """Hand a cancel or modify to the bridge's order changes, which look the order up, send
+    the change and journal it; answer what they raise as OpenAlgo's clients read a refusal
+    (``what``: "the cancel of order 2612..." in Kotak's failures)."""
+    # From here on the call is a journaled signal of its own: a refusal is answered, and
+    # not counted again among the requests refused at the door.
+    g.api_order_call = False
+    call = ChangeCall(source=SignalSource.API, account=caller.account,
+                      remote_addr=caller.address, raw_body=caller.text,
+                      received_at=g.get("arrived"))
     try:
-        found = caller.broker.order(order_id, deadline=time.monotonic() + BOOK_WAIT_S)
+        return act(caller.services.changes, call)
     except KotakError as exc:
-        raise kotak_failure(exc, f"order {order_id}") from exc
-    if found is None:
-        raise ApiError(404, f"order {order_id} is not in today's order book", "no_such_order",
-                       {"orderid": ["not in today's order book"]})
-    return found
-
-
-def _cancel(caller: Caller, order_id: str, trading_symbol: str) -> None:
-    journal = caller.services.journal
-    token = rate_slot(journal, caller, caller.services.accounts.rate(caller.account))
-    try:
-        caller.broker.cancel_order(order_id, trading_symbol=trading_symbol)
-    except KotakError as exc:
-        raise kotak_failure(exc, f"the cancel of order {order_id}") from exc
-    finally:
-        journal.finish_sending(token)
-    current_app.logger.info("api: cancel of order %s (%s) accepted by Kotak for account %s",
-                            order_id, trading_symbol, caller.account)
-
+        raise kotak_failure(exc, what) from exc
+    except InstrumentError as exc:
+        raise ApiError(503, str(exc), "instruments_unavailable") from exc
+    except InvalidSignal as exc:
+        raise ApiError(422, exc.message, "invalid_request", exc.details) from exc
 
 
 class ModifySchema(Schema):
@@ -602,80 +589,23 @@ def modifyorder(caller: Caller) -> tuple[dict[str, Any], int]:
             f"{name}: {problems[0] if isinstance(problems, list) else problems}"
             for name, problems in messages.items()), "invalid_request", messages) from exc
     order_id = data["orderid"].strip()
-    found = _booked(caller, order_id)
-    if found.status.is_final:
-        raise ApiError(409, f"order {order_id} is {found.status.value}: it cannot be "
-                            "modified", "order_final", {"orderid": [found.status.value]})
-    index = caller.index()
-    instrument = index.get(found.exchange, found.trading_symbol)
-    if instrument is None:
-        raise ApiError(503, f"order {order_id} is for {found.exchange.value}:"
-                            f"{found.trading_symbol}, which today's scrip master does not "
-                            "list", "instruments_unavailable")
-    _same_order(index, data, found, instrument)
-    kind: OrderType = data["pricetype"]
-    price, trigger = data["price"] or None, data["trigger_price"] or None
-    problems: dict[str, list[str]] = {}
-    if kind.needs_price and price is None:
-        problems["price"] = [f"is required for {kind.value} orders"]
-    if kind.needs_trigger and trigger is None:
-        problems["trigger_price"] = [f"is required for {kind.value} orders"]
-    quantity: int = data["quantity"]
-    if quantity <= 0 or quantity % instrument.lot_size:
-        problems["quantity"] = [f"must be a positive multiple of the lot size "
-                                f"{instrument.lot_size}"]
-    if problems:
-        raise ApiError(422, "modifyorder: " + "; ".join(
-            f"{name} {text[0]}" for name, text in problems.items()), "invalid_request",
-            dict(problems))
-    try:
-        product: Product | None = Product(found.product)
-    except ValueError:
-        product = None
-    change = ModifyRequest(
-        order_id=order_id, instrument=instrument, side=found.side, quantity=quantity,
-        order_type=kind,
-        price=round_to_tick(price, instrument.tick_size) if kind.needs_price and price
-        else None,
-        trigger_price=round_to_tick(trigger, instrument.tick_size)
-        if kind.needs_trigger and trigger else None,
-        validity=Validity.IOC if found.validity.upper() == "IOC" else Validity.DAY,
-        disclosed_quantity=data["disclosed_quantity"], product=product,
-        filled_quantity=found.filled_quantity)
-    journal = caller.services.journal
-    token = rate_slot(journal, caller, caller.services.accounts.rate(caller.account))
-    try:
-        number = caller.broker.modify_order(change)
-    except KotakError as exc:
-        raise kotak_failure(exc, f"the change of order {order_id}") from exc
-    finally:
-        journal.finish_sending(token)
-    current_app.logger.info("api: change of order %s (%s %d %s) accepted by Kotak for "
-                            "account %s", order_id, found.trading_symbol, quantity,
-                            kind.value, caller.account)
-    return {"status": "success", "orderid": number or order_id}, 200
+    symbol: str | None = data["symbol"]
+    terms = NewTerms(
+        order_type=data["pricetype"], quantity=data["quantity"], price=data["price"],
+        trigger_price=data["trigger_price"], disclosed_quantity=data["disclosed_quantity"],
+        side=data["action"], product=data["product"], symbol=symbol or "",
+        contract=_contract(symbol, data["exchange"]) if symbol else None)
+    changed = _change(caller, f"the change of order {order_id}",
+                      lambda changes, call: changes.modify(call, order_id, terms))
+    return {"status": "success", "orderid": changed.order_id}, 200
 
 
-def _same_order(index: InstrumentIndex, data: dict[str, Any], found: BrokerOrder,
-                instrument: Instrument) -> None:
-    """A modify may not name another contract, side or product than the order's."""
-    name = symbols.openalgo_symbol(instrument)
-    if data["symbol"]:
-        try:
-            asked = symbols.find(index, data["symbol"], data["exchange"] or
-                                 found.exchange.value)
-        except UnknownInstrument as exc:
-            raise ApiError(422, str(exc), "invalid_request", {"symbol": [str(exc)]}) from exc
-        if (asked.exchange, asked.trading_symbol) != (instrument.exchange,
-                                                      instrument.trading_symbol):
-            raise ApiError(422, f"order {found.order_id} is for {name}, not {data['symbol']}: "
-                                "a modify cannot change the contract (cancel it and place a "
-                                "new order)", "invalid_request", {"symbol": [f"is {name}"]})
-    if data["action"] is not None and data["action"] is not found.side:
-        raise ApiError(422, f"order {found.order_id} is a {found.side.value}: a modify cannot "
-                            "change the side", "invalid_request",
-                       {"action": [f"is {found.side.value}"]})
-    if data["product"] is not None and data["product"].value != found.product:
-        raise ApiError(422, f"order {found.order_id} is {found.product}: a modify cannot "
-                            "change the product", "invalid_request",
-                       {"product": [f"is {found.product}"]})
+def _contract(symbol: str, exchange: str | None) -> Callable[[InstrumentIndex, Exchange],
+                                                              Instrument]:
+    """How to read a modify's ``symbol`` (OpenAlgo's spelling or the bridge's), on its
+    ``exchange`` or else on the order's."""
+
+    def read(index: InstrumentIndex, venue: Exchange) -> Instrument:
+        return symbols.find(index, symbol, exchange or venue.value)
+
+    return read

@@ -674,6 +674,14 @@ class Journal:
             rows = conn.execute(st.ORDERS_OF, {"where_signal": signal_id}).all()
         return [_order_row(row) for row in rows]
 
+    def order_by_broker_id(self, account: str, broker_order_id: str) -> OrderRow | None:
+        """The bridge's own order that Kotak numbered ``broker_order_id``, if it is one."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(orders).where(
+                orders.c.account == account, orders.c.broker_order_id == broker_order_id)
+                .order_by(orders.c.id.desc()).limit(1)).first()
+        return _order_row(row) if row is not None else None
+
     def working_orders(self, account: str | None = None) -> list[OrderRow]:
         query = select(orders).where(orders.c.status.in_([s.value for s in
                                                           WORKING_ORDER_STATES]))
