@@ -116,5 +116,4 @@ def slices(quantity: int, instrument: Instrument, split: bool, max_slices: int =
         raise RuleRefusal(f"{quantity} would need {count} orders at the freeze limit of {cap}; "
                           f"at most {max_slices} are sent for one signal",
                           {"quantity": quantity, "max_per_order": cap}, code="freeze_quantity")
-    full, rest = divmod(quantity, cap)
-    return [cap] * full + ([rest] if rest else [])
+    return by_size(quantity, cap, max_slices)
