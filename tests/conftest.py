@@ -49,7 +49,9 @@ def account() -> SandboxAccount:
 
 @pytest.fixture
 def sandbox(account: SandboxAccount) -> Sandbox:
-    return Sandbox([account], config=SandboxConfig(order_rate=0))
+    # The lean market: every bridge start parses the scrip master, and the suite starts
+    # hundreds (tests/sandbox/test_market.py covers the full one).
+    return Sandbox([account], config=SandboxConfig(order_rate=0, market="lean"))
 
 
 @pytest.fixture

@@ -73,7 +73,8 @@ def make_fleet(server: SandboxServer, account: SandboxAccount, database_url: str
             env.update(secrets_of(name, member))
         if lone:
             member = SandboxAccount.generate("LONE1")
-            own = SandboxServer(Sandbox([member], config=SandboxConfig(order_rate=0))).start()
+            lean = SandboxConfig(order_rate=0, market="lean")
+            own = SandboxServer(Sandbox([member], config=lean)).start()
             servers.append(own)
             accounts[lone], sandboxes[lone] = member, own.sandbox
             entries[lone] = account_entry(member, own, **sizing.get(lone, {}))

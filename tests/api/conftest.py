@@ -63,7 +63,7 @@ class Served:
 def running(data_dir: Path, **overrides: str) -> Iterator[Served]:
     """A sandbox, a live bridge logged in to it, and the bridge's app on a loopback port."""
     account = SandboxAccount.generate("AB123")
-    sandbox = Sandbox([account], config=SandboxConfig(order_rate=0))
+    sandbox = Sandbox([account], config=SandboxConfig(order_rate=0, market="lean"))
     with SandboxServer(sandbox) as kotak:
         # A limit order that does not fill is answered "placed" once the time budget is up:
         # half a second keeps the module quick.

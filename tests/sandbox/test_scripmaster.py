@@ -268,6 +268,29 @@ def test_catalog_is_deterministic() -> None:
     assert build_catalog(date(2026, 9, 15)) == build_catalog(date(2026, 9, 15))
 
 
+def test_lean_market_lists_the_same_names_with_short_chains(
+        catalog: list[SandboxScrip]) -> None:
+    """What the test suite trades: every share, index and future of the full market, the
+    index chains 10 strikes each side of the same ATM strike, options on RELIANCE only."""
+    lean = build_catalog(date(2026, 9, 15), lean=True)
+    options = ("CE", "PE")
+    assert len(lean) < len(catalog) / 3
+    def plain(scrips: list[SandboxScrip]) -> set[tuple[str, str, str]]:
+        return {(s.segment, s.trading_symbol, s.token) for s in scrips
+                if s.option_type not in options}
+
+    assert plain(lean) == plain(catalog)
+    full_options = {(s.segment, s.trading_symbol) for s in catalog if s.option_type in options}
+    lean_options = [s for s in lean if s.option_type in options]
+    assert {(s.segment, s.trading_symbol) for s in lean_options} <= full_options
+    assert {s.symbol_name for s in lean_options} == {
+        "NIFTY", "BANKNIFTY", "FINNIFTY", "MIDCPNIFTY", "SENSEX", "BANKEX", "RELIANCE"}
+    nifty = sorted({s.strike for s in lean_options
+                    if s.symbol_name == "NIFTY" and s.expiry == min(
+                        o.expiry for o in lean_options if o.symbol_name == "NIFTY")})
+    assert (len(nifty), nifty[10]) == (21, Decimal("26000"))
+
+
 def test_every_segment_has_rows_of_79_fields(catalog: list[SandboxScrip]) -> None:
     files = rendered(catalog)
     for segment in SEGMENTS:

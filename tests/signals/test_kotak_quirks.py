@@ -29,8 +29,8 @@ HANG_S = 30.0  # Kotak's is about 60 s; the bridge never waits it out, so its le
 @pytest.fixture
 def sandbox(account: SandboxAccount) -> Sandbox:
     """Kotak with #68: five orders inside a second make the account's order book hang."""
-    return Sandbox([account], config=SandboxConfig(order_rate=0, book_hang_s=HANG_S,
-                                                   book_hang_after=5))
+    return Sandbox([account], config=SandboxConfig(order_rate=0, market="lean",
+                                                   book_hang_s=HANG_S, book_hang_after=5))
 
 
 def burst(bridge: Bridge, count: int, prefix: str) -> None:

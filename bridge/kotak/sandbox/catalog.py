@@ -22,10 +22,10 @@ class _Day:
     """One day's contracts and files, built once per process and shared by every sandbox in
     it (each test builds its own sandbox; the day's market is the same for all of them)."""
 
-    def __init__(self, day: date) -> None:
+    def __init__(self, day: date, lean: bool) -> None:
         self.scrips: dict[tuple[str, str], SandboxScrip] = {}
         homes: dict[str, SandboxScrip] = {}
-        for scrip in scripmaster.build_catalog(day):
+        for scrip in scripmaster.build_catalog(day, lean):
             self.scrips[(scrip.segment, scrip.trading_symbol)] = scrip
             if scrip.expiry is None and scrip.underlying:
                 held = homes.get(scrip.underlying)
@@ -41,17 +41,18 @@ def _home_rank(scrip: SandboxScrip) -> tuple[bool, bool]:
     return scrip.segment != "nse_cm", scrip.group not in ("EQ", "")
 
 
-@functools.lru_cache(maxsize=2)
-def _shared_day(day: date) -> _Day:
-    return _Day(day)
+@functools.lru_cache(maxsize=4)
+def _shared_day(day: date, lean: bool) -> _Day:
+    return _Day(day, lean)
 
 
 class Catalog:
     """The day's contracts (all unexpired on that day), looked up by segment and symbol."""
 
-    def __init__(self, day: date) -> None:
+    def __init__(self, day: date, lean: bool = False) -> None:
         self.day = day
-        shared = _shared_day(day)
+        self.lean = lean
+        shared = _shared_day(day, lean)
         self._scrips = shared.scrips
         self._homes = shared.homes
         self._csv = shared.csv

@@ -80,6 +80,9 @@ class SandboxAccount:
                    pan=values["pan"])
 
 
+MARKETS = ("full", "lean")
+
+
 @dataclass
 class SandboxConfig:
     """How the simulated broker behaves. Defaults follow Kotak's observed behaviour."""
@@ -114,6 +117,15 @@ class SandboxConfig:
     #: standard deviation of an underlying's relative move over one hour (0.0025: NIFTY
     #: moves about 65 points an hour, about 1 % a day)
     walk_volatility: float = 0.0025
+    #: ``full``: the market of the README (NIFTY 100, index chains 6 % each side, options on
+    #: the most traded stocks); ``lean``: the same names, index chains of 10 strikes each
+    #: side and stock options on RELIANCE only. Every bridge start parses the whole scrip
+    #: master, so the test suite, which starts hundreds of bridges, trades the lean market.
+    market: str = "full"
+
+    def __post_init__(self) -> None:
+        if self.market not in MARKETS:
+            raise ValueError(f"market must be one of {', '.join(MARKETS)}, not {self.market!r}")
 
 
 @dataclass

@@ -124,7 +124,7 @@ class Engine:
             # (a book rolling over) and back costs no rebuild.
             with self._catalog_lock:
                 if self._catalog is None or self._catalog.day != day:
-                    self._catalog = Catalog(day)
+                    self._catalog = Catalog(day, lean=self.config.market == "lean")
                 catalog = self._catalog
         return catalog
 

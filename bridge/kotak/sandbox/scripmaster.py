@@ -479,6 +479,10 @@ _STOCK_OPTION_EXPIRIES = 2
 _NIFTY_MONTHLY_STEP = 100
 #: weekly expiries listed ahead, where an index has them
 _WEEKLY_EXPIRIES = 2
+#: the lean market (SandboxConfig.market): strikes each side of every chain, and the only
+#: stock with options; prices there never walk, so short chains always straddle them
+_LEAN_STRIKES_EACH_SIDE = 10
+_LEAN_STOCK_OPTIONS = ("RELIANCE",)
 
 # Synthetic underlyings of bulk_catalog: the name encodes the cash token.
 _BULK_NSE_CASH_BASE = 100000
@@ -679,6 +683,7 @@ def _index_options(
     today: date,
     monthly: list[date],
     weekday: int,
+    lean: bool,
 ) -> Iterator[SandboxScrip]:
     und = _family_underlying(family)
     weeklies = _weekly(today, _WEEKLY_EXPIRIES, weekday) if family.weekly else []
@@ -686,12 +691,16 @@ def _index_options(
         step = family.step
         if family.name == "NIFTY" and expiry in monthly:
             step = _NIFTY_MONTHLY_STEP
-        each_side = max(_INDEX_STRIKES_EACH_SIDE, math.ceil(und.spot * _INDEX_CHAIN_REACH / step))
+        if lean:
+            each_side = _LEAN_STRIKES_EACH_SIDE
+        else:
+            reach = math.ceil(und.spot * _INDEX_CHAIN_REACH / step)
+            each_side = max(_INDEX_STRIKES_EACH_SIDE, reach)
         strikes = _strikes(und.spot, step, each_side)
         yield from _option_chain(segment, exchange, tokens, und, today, [expiry], strikes, monthly)
 
 
-def build_catalog(today: date) -> list[SandboxScrip]:
+def build_catalog(today: date, lean: bool = False) -> list[SandboxScrip]:
     """A realistic, deterministic instrument set; every contract is live on ``today``.
 
     Index options: NIFTY every Tuesday (the next two) and SENSEX every Thursday (the next
@@ -704,7 +713,9 @@ def build_catalog(today: date) -> list[SandboxScrip]:
     most traded names.
 
     The size is a compromise: every sandbox start builds it and every bridge start parses it
-    (about 5,000 rows where Kotak's files hold over 100,000).
+    (about 5,900 rows where Kotak's files hold over 100,000). ``lean`` lists the same cash,
+    index and futures rows with chains of 10 strikes each side and stock options on RELIANCE
+    only (about 1,600 rows), for test suites that start hundreds of bridges.
     """
     scrips: list[SandboxScrip] = []
 
@@ -725,10 +736,13 @@ def build_catalog(today: date) -> list[SandboxScrip]:
         scrips.extend(_future("nse_fo", "NSE", nse_fo.take(), und, today, m) for m in months)
     for family in _NSE_FAMILIES:
         scrips.extend(
-            _index_options(family, "nse_fo", "NSE", nse_fo, today, months, _TUESDAY)
+            _index_options(family, "nse_fo", "NSE", nse_fo, today, months, _TUESDAY, lean)
         )
     for und in _STOCK_OPTIONS:
-        strikes = _strikes(und.spot, _STRIKE_STEPS[und.name], _STOCK_STRIKES_EACH_SIDE)
+        if lean and und.name not in _LEAN_STOCK_OPTIONS:
+            continue
+        each_side = _LEAN_STRIKES_EACH_SIDE if lean else _STOCK_STRIKES_EACH_SIDE
+        strikes = _strikes(und.spot, _STRIKE_STEPS[und.name], each_side)
         expiries = months[:_STOCK_OPTION_EXPIRIES]
         scrips.extend(
             _option_chain("nse_fo", "NSE", nse_fo, und, today, expiries, strikes, months)
@@ -743,7 +757,7 @@ def build_catalog(today: date) -> list[SandboxScrip]:
         )
     for family in _BSE_FAMILIES:
         scrips.extend(
-            _index_options(family, "bse_fo", "BSE", bse_fo, today, bse_months, _THURSDAY)
+            _index_options(family, "bse_fo", "BSE", bse_fo, today, bse_months, _THURSDAY, lean)
         )
 
     cde_fo = _Tokens(1001)
