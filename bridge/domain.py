@@ -306,6 +306,18 @@ def round_to_tick(price: Decimal, tick: Decimal, *, up: bool | None = None) -> D
     return (whole * tick).quantize(tick) if tick != tick.to_integral_value() else whole * tick
 
 
+def price_on_tick(price: Decimal, tick: Decimal, side: Side) -> Decimal:
+    """A limit or trigger price of an order on ``side``, rounded onto the tick grid the safe
+    way: a buy down and a sell up.
+
+    A limit then never pays more, or sells for less, than asked; a stop's trigger moves
+    toward the market (a buy stop sits above it, a sell stop below), so the stop fires no
+    later than asked. Rounding is monotonic, so a stop-limit's price stays on the right side
+    of its trigger.
+    """
+    return round_to_tick(price, tick, up=side is Side.SELL)
+
+
 class SignalSource(StrEnum):
     TRADINGVIEW = "tradingview"
     AMIBROKER = "amibroker"
@@ -316,6 +328,13 @@ class SignalSource(StrEnum):
 class OptionType(StrEnum):
     CE = "CE"
     PE = "PE"
+
+
+class PositionScope(StrEnum):
+    """Whose position a signal's ``position_size`` is the target of."""
+
+    ACCOUNT = "account"  # the account's net position in the instrument (and product)
+    STRATEGY = "strategy"  # only what the signal's strategy holds, from the bridge's journal
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,6 +481,10 @@ class Signal:
     #: multi-leg: one order (or more, when split) per leg; ``symbol`` is then the first leg's
     legs: tuple[Leg, ...] = ()
     splitsize: int = 0  # 0: no split beyond the exchange's freeze limit
+    position_scope: PositionScope = PositionScope.ACCOUNT
+    #: what the bridge changed in the signal before sending it, in words (a price moved onto
+    #: the tick), answered and journaled so the trader sees it
+    notes: tuple[str, ...] = ()
 
     @property
     def is_flatten(self) -> bool:
@@ -485,6 +508,7 @@ class Signal:
             "option": self.option.to_dict() if self.option else None,
             "resolution": self.resolution.to_dict() if self.resolution else None,
             "legs": [leg.to_dict() for leg in self.legs], "splitsize": self.splitsize,
+            "position_scope": self.position_scope.value, "notes": list(self.notes),
         }
 
     @classmethod
@@ -496,6 +520,7 @@ class Signal:
         exchange = data.get("exchange")
         position = data.get("position_size")
         option, resolution, legs = data.get("option"), data.get("resolution"), data.get("legs")
+        notes = data.get("notes")
         return cls(
             source=SignalSource(str(data["source"])), symbol=str(data["symbol"]),
             side=Side(str(data["side"])),
@@ -516,4 +541,7 @@ class Signal:
             legs=tuple(Leg.from_dict(leg) for leg in legs if isinstance(leg, dict))
             if isinstance(legs, list) else (),
             splitsize=int(str(data.get("splitsize") or 0)),
+            # Signals journaled before position_scope existed targeted the account.
+            position_scope=PositionScope(str(data.get("position_scope") or "account")),
+            notes=tuple(str(note) for note in notes) if isinstance(notes, list) else (),
         )

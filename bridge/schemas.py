@@ -11,6 +11,7 @@ that need the instrument (lot size, tick size) are applied once it is resolved.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -25,6 +26,7 @@ from bridge.domain import (
     OptionRequest,
     OptionType,
     OrderType,
+    PositionScope,
     Product,
     Side,
     Signal,
@@ -42,6 +44,35 @@ INDEX_EXCHANGES = ("NSE_INDEX", "BSE_INDEX")
 MAX_PRICE = Decimal(100_000_000)
 SECRET_FIELDS = ("secret", "apikey")
 _CASH = (Exchange.NSE, Exchange.BSE)
+#: a TradingView placeholder such as {{close}} or {{strategy.order.price}}
+_PLACEHOLDER = re.compile(r"\{\{\s*[^{}]*\}\}")
+#: how much of a wrong value an error message quotes
+_SHOWN = 60
+
+
+def placeholder_problem(value: Any) -> str:
+    """Why a value is an unfilled TradingView placeholder ("" when it is not one).
+
+    TradingView replaces ``{{close}}`` when the alert fires, and ``{{strategy.*}}`` only in
+    an alert made from a strategy; left in place, the value reached us as written, and the
+    whole of it is quoted, so the trader recognises it.
+    """
+    if not isinstance(value, str) or not _PLACEHOLDER.search(value):
+        return ""
+    text = value.strip()[:_SHOWN * 2]
+    if "strategy." in text:
+        return (f"{text!r} is an unfilled TradingView placeholder: TradingView fills "
+                "{{strategy.*}} only in an alert created on a strategy; create the alert "
+                "from the strategy, or write the value itself")
+    return (f"{text!r} is an unfilled TradingView placeholder: TradingView leaves one it does "
+            "not know as written (check the spelling, e.g. {{close}}), and nothing fills it "
+            "when the message is sent from elsewhere; write the value itself")
+
+
+def _shown(value: Any) -> str:
+    """A wrong value as quoted in an error: whole, up to a sane length."""
+    text = str(value)
+    return repr(text if len(text) <= _SHOWN else text[:_SHOWN] + "...")
 
 
 class WholeNumber(fields.Field[int]):
@@ -55,10 +86,13 @@ class WholeNumber(fields.Field[int]):
                      **kwargs: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ValidationError("must be a whole number")
+        unfilled = placeholder_problem(value)
+        if unfilled:
+            raise ValidationError(unfilled)
         try:
             number = Decimal(str(value).strip())
         except InvalidOperation as exc:
-            raise ValidationError(f"must be a whole number, not {str(value)[:20]!r}") from exc
+            raise ValidationError(f"must be a whole number, not {_shown(value)}") from exc
         if not number.is_finite() or number != number.to_integral_value():
             raise ValidationError("must be a whole number (no fractions)")
         if not self.signed and number < 0:
@@ -75,10 +109,13 @@ class Price(fields.Field[Decimal]):
                      **kwargs: Any) -> Decimal:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ValidationError("must be a number")
+        unfilled = placeholder_problem(value)
+        if unfilled:
+            raise ValidationError(unfilled)
         try:
             number = Decimal(str(value).strip())
         except InvalidOperation as exc:
-            raise ValidationError(f"must be a number, not {str(value)[:20]!r}") from exc
+            raise ValidationError(f"must be a number, not {_shown(value)}") from exc
         if not number.is_finite():
             raise ValidationError("must be a finite number")
         if number < 0:
@@ -101,12 +138,15 @@ class Choice(fields.Field[E]):
                      **kwargs: Any) -> E:
         if not isinstance(value, str):
             raise ValidationError(f"must be one of {', '.join(k.value for k in self.kind)}")
+        unfilled = placeholder_problem(value)
+        if unfilled:
+            raise ValidationError(unfilled)
         text = value.strip().upper()
         text = self.aliases.get(text, text)
         try:
             return self.kind(text)
         except ValueError as exc:
-            raise ValidationError(f"{value[:30]!r} is not one of "
+            raise ValidationError(f"{_shown(value)} is not one of "
                                   f"{', '.join(k.value for k in self.kind)}") from exc
 
 
@@ -136,12 +176,15 @@ class Offset(fields.Field[str]):
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
                      **kwargs: Any) -> str:
+        unfilled = placeholder_problem(value)
+        if unfilled:
+            raise ValidationError(unfilled)
         text = value.strip().upper() if isinstance(value, str) else ""
         if text == "ATM":
             return text
         if text[:3] in ("ITM", "OTM") and text[3:].isdigit() and 1 <= int(text[3:]) <= 50:
             return f"{text[:3]}{int(text[3:])}"
-        raise ValidationError(f"{str(value)[:20]!r} is not an offset: use ATM, ITM1 to ITM50 "
+        raise ValidationError(f"{_shown(value)} is not an offset: use ATM, ITM1 to ITM50 "
                               "or OTM1 to OTM50")
 
 
@@ -156,6 +199,17 @@ class Flag(fields.Field[bool]):
         if text in ("false", "0", "no", "n", ""):
             return False
         raise ValidationError("must be true or false")
+
+
+class Name(fields.String):
+    """A symbol or an underlying: text, but never a TradingView placeholder left unfilled."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: Any) -> Any:
+        unfilled = placeholder_problem(value)
+        if unfilled:
+            raise ValidationError(unfilled)
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 def _text(**kwargs: Any) -> fields.String:
@@ -174,7 +228,7 @@ class SignalSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    symbol = _text(load_default=None, validate=Length(1, 64))
+    symbol = Name(load_default=None, validate=Length(1, 64))
     exchange = ExchangeOrIndex(Exchange, load_default=None)
     action = Choice(Side, load_default=None, aliases={"B": "BUY", "S": "SELL"})
     quantity = WholeNumber(load_default=None)
@@ -186,10 +240,12 @@ class SignalSchema(Schema):
     validity = Choice(Validity, load_default=Validity.DAY)
     amo = Flag(load_default=False)
     position_size = WholeNumber(signed=True, load_default=None)
+    position_scope = Choice(PositionScope, load_default=None,
+                            aliases={scope.value.upper(): scope.value for scope in PositionScope})
     strategy = _text(load_default="", validate=Length(max=64))
     alert_id = _text(load_default=None, validate=Length(1, 80))
     comment = _text(load_default="", validate=Length(max=500))
-    underlying = _text(load_default=None, validate=Length(1, 64))
+    underlying = Name(load_default=None, validate=Length(1, 64))
     offset = Offset(load_default=None)
     option_type = Choice(OptionType, load_default=None, aliases={"CALL": "CE", "PUT": "PE",
                                                                   "C": "CE", "P": "PE"})
@@ -225,11 +281,26 @@ class SignalSchema(Schema):
             problem = product_problem(product, exchange)
             if problem:
                 errors["product"] = [problem]
+        _scope_errors(data, errors)
         if data.get("splitsize") and data.get("position_size") is not None:
             errors["splitsize"] = ["cannot be combined with position_size: the bridge already "
                                    "sends a target's difference as one order per freeze limit"]
         if errors:
             raise ValidationError(errors)
+
+
+def _scope_errors(data: dict[str, Any], errors: dict[str, list[str]]) -> None:
+    """``position_scope`` says whose position ``position_size`` targets: it needs both a
+    target and, for a strategy's own position, the strategy's name."""
+    scope = data.get("position_scope")
+    if scope is None:
+        return
+    if data.get("position_size") is None:
+        errors.setdefault("position_scope", ["applies only with position_size (the target "
+                                             "position it scopes)"])
+    elif scope is PositionScope.STRATEGY and not data.get("strategy", "").strip():
+        errors["strategy"] = ["is required with position_scope strategy: the position is "
+                              "the one this strategy's orders built"]
 
 
 def _order_errors(data: dict[str, Any], errors: dict[str, list[str]], where: str) -> None:
@@ -281,7 +352,7 @@ class LegSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    symbol = _text(load_default=None, validate=Length(1, 64))
+    symbol = Name(load_default=None, validate=Length(1, 64))
     exchange = ExchangeField(Exchange, load_default=None)
     offset = Offset(load_default=None)
     option_type = Choice(OptionType, load_default=None, aliases={"CALL": "CE", "PUT": "PE",
@@ -301,8 +372,8 @@ LEG_FIELDS = sorted(LegSchema().fields)
 def _multi_leg_errors(data: dict[str, Any], errors: dict[str, list[str]]) -> None:
     """Check the signal-level fields of a multi-leg signal and load each leg in place."""
     raw: list[dict[str, Any]] = data["legs"]
-    for name in ("symbol", "action", "quantity", "position_size", "offset", "option_type",
-                 "price", "trigger_price"):
+    for name in ("symbol", "action", "quantity", "position_size", "position_scope", "offset",
+                 "option_type", "price", "trigger_price"):
         if data.get(name) not in (None, 0, ""):
             errors[name] = ["give it in each leg, not beside legs"]
     if not raw:
@@ -398,6 +469,7 @@ def load_signal(payload: dict[str, Any], source: SignalSource) -> Signal:
         price=data["price"] or None, trigger_price=data["trigger_price"] or None,
         disclosed_quantity=data["disclosed_quantity"], validity=data["validity"],
         amo=data["amo"], position_size=data["position_size"],
+        position_scope=data["position_scope"] or PositionScope.ACCOUNT,
         strategy=data["strategy"].strip(), alert_id=(data["alert_id"] or "").strip(),
         comment=data["comment"], option=option, legs=legs, splitsize=data["splitsize"],
     )

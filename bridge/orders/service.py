@@ -38,11 +38,12 @@ from bridge.domain import (
     OrderRequest,
     OrderStatus,
     OrderType,
+    PositionScope,
     Product,
     Resolution,
     Side,
     Signal,
-    round_to_tick,
+    price_on_tick,
 )
 from bridge.errors import InvalidSignal, RuleRefusal
 from bridge.journal.locks import named_lock
@@ -59,6 +60,7 @@ from bridge.journal.signals import (
     SignalRow,
     SignalStatus,
 )
+from bridge.journal.strategy_position import strategy_position
 from bridge.kotak.client import KotakClient
 from bridge.kotak.errors import (
     BrokerRejected,
@@ -116,6 +118,27 @@ class SignalFailed(Exception):
         super().__init__(error.message)
         self.status = status
         self.error = error
+
+
+class NothingToSend(Exception):
+    """A target already reached: the signal is ``noop``, and this says why in words."""
+
+    def __init__(self, message: str, details: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+@dataclass(frozen=True)
+class Held:
+    """The position a target is reached against, and how it was counted (for the reason a
+    ``noop`` gives)."""
+
+    scope: PositionScope
+    position: int  # what the target is compared with: filled plus working orders
+    working: int  # the part of ``position`` still in working orders
+    account: int | None = None  # with a strategy's scope: the account's position
+    counted: str = ""  # with a strategy's scope: which orders were counted, in words
 
 
 @dataclass(frozen=True)
@@ -179,6 +202,10 @@ class OrderService:
         sizing.check_lots(signal, instrument)
         _check_split(signal.splitsize, instrument, "splitsize")
         _check_prices(signal, instrument)
+        price, trigger, notes = _on_tick(signal, instrument)
+        if notes:
+            signal = dataclasses.replace(signal, price=price, trigger_price=trigger,
+                                         notes=signal.notes + notes)
         return Prepared(signal, instrument, 0 if signal.is_flatten else 1)
 
     def _resolve(self, index: InstrumentIndex, symbol: str, exchange: Exchange | None,
@@ -208,6 +235,7 @@ class OrderService:
         signal. BUY legs are put before SELL legs (a short option needs the margin the
         long one frees), each side in the order given."""
         resolved: list[tuple[Leg, Instrument]] = []
+        rounded: tuple[str, ...] = ()
         picked: dict[OptionRequest, tuple[Instrument, Resolution]] = {}
         seen: dict[Instrument, Quote] = {}  # one quote per underlying for all the legs
         for number, leg in enumerate(signal.legs):
@@ -230,6 +258,10 @@ class OrderService:
                 sizing.check_lots(one, instrument)
                 _check_split(signal.splitsize, instrument, "splitsize")
                 _check_prices(one, instrument)
+                price, trigger, notes = _on_tick(one, instrument)
+                if notes:
+                    leg = dataclasses.replace(leg, price=price, trigger_price=trigger)
+                    rounded += tuple(f"leg {number + 1}: {note}" for note in notes)
             except InvalidSignal as exc:
                 details = {f"{where}{name}" if not name.startswith(("legs.", "splitsize"))
                            else name: problems for name, problems in exc.details.items()}
@@ -241,7 +273,8 @@ class OrderService:
         first, instrument = ordered[0]
         signal = dataclasses.replace(
             signal, legs=tuple(leg for leg, _ in ordered), symbol=first.symbol,
-            exchange=first.exchange, side=first.side, quantity=first.quantity)
+            exchange=first.exchange, side=first.side, quantity=first.quantity,
+            notes=signal.notes + rounded)
         return Prepared(signal, instrument, 1, legs=tuple(item for _, item in ordered))
 
     def precheck(self, prepared: Prepared) -> None:
@@ -267,6 +300,10 @@ class OrderService:
         signal = row.signal
         if signal is None:
             raise ValueError(f"signal {row.id} has no parsed form")
+        if signal.notes:
+            self.journal.set_signal_status(row.id, SignalStatus.DISPATCHING,
+                                           only_from=[SignalStatus.DISPATCHING],
+                                           detail="; ".join(signal.notes))
         purse = _Tokens(self, row, claim.token)
         try:
             if claim.orders:
@@ -287,6 +324,13 @@ class OrderService:
         except InvalidSignal as invalid:
             self.journal.set_signal_status(row.id, SignalStatus.REJECTED, error=ErrorInfo(
                 invalid.code, invalid.message, invalid.details))
+            self.report.settled(row.id)
+            return
+        except NothingToSend as nothing:
+            # Kept as the signal's error row with code "noop": the answer, the dashboard and
+            # `bridge signal` then show why nothing was sent (the answer as "reason").
+            self.journal.set_signal_status(row.id, SignalStatus.NOOP, error=ErrorInfo(
+                "noop", nothing.message, nothing.details))
             self.report.settled(row.id)
             return
         finally:
@@ -316,10 +360,36 @@ class OrderService:
                 return self._place(row, signal, instrument, broker, plan, None, purse)
         # A target needs the live position; a refused plain signal may still be an exit.
         with self.position_lock(row.account, instrument, signal.product):
-            position = self._position(broker, row.account, instrument, signal.product)
-            plan = sizing.size(signal, instrument, position)
+            held = self._held(broker, row.account, instrument, signal)
+            plan = sizing.size(signal, instrument, held.position, held.account)
+            if signal.position_size is not None and plan.total == 0:
+                raise _reached(signal, instrument, held)
             refusal = self._entry_refusal(signal, instrument, plan, account=row.account)
             return self._place(row, signal, instrument, broker, plan, refusal, purse)
+
+    def _held(self, broker: KotakClient, account: str, instrument: Instrument,
+              signal: Signal) -> Held:
+        """The position ``signal`` is sized against: the account's net position plus our
+        working orders, or, for a target scoped to its strategy, the strategy's own from the
+        journal (the account's is read too: only what reduces both is an exit)."""
+        filled, working = self._position(broker, account, instrument, signal.product)
+        if signal.position_size is None or signal.position_scope is PositionScope.ACCOUNT:
+            return Held(PositionScope.ACCOUNT, filled + working, working)
+        day_start = self._day_start()
+        since = day_start if signal.product is Product.MIS else None
+        mine = strategy_position(
+            self._engine, account=account, strategy=signal.strategy,
+            exchange=instrument.exchange.value, trading_symbol=instrument.trading_symbol,
+            product=signal.product.value, since=since)
+        if mine.since is None:
+            counted = "its orders in the journal"
+        elif mine.since == day_start:
+            counted = "its orders today"
+        else:
+            counted = (f"its orders since the square-off at "
+                       f"{mine.since.astimezone(IST):%H:%M} IST")
+        return Held(PositionScope.STRATEGY, mine.total, mine.working,
+                    account=filled + working, counted=counted)
 
     def _place(self, row: SignalRow, signal: Signal, instrument: Instrument,
                broker: KotakClient, plan: sizing.Sizing, refusal: RuleRefusal | None,
@@ -684,10 +754,12 @@ class OrderService:
               is_exit: bool) -> OrderPlan:
         tick = instrument.tick_size
         price = trigger = None
+        # On the tick already since intake (_on_tick); kept here for orders planned from an
+        # older journaled signal. The plan's side, not the signal's, decides the direction.
         if signal.order_type.needs_price and signal.price is not None:
-            price = str(round_to_tick(signal.price, tick))
+            price = str(price_on_tick(signal.price, tick, side))
         if signal.order_type.needs_trigger and signal.trigger_price is not None:
-            trigger = str(round_to_tick(signal.trigger_price, tick))
+            trigger = str(price_on_tick(signal.trigger_price, tick, side))
         return OrderPlan(
             exchange=instrument.exchange.value, trading_symbol=instrument.trading_symbol,
             side=side.value, quantity=quantity, product=signal.product.value,
@@ -745,8 +817,9 @@ class OrderService:
         return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
     def _position(self, broker: KotakClient, account: str, instrument: Instrument,
-                  product: Product) -> int:
-        """Net position plus our orders still working, for this instrument and product.
+                  product: Product) -> tuple[int, int]:
+        """Net position, and what our orders still working may add, for this instrument and
+        product.
 
         Our orders are read before the positions: an order filling between the two reads is
         then counted twice, which can only make the bridge trade too little.
@@ -764,7 +837,7 @@ class OrderService:
                   if p.exchange is instrument.exchange
                   and p.trading_symbol == instrument.trading_symbol
                   and p.product == product.value)
-        return net + working
+        return net, working
 
     def _working(self, broker: KotakClient, account: str, instrument: Instrument,
                  product: Product) -> int:
@@ -890,6 +963,51 @@ def _check_split(splitsize: int, instrument: Instrument, field: str) -> None:
                      f"{instrument.exchange.value}:{instrument.trading_symbol}"]})
 
 
+def _on_tick(signal: Signal, instrument: Instrument) -> tuple[
+        Decimal | None, Decimal | None, tuple[str, ...]]:
+    """The signal's limit and trigger prices on the instrument's tick grid, a buy's rounded
+    down and a sell's up (:func:`bridge.domain.price_on_tick`), and a note for each one that
+    moved, so the trader sees the price that was sent and why."""
+    tick = instrument.tick_size
+    way = "a buy is rounded down" if signal.side is Side.BUY else "a sell is rounded up"
+    notes: list[str] = []
+    placed: list[Decimal | None] = []
+    for field, value, needed in (("price", signal.price, signal.order_type.needs_price),
+                                 ("trigger_price", signal.trigger_price,
+                                  signal.order_type.needs_trigger)):
+        if not needed or value is None:
+            placed.append(value)
+            continue
+        on_grid = price_on_tick(value, tick, signal.side)
+        if on_grid != value:
+            notes.append(f"{field} {value} rounded to {on_grid} (tick {tick}; {way}, never "
+                         f"{'paying more' if signal.side is Side.BUY else 'selling for less'} "
+                         "than asked)" if field == "price" else
+                         f"{field} {value} rounded to {on_grid} (tick {tick}; {way}, so the "
+                         "stop fires no later than asked)")
+        placed.append(on_grid)
+    return placed[0], placed[1], tuple(notes)
+
+
+def _reached(signal: Signal, instrument: Instrument, held: Held) -> NothingToSend:
+    """Why a target position needs no order, in the words a trader checks it by."""
+    name = f"{instrument.exchange.value}:{instrument.trading_symbol} {signal.product.value}"
+    target = signal.position_size
+    pending = (f" ({held.position - held.working} filled, {held.working} in working orders)"
+               if held.working else "")
+    if held.scope is PositionScope.STRATEGY:
+        where = (f"strategy {signal.strategy!r} holds {held.position} of {name}{pending}, by "
+                 f"{held.counted} (the account's net position is {held.account})")
+    else:
+        where = f"the account's net position in {name} is {held.position}{pending}"
+    details: dict[str, Any] = {"position_scope": held.scope.value, "position": held.position,
+                               "working": held.working, "target": target}
+    if held.account is not None:
+        details["account_position"] = held.account
+    return NothingToSend(f"already at the target: {where}, target {target}; nothing sent",
+                         details)
+
+
 def _check_prices(signal: Signal, instrument: Instrument) -> None:
     """Refuse at intake a price or trigger that the instrument's tick rounds to nothing:
     sent, Kotak could only refuse it, and an order refused at dispatch reads like a lost one.
@@ -900,7 +1018,7 @@ def _check_prices(signal: Signal, instrument: Instrument) -> None:
     for field, value, needed in (("price", signal.price, signal.order_type.needs_price),
                                  ("trigger_price", signal.trigger_price,
                                   signal.order_type.needs_trigger)):
-        if needed and value is not None and round_to_tick(value, tick) <= 0:
+        if needed and value is not None and price_on_tick(value, tick, signal.side) <= 0:
             raise InvalidSignal(
                 f"{field} {value} rounds to 0 at {instrument.trading_symbol}'s tick of "
                 f"{tick}: give a price of at least {tick}",

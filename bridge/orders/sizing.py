@@ -32,11 +32,15 @@ class Sizing:
         return self.exit_quantity + self.entry_quantity
 
 
-def size(signal: Signal, instrument: Instrument, position: int | None) -> Sizing:
+def size(signal: Signal, instrument: Instrument, position: int | None,
+         account: int | None = None) -> Sizing:
     """Work out the order a signal asks for.
 
     :param position: net position plus our working orders for this account, instrument and
-        product; ``None`` when not read (plain signals).
+        product (for ``position_scope: strategy``, the strategy's own); ``None`` when not
+        read (plain signals).
+    :param account: with a strategy's position, the account's: only what reduces both is an
+        exit (selling a strategy's long while the account is short adds to the short).
     :raises RuleRefusal: a target that would need a trade against the signal's direction.
     """
     if signal.position_size is not None:
@@ -53,34 +57,57 @@ def size(signal: Signal, instrument: Instrument, position: int | None) -> Sizing
                 "nothing sent (check the position, or send position_size alone)",
                 {"position_size": signal.position_size, "current_position": position},
                 code="position_conflict")
-        return _split(side, abs(delta), position)
+        return _split(side, abs(delta), position, account)
     if position is None:
         return Sizing(signal.side, 0, signal.quantity, None)
     return _split(signal.side, signal.quantity, position)
 
 
-def _split(side: Side, quantity: int, position: int) -> Sizing:
-    closing = (side is Side.SELL and position > 0) or (side is Side.BUY and position < 0)
-    exit_quantity = min(quantity, abs(position)) if closing else 0
+def _split(side: Side, quantity: int, position: int, account: int | None = None) -> Sizing:
+    exit_quantity = _closing(side, quantity, position)
+    if account is not None:
+        exit_quantity = min(exit_quantity, _closing(side, quantity, account))
     return Sizing(side, exit_quantity, quantity - exit_quantity, position)
+
+
+def _closing(side: Side, quantity: int, position: int) -> int:
+    """How much of ``quantity`` on ``side`` reduces ``position`` toward zero."""
+    closing = (side is Side.SELL and position > 0) or (side is Side.BUY and position < 0)
+    return min(quantity, abs(position)) if closing else 0
 
 
 def check_lots(signal: Signal, instrument: Instrument) -> None:
     """Quantities must be whole lots of the instrument.
 
-    :raises InvalidSignal: naming the field and the lot size.
+    The message itself names the lot size and the nearest valid quantities: it is what the
+    dashboard and ``bridge signal`` show, and TradingView never shows the HTTP answer.
+
+    :raises InvalidSignal: naming the field, the lot size and what to send instead.
     """
     lot = instrument.lot_size
-    errors: dict[str, list[str]] = {}
     name = f"{instrument.exchange.value}:{instrument.trading_symbol}"
-    if signal.quantity % lot:
-        errors["quantity"] = [f"must be a multiple of the lot size {lot} of {name}"]
-    if signal.position_size is not None and signal.position_size % lot:
-        errors["position_size"] = [f"must be a multiple of the lot size {lot} of {name}"]
-    if signal.disclosed_quantity % lot:
-        errors["disclosed_quantity"] = [f"must be a multiple of the lot size {lot}"]
+    errors: dict[str, list[str]] = {}
+    for field, value, signed in (("quantity", signal.quantity, False),
+                                 ("position_size", signal.position_size, True),
+                                 ("disclosed_quantity", signal.disclosed_quantity, False)):
+        if value is None or value % lot == 0:
+            continue
+        near = " or ".join(str(q) for q in nearest_lots(value, lot, signed=signed))
+        errors[field] = [f"{value} is not a whole number of lots: {name} has a lot size of "
+                         f"{lot} (use {near})"]
     if errors:
-        raise InvalidSignal("the quantity does not fit the instrument's lot size", errors)
+        raise InvalidSignal("; ".join(f"{field} {problems[0]}"
+                                      for field, problems in errors.items()), errors)
+
+
+def nearest_lots(quantity: int, lot: int, *, signed: bool = False) -> tuple[int, ...]:
+    """The whole-lot quantities either side of ``quantity`` (a target may be 0, an order
+    not: then the first two lots), keeping its sign."""
+    sign = -1 if quantity < 0 else 1
+    below = abs(quantity) // lot * lot
+    if below == 0 and not signed:
+        return (lot, 2 * lot)
+    return (sign * below, sign * (below + lot))
 
 
 def by_size(quantity: int, size: int, max_slices: int = 20) -> list[int]:

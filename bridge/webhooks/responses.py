@@ -7,6 +7,10 @@ with the top-level status the accounts' common one, else the one most needing at
 200 placed/partial/noop/duplicate, 202 queued, 422 invalid, 409 refused by a rule, 502 refused by
 Kotak, 503 no session or Kotak unavailable, 504 outcome unknown. No code invites a re-send
 that could double an order: every repeat is answered from the journal, never executed.
+
+Besides the contract's fields: a ``noop`` carries ``"reason"`` (why nothing was sent, e.g.
+the position already at the target; its ``error`` stays null, nothing went wrong), and a
+signal the bridge adjusted carries ``"notes"`` (a limit price moved onto the tick).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from bridge.orders.desk import Outcome
 INVALID_CODES = frozenset({"invalid_signal", "invalid_json", "quote_unavailable"})
 BROKER_REFUSED = frozenset({"broker_rejected"})
 BROKER_GARBLED = frozenset({"broker_protocol"})
+#: a noop journaled before noops said why
+NOOP_REASON = "the position is already where the signal wants it: nothing sent"
 
 _PUBLIC = {
     SignalStatus.RECEIVED: "queued", SignalStatus.QUEUED: "queued",
@@ -69,13 +75,20 @@ def order_json(order: OrderRow) -> dict[str, Any]:
 
 def outcome_json(outcome: Outcome) -> tuple[dict[str, Any], int]:
     error = outcome.error
+    # A noop's journaled "error" row is its reason, not a failure.
+    reason = error.message if error is not None and outcome.status is SignalStatus.NOOP \
+        else None
     body: dict[str, Any] = {
         "alert_id": outcome.alert_id, "status": public_status(outcome.status),
         "orders": [order_json(order) for order in outcome.orders],
         "error": ({"code": error.code, "message": error.message, "details": error.details}
-                  if error is not None else None),
+                  if error is not None and reason is None else None),
     }
+    if outcome.status is SignalStatus.NOOP:
+        body["reason"] = reason or NOOP_REASON
     signal = outcome.signal
+    if signal is not None and signal.notes:
+        body["notes"] = list(signal.notes)
     if signal is not None and signal.resolution is not None:
         body["option"] = signal.resolution.to_dict()
     if signal is not None and signal.legs:

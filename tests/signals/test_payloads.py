@@ -53,8 +53,10 @@ CASES = [
          http=422, status="rejected", field="quantity"),
     Case("quantity not a number", sbin(quantity="ten"), http=422, status="rejected",
          field="quantity"),
-    Case("limit rounded to the tick", sbin(pricetype="LIMIT", price="851.13"),
-         wire(pt="L", pr="851.15")),
+    # A buy limit is rounded down onto the tick, a sell limit up: never pay more, never sell
+    # for less than asked.
+    Case("buy limit rounded down to the tick", sbin(pricetype="LIMIT", price="851.13"),
+         wire(pt="L", pr="851.1")),
     Case("pricetype in lowercase", sbin(pricetype="limit", price=851), wire(pt="L", pr="851")),
     Case("limit without price", sbin(pricetype="LIMIT"), http=422, status="rejected",
          field="price"),
