@@ -85,7 +85,7 @@ _OPTION = ("strategy", "underlying", "exchange", "expiry_date", "strike_int", "o
            "trigger_price", "disclosed_quantity", "splitsize", *_EXTRA)
 FIELDS: dict[str, tuple[str, ...]] = {
     "placeorder": _PLAIN,
-    "placesmartorder": (*_PLAIN, "position_size"),
+    "placesmartorder": (*_PLAIN, "position_size", "position_scope"),
     "splitorder": (*_PLAIN, "splitsize"),
     "optionsorder": _OPTION,
     "optionsmultiorder": ("strategy", "underlying", "exchange", "expiry_date", "strike_int",
@@ -386,8 +386,9 @@ def _verdict(outcome: Outcome) -> tuple[str, str, int]:
     if public == "placed":
         return "success", "", http
     if public == "noop":
-        return "success", "nothing sent: the position is already where position_size wants " \
-                          "it", http
+        return "success", (error.message if error is not None else
+                           "nothing sent: the position is already where position_size wants "
+                           "it"), http
     if public == "partial":
         return "error", (f"partial: {error.message if error else 'some orders failed'}. The "
                          "placed orders stand at Kotak: do not send this call again"), http

@@ -79,3 +79,19 @@ def test_the_square_off_resets_every_strategy_of_the_instrument() -> None:
     # The journal counts a strategy's orders after the bridge's last square-off of the
     # instrument, which it finds by the square-off's strategy name.
     assert SQUAREOFF_STRATEGY == squareoff.STRATEGY
+
+
+def test_placesmartorder_takes_the_scope_and_answers_the_reason(make_bridge: Any) -> None:
+    key = "scope-api-key-0123456789abcdef"
+    bridge: Bridge = make_bridge(API_KEY=key)
+    bridge.seed("SBIN-EQ", 20)  # held by hand, outside any strategy
+    call = {"apikey": key, "strategy": "trend", "symbol": "SBIN", "exchange": "NSE",
+            "action": "BUY", "product": "MIS", "pricetype": "MARKET", "quantity": "10",
+            "position_size": "10", "position_scope": "strategy"}
+    code, first = bridge.post("/api/v1/placesmartorder", call)
+    assert (code, first["status"]) == (200, "success") and first["orderid"], first
+    code, again = bridge.post("/api/v1/placesmartorder", call)
+    assert (code, again["status"]) == (200, "success") and "orderid" not in again
+    assert again["message"].startswith("already at the target: strategy 'trend' holds 10")
+    assert [p["qt"] for p in bridge.placed()] == ["10"]
+    assert bridge.net("SBIN-EQ") == 30
