@@ -1,4 +1,8 @@
-"""Operator commands: ``python -m bridge <command>``.
+"""Operator commands: ``.venv/bin/bridge <command>`` (``make help`` lists the everyday ones;
+``python -m bridge`` is the same).
+
+Each command prints its answer on stdout and nothing else: log lines go to stderr, and only
+from WARNING up unless ``-v`` (INFO) or ``-vv`` (DEBUG) is given.
 
 ``check`` validates the settings; ``doctor`` checks a running setup end to end (read-only);
 ``banner`` prints the webhook addresses and secret;
@@ -13,17 +17,21 @@ told; ``scheduler`` runs the scheduler as its own process (``SCHEDULER=separate`
 
 from __future__ import annotations
 
+import os
 import signal as posix_signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import click
+import requests
 
 from bridge.accounts import load_accounts
 from bridge.clock import ist_text
-from bridge.config import ConfigError, Settings, environment, load_settings
+from bridge.config import ConfigError, Mode, Settings, environment, load_settings
 from bridge.domain import DEFAULT_ACCOUNT, Exchange
 from bridge.journal.jobs import RunStatus
 from bridge.kotak.auth import AuthFlow
@@ -42,11 +50,21 @@ def _settings() -> Settings:
         sys.exit(2)
 
 
+#: ``-v`` counts: the level of the log lines a command writes to stderr
+_VERBOSITY = ("WARNING", "INFO", "DEBUG")
+
+
+def _log_level() -> str:
+    context = click.get_current_context(silent=True)
+    verbose = context.find_root().params.get("verbose", 0) if context is not None else 0
+    return _VERBOSITY[min(int(verbose or 0), len(_VERBOSITY) - 1)]
+
+
 @contextmanager
 def _services() -> Iterator[Services]:
     settings = _settings()
     redactor = Redactor(settings.secrets())
-    configure_logging(settings.log_level, settings.log_format.value, redactor)
+    configure_logging(_log_level(), settings.log_format.value, redactor)
     services = build_services(settings, redactor=redactor)
     try:
         yield services
@@ -54,9 +72,26 @@ def _services() -> Iterator[Services]:
         services.close()
 
 
+def _paper_sessions(services: Services) -> None:
+    """Log the paper accounts in to the built-in sandbox, as the server does at start: paper
+    mode needs no person's login, so a command run before (or without) ``make run`` works."""
+    for name, client in services.brokers.items():
+        account = services.accounts.accounts.get(name)
+        if account is not None and account.mode is Mode.PAPER \
+                and not client.sessions.status().valid:
+            client.sessions.login()
+
+
 @click.group()
-def cli() -> None:
+@click.option("-v", "--verbose", count=True,
+              help="also show the log lines (-v: INFO, -vv: DEBUG) on stderr")
+def cli(verbose: int) -> None:
     """Kotak signal bridge."""
+
+
+def main(prog_name: str = "bridge") -> None:
+    """The ``bridge`` command (``.venv/bin/bridge``, installed by ``make run``)."""
+    cli(prog_name=prog_name)
 
 
 @cli.command()
@@ -69,6 +104,12 @@ def check() -> None:
         accounts = load_accounts(settings)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
+        sys.exit(2)
+    from bridge.doctor import database_problem
+
+    trouble = database_problem(settings, timeout_s=5.0)
+    if trouble is not None:
+        click.echo(f"the bridge cannot start: {trouble}", err=True)
         sys.exit(2)
     click.echo(f"settings are valid (mode {settings.mode.value}, database "
                f"{settings.database_url.split(':', 1)[0]}, accounts "
@@ -92,9 +133,56 @@ def doctor(ip_echo_url: str, timeout: float) -> None:
 
 
 @cli.command()
-def banner() -> None:
-    """Print the webhook addresses and the secret alerts must carry."""
-    click.echo(banner_text(_settings(), show_secret=True))
+@click.option("--after-start", is_flag=True,
+              help="wait until the server started beside this command answers, then print "
+                   "(what `make run` does, so the banner is the last thing on the screen)")
+def banner(after_start: bool) -> None:
+    """Print the webhook addresses, the secret alerts must carry and the dashboard password."""
+    settings = _settings()
+    readiness: dict[str, Any] | None = None
+    if after_start:
+        # Ctrl-C stops the server; this helper then sees its parent go and ends quietly.
+        posix_signal.signal(posix_signal.SIGINT, posix_signal.SIG_IGN)
+        readiness = _wait_for_server(settings, os.getppid())
+        if readiness is None:
+            return
+    click.echo(banner_text(settings, show_secret=True))
+    if readiness is not None and readiness.get("status") != "ready":
+        reasons = readiness.get("reasons") or ["the server did not say why"]
+        click.echo("Not ready yet:")
+        for reason in reasons:
+            click.echo(f"  - {reason}")
+        click.echo("  (make doctor explains each; /readyz says when it is ready)")
+
+
+#: how long a started server may take to become ready before the banner says why it is not
+READY_WAIT_S = 20.0
+
+
+def _wait_for_server(settings: Settings, parent: int) -> dict[str, Any] | None:
+    """Poll the server's /readyz until it is ready (or has answered for READY_WAIT_S); its
+    last answer, or ``None`` when the server process (this one's parent) went away first."""
+    host = settings.bind_host
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    url = f"http://{f'[{host}]' if ':' in host else host}:{settings.bind_port}/readyz"
+    http = requests.Session()
+    http.trust_env = False  # the server is on this machine: no proxy in between
+    answered_since: float | None = None
+    try:
+        while os.getppid() == parent:
+            try:
+                body: Any = http.get(url, timeout=2).json()
+            except (requests.RequestException, ValueError):
+                time.sleep(0.25)
+                continue
+            answered_since = answered_since or time.monotonic()
+            ready = isinstance(body, dict) and body.get("status") == "ready"
+            if ready or time.monotonic() - answered_since > READY_WAIT_S:
+                return body if isinstance(body, dict) else {}
+            time.sleep(0.25)
+    finally:
+        http.close()
+    return None
 
 
 @cli.command()
@@ -141,6 +229,7 @@ def instruments_refresh() -> None:
     """Download and load today's scrip master (the old one stays if this fails)."""
     with _services() as services:
         try:
+            _paper_sessions(services)
             report = services.instruments.refresh(services.broker())
         except (KotakError, InstrumentError) as exc:
             click.echo(f"refresh failed, previous scrip master kept: {exc}", err=True)
@@ -224,6 +313,7 @@ def squareoff(exchanges: tuple[str, ...], dry_run: bool) -> None:
 
     with _services() as services:
         try:
+            _paper_sessions(services)
             services.instruments.ensure(services.broker())
         except (KotakError, InstrumentError) as exc:
             click.echo(f"no scrip master and none could be loaded: {exc}", err=True)

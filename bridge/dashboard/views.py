@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,7 @@ from bridge.journal.jobs import RunStatus
 from bridge.journal.signals import SignalStatus
 from bridge.kotak.errors import KotakError, LoginBlocked
 from bridge.kotak.instruments import InstrumentError, InstrumentIndex
+from bridge.orders.entries import WHY_DASHBOARD, EntryStops
 from bridge.wiring import Services
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ def register(app: Flask, services: Services) -> None:
     app.jinja_env.filters["ist"] = _ist
     app.jinja_env.filters["money"] = _money
     app.jinja_env.globals["status_meanings"] = STATUS_MEANINGS
+    app.jinja_env.globals["entries_stopped"] = _entries_stopped
     app.register_blueprint(bp)
 
 
@@ -119,6 +121,7 @@ def live() -> ResponseReturnValue:
         "orders": render_template("_orders.html", orders=parts["orders"]),
         "positions": render_template("_positions.html", positions=parts["positions"]),
         "squareoff": render_template("_squareoff.html", squareoff=parts["squareoff"]),
+        "entries": render_template("_entries_block.html"),
     })
 
 
@@ -292,24 +295,62 @@ def killswitch() -> ResponseReturnValue:
 
 @bp.post("/actions/squareoff")
 def squareoff() -> ResponseReturnValue:
-    """Square off now (confirmed), or show what a square-off would do (dry run)."""
+    """Square off now, or show what a square-off would do (dry run).
+
+    The square-off form is the one confirmation: its "Square off now" button posts
+    ``confirm=yes``. New intraday entries stay allowed unless the trader ticked
+    ``block_entries`` (the scheduled square-off always stops them: the market is closing).
+    """
     dry_run = request.form.get("dry_run") == "yes"
     if not dry_run and request.form.get("confirm") != "yes":
         return render_template("refused.html", reason=(
-            "Tick the confirmation box to square off: it closes every intraday position.")), 400
+            "Nothing was squared off: press 'Square off now' on the square-off form.")), 400
     chosen = request.form.get("exchange", "")
     if chosen and chosen not in {e.value for e in Exchange}:
         return render_template("refused.html", reason=f"unknown exchange {chosen!r}"), 400
+    block = request.form.get("block_entries", "")
+    if block not in ("", "yes"):
+        return render_template("refused.html", reason=(
+            f"block_entries must be 'yes' or left out, not {block[:20]!r}")), 400
     exchanges = [Exchange(chosen)] if chosen else list(Exchange)
     runner: ManualSquareOff = current_app.extensions["bridge.squareoff"]
     if dry_run:
-        status, lines = runner.preview(exchanges)
-        return render_template("squareoff_result.html", status=status, lines=lines)
-    if runner.start(exchanges):
-        flash("Square-off started: the report appears under 'Last square-off' when it ends.")
+        status, lines = runner.preview(exchanges, block_entries=block == "yes")
+        return render_template("squareoff_result.html", status=status, lines=lines,
+                               exchanges=[e.value for e in Exchange], chosen=chosen,
+                               block_entries=block == "yes")
+    if runner.start(exchanges, block_entries=block == "yes"):
+        flash("Square-off started: the report appears under 'Last square-off' when it ends. "
+              + ("New intraday entries are stopped until the next trading day."
+                 if block == "yes" else "New intraday entries stay allowed."))
     else:
         flash("A square-off started from this dashboard is still running.")
     return redirect(url_for("dashboard.index"))
+
+
+@bp.post("/actions/entries")
+def allow_entries() -> ResponseReturnValue:
+    """Accept new intraday entries again today after a square-off stopped them."""
+    lifted = _entry_stops().allow("dashboard")
+    if lifted:
+        where = ", ".join(sorted({block.exchange for block in lifted}))
+        flash(f"New intraday entries are allowed again on {where}: the next alert may open "
+              "a position.")
+    else:
+        flash("New intraday entries were not stopped: nothing to allow.")
+    return redirect(url_for("dashboard.index"))
+
+
+def _entry_stops() -> EntryStops:
+    services = current_services()
+    return EntryStops(services.journal, services.notifier, services.clock, services.calendar)
+
+
+def _entries_stopped() -> dict[str, Any]:
+    """For ``_entries_block.html``: today's stops on new intraday entries, in words."""
+    stops = _entry_stops()
+    blocks = stops.today()
+    return {"blocks": blocks, "lines": stops.lines(blocks)}
 
 
 @bp.post("/actions/relogin")
@@ -392,32 +433,42 @@ class ManualSquareOff:
         self.services.instruments.ensure(self.services.broker())
         return JobActions(self.services)
 
-    def preview(self, exchanges: list[Exchange]) -> tuple[str, list[str]]:
+    def preview(self, exchanges: list[Exchange], *,
+                block_entries: bool) -> tuple[str, list[str]]:
         try:
-            outcome = self._actions().square_off(exchanges, dry_run=True)
+            outcome = self._actions().square_off(exchanges, dry_run=True,
+                                                 block_entries=block_entries)
         except (KotakError, InstrumentError) as exc:
             return "failed", [f"the dry run could not read the book: {exc}"]
         lines = [line for report in outcome.report.get("reports", [])
                  for line in report.get("lines", [])]
         return outcome.status.value, lines
 
-    def start(self, exchanges: list[Exchange]) -> bool:
+    def start(self, exchanges: list[Exchange], *, block_entries: bool) -> bool:
         if not self._lock.acquire(blocking=False):
             return False
-        thread = threading.Thread(target=self._run, args=(exchanges,), daemon=True,
-                                  name="dashboard-squareoff")
+        thread = threading.Thread(target=self._run, args=(exchanges, block_entries),
+                                  daemon=True, name="dashboard-squareoff")
         thread.start()
         return True
 
-    def _run(self, exchanges: list[Exchange]) -> None:
+    def _run(self, exchanges: list[Exchange], block_entries: bool) -> None:
         jobs = self.services.jobs
         try:
-            run = jobs.claim(MANUAL_SQUAREOFF, self.services.clock.now(),
-                             f"dashboard:{os.getpid()}")
-            if run is None:
+            now = self.services.clock.now()
+            # A run is keyed by its second: one that ended within this second holds it, so a
+            # second press right after takes the next free second rather than doing nothing.
+            for later in range(5):
+                run = jobs.claim(MANUAL_SQUAREOFF, now + timedelta(seconds=later),
+                                 f"dashboard:{os.getpid()}")
+                if run is not None:
+                    break
+            else:
+                log.error("square-off from the dashboard not started: no free run key")
                 return
             try:
-                outcome = self._actions().square_off(exchanges)
+                outcome = self._actions().square_off(exchanges, block_entries=block_entries,
+                                                     why=WHY_DASHBOARD, by="dashboard")
             except Exception as exc:
                 log.exception("square-off from the dashboard failed")
                 jobs.finish(run, RunStatus.FAILED, f"failed: {exc}")

@@ -47,6 +47,7 @@ from sqlalchemy.exc import IntegrityError
 from bridge.clock import Clock
 from bridge.domain import Signal
 from bridge.journal import statements as st
+from bridge.journal.entries import KEY_PREFIX, EntryBlock, blocked_day, closed_key, decoded
 from bridge.journal.tables import (
     UtcDateTime,
     auth_failures,
@@ -796,15 +797,40 @@ class Journal:
                                 .values(value=value)).rowcount:
                 conn.execute(insert(bridge_meta).values(key="kill_switch", value=value))
 
-    def close_entries(self, account: str, exchanges: Iterable[str], day: date) -> None:
-        """Refuse new intraday entries on these exchanges for the rest of ``day`` (the
-        square-off has begun); exits still go."""
+    def close_entries(self, account: str, exchanges: Iterable[str], day: date, *,
+                      why: str = "the scheduled square-off", by: str = "schedule") -> None:
+        """Refuse new intraday entries on these exchanges for the rest of ``day`` (a
+        square-off has begun); exits still go. ``why`` and ``by`` are shown to the trader."""
+        now = self._clock.now()
         with writing(self.engine) as conn:
             for exchange in exchanges:
                 key = closed_key(account, exchange)
+                value = EntryBlock(account, exchange, day, why, by, now).encoded()
                 if not conn.execute(update(bridge_meta).where(bridge_meta.c.key == key)
-                                    .values(value=day.isoformat())).rowcount:
-                    conn.execute(insert(bridge_meta).values(key=key, value=day.isoformat()))
+                                    .values(value=value)).rowcount:
+                    conn.execute(insert(bridge_meta).values(key=key, value=value))
+
+    def entry_blocks(self, day: date) -> list[EntryBlock]:
+        """The stops on new intraday entries that hold on ``day``, by account and exchange."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(bridge_meta.c.key, bridge_meta.c.value).where(
+                bridge_meta.c.key.startswith(KEY_PREFIX, autoescape=True))).all()
+        found = [block for row in rows if (block := decoded(row.key, row.value))]
+        return sorted((b for b in found if b.day == day), key=lambda b: (b.account, b.exchange))
+
+    def allow_entries(self, day: date, *, account: str | None = None,
+                      exchanges: Iterable[str] | None = None) -> list[EntryBlock]:
+        """Lift the stops of ``day`` (of one account and some exchanges, or all); returns
+        the stops lifted."""
+        wanted = set(exchanges) if exchanges is not None else None
+        lifted = [b for b in self.entry_blocks(day)
+                  if (account is None or b.account == account)
+                  and (wanted is None or b.exchange in wanted)]
+        with writing(self.engine) as conn:
+            for block in lifted:
+                conn.execute(delete(bridge_meta).where(
+                    bridge_meta.c.key == closed_key(block.account, block.exchange)))
+        return lifted
 
     def busy_instruments(self, account: str) -> set[str]:
         """Instruments (``EXCH:SYMBOL``) of signals queued or being sent for ``account``."""
@@ -1059,12 +1085,7 @@ def _entry_counts(conn: Connection, account: str, entry: EntryQuery) -> EntryCou
         "exchange": entry.exchange, "trading_symbol": entry.trading_symbol,
         "closed_key": closed_key(account, entry.exchange)}).one()
     return EntryCounts(int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), row[3] == "on",
-                       row[4] == entry.since.date().isoformat())
-
-
-def closed_key(account: str, exchange: str) -> str:
-    """The ``bridge_meta`` key holding the day an exchange was squared off for an account."""
-    return f"squared_off:{account}:{exchange}"
+                       blocked_day(row[4]) == entry.since.date().isoformat())
 
 
 def _insert_orders(conn: Connection, now: datetime, signal_id: int | None, account: str,

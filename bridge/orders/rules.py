@@ -5,8 +5,9 @@
   from 17:00), except AMO orders.
 * Intraday (MIS) entries stop at the exchange's square-off time (exits, and delivery or
   carry-forward entries, stay allowed until the close), and
-  once the square-off has run for an exchange, intraday entries on it stay refused that day
-  whatever ``MARKET_HOURS`` says.
+  once a square-off has stopped them on an exchange (the scheduled one always; one by
+  hand when the trader chose so), intraday entries on it stay refused that day whatever
+  ``MARKET_HOURS`` says, until a person allows them again.
 * Kill switch (close-only): entries refused, exits allowed.
 * Daily caps on entries, per account and per strategy, and on quantity per strategy and
   instrument. Exits are never capped: a cap must never stop a position from being closed.
@@ -21,6 +22,7 @@ from bridge.clock import IST
 from bridge.config import RiskSettings
 from bridge.domain import Exchange, Product
 from bridge.errors import RuleRefusal
+from bridge.orders.entries import HOW_TO_ALLOW
 from bridge.schedule.calendar import TradingCalendar
 
 
@@ -64,9 +66,11 @@ def entry_refusal(*, exchange: Exchange, strategy: str, quantity: int, now: date
         return RuleRefusal("the kill switch is on (close-only): new entries are refused, exits "
                            "are allowed", {}, code="kill_switch")
     if squared_off and product is Product.MIS:
-        return RuleRefusal(f"{exchange.value} was squared off today: no new intraday entries "
-                           "until the next trading day (exits are allowed)",
-                           {"exchange": exchange.value}, code="after_squareoff")
+        return RuleRefusal(f"new intraday (MIS) entries on {exchange.value} are stopped for "
+                           "today by a square-off (exits still go); to allow them again, "
+                           f"{HOW_TO_ALLOW}",
+                           {"exchange": exchange.value, "how_to_allow": HOW_TO_ALLOW},
+                           code="after_squareoff")
     if risk.market_hours and product is Product.MIS and local.time() >= squareoff:
         return RuleRefusal(f"no new intraday entries on {exchange.value} after its square-off "
                            f"time {squareoff:%H:%M} IST", {"squareoff": f"{squareoff:%H:%M}"},

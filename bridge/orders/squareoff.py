@@ -1,7 +1,9 @@
 """Square-off: close every intraday (MIS) position of an account on some exchanges, and prove
 the book flat from Kotak's position book.
 
-1. New intraday entries on those exchanges are refused for the rest of the day.
+1. New intraday entries on those exchanges are refused for the rest of the day, when the
+   caller says so: the scheduled square-off always (the market is closing), one by hand only
+   when the trader chose it (see :mod:`bridge.orders.entries`).
 2. Signals still being worked on (queued or sending) are waited for, up to ``settle_wait``,
    so their fills are closed instead of raced; an instrument still busy after that is left
    alone and reported.
@@ -50,6 +52,7 @@ from bridge.kotak.errors import BrokerRejected, BrokerUnavailable, KotakError
 from bridge.kotak.instruments import InstrumentError, InstrumentStore
 from bridge.kotak.protection import protected_limit
 from bridge.orders import sizing
+from bridge.orders.entries import HOW_TO_ALLOW
 from bridge.orders.service import BOOK_WAIT_S, OrderService, instrument_key, new_tag
 
 log = logging.getLogger(__name__)
@@ -162,14 +165,20 @@ class SquareOff:
         self.rounds = settings.schedule.squareoff_rounds
         self.fill_wait = settings.schedule.squareoff_fill_wait_s
 
-    def run(self, account: str, exchanges: Iterable[Exchange], *,
-            dry_run: bool = False) -> SquareOffReport:
+    def run(self, account: str, exchanges: Iterable[Exchange], *, dry_run: bool = False,
+            block_entries: bool = True, why: str = "the scheduled square-off",
+            by: str = "schedule") -> SquareOffReport:
+        """Square off; with ``block_entries`` new intraday entries on these exchanges are
+        refused for the rest of the day, the stop saying ``why`` and ``by`` whom."""
         wanted = sorted({Exchange(e) for e in exchanges})
         report = SquareOffReport(account, [e.value for e in wanted], dry_run, self.clock.now())
         broker = self.service.brokers[account]
+        report.notes.append(_entries_note(report.exchanges, block_entries, dry_run))
         if not dry_run:
-            self.journal.close_entries(account, report.exchanges,
-                                       self.clock.now().astimezone(IST).date())
+            if block_entries:
+                self.journal.close_entries(account, report.exchanges,
+                                           self.clock.now().astimezone(IST).date(),
+                                           why=why, by=by)
             self._wait_for_signals(account, wanted)
         try:
             if dry_run:
@@ -449,6 +458,17 @@ class SquareOff:
                 return token
             time.sleep(min(max(wait, 0.005), 0.25))
         return None
+
+
+def _entries_note(exchanges: list[str], block: bool, dry_run: bool) -> str:
+    where = ", ".join(exchanges)
+    if not block:
+        return (f"new intraday (MIS) entries on {where} stay allowed: an alert can open a new "
+                "position")
+    if dry_run:
+        return f"a square-off now would also stop new intraday (MIS) entries on {where} today"
+    return (f"new intraday (MIS) entries on {where} are stopped until the next trading day; "
+            f"to allow them again, {HOW_TO_ALLOW}")
 
 
 def _cancellable(order: BrokerOrder, wanted: list[Exchange]) -> bool:

@@ -140,14 +140,19 @@ class JobActions:
                        f"{report.total} instruments for {report.trading_day}",
                        {"counts": report.counts, "skipped": list(report.skipped_files)})
 
-    def square_off(self, exchanges: list[Exchange], *, dry_run: bool = False) -> Outcome:
+    def square_off(self, exchanges: list[Exchange], *, dry_run: bool = False,
+                   block_entries: bool = True, why: str = "the scheduled square-off",
+                   by: str = "schedule") -> Outcome:
+        """Square off every account; ``block_entries`` also stops new intraday entries on
+        these exchanges for the day (always for the scheduled one; a person chooses)."""
         if not exchanges:
             return Outcome(RunStatus.SKIPPED, "no exchange of this job trades today")
         services = self.services
         engine = SquareOff(services.orders, services.journal, services.instruments,
                            services.settings, services.clock)
-        reports: list[SquareOffReport] = [engine.run(account, exchanges, dry_run=dry_run)
-                                          for account in services.brokers]
+        reports: list[SquareOffReport] = [
+            engine.run(account, exchanges, dry_run=dry_run, block_entries=block_entries,
+                       why=why, by=by) for account in services.brokers]
         flat = all(report.flat for report in reports)
         summary = " | ".join(report.summary() for report in reports)
         if not dry_run:
