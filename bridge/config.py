@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -102,9 +103,15 @@ KNOWN_KEYS = frozenset({
     "INSTRUMENTS_REFRESH_AT", "HOLIDAYS_FILE", "JOURNAL_RETENTION_DAYS", "RECONCILE_EVERY_S",
     "SQUAREOFF_ROUNDS", "SQUAREOFF_FILL_WAIT_S", "NOTIFY_WEBHOOK_URL", "TELEGRAM_API_URL",
     "PUBLIC_URL", "ACCOUNTS_FILE", "SESSION_STAGGER_S", "DATABASE_POOL_SIZE",
-    "DATABASE_MAX_OVERFLOW", "API_KEY",
+    "DATABASE_MAX_OVERFLOW", "API_KEY", "LEG_FAILURE",
 })
-_WATCHED_PREFIXES = ("KOTAK_", "BRIDGE_")
+#: names starting so are the bridge's: one it does not know is a misspelt setting, ignored
+#: unless the start says so (SESSION_ is left out: desktops set SESSION_MANAGER)
+_WATCHED_PREFIXES = ("KOTAK_", "BRIDGE_", "BROKER_", "TELEGRAM_", "WEBHOOK_", "SQUAREOFF_",
+                     "NOTIFY_", "CHARTINK_", "TRADINGVIEW_", "DATABASE_")
+#: read from the environment by the launcher, not by the settings
+_LAUNCHER_KEYS = frozenset({"ENV_FILE", "WEB_CONCURRENCY", "GUNICORN_THREADS",
+                            "BRIDGE_TEST_POSTGRES_URL"})
 #: environment variables holding the secrets of the accounts in ACCOUNTS_FILE
 ACCOUNT_ENV_PREFIX = "ACCOUNT_"
 
@@ -218,7 +225,10 @@ class Settings:
                   self.telegram_bot_token, self.notify_webhook_url,
                   self.secret_key, self.kotak.api_key, self.kotak.api_secret, self.kotak.mpin,
                   self.kotak.totp_secret, self.kotak.password)
-        return [value.reveal() for value in (*values, *self.account_env.values()) if value]
+        found = [value.reveal() for value in (*values, *self.account_env.values()) if value]
+        # DATABASE_URL and KOTAK_PROXY may carry a password, and an error may repeat the URL.
+        passwords = [urlsplit(url).password for url in (self.database_url, self.kotak.proxy)]
+        return found + [password for password in passwords if password]
 
 
 def environment(env_file: Path | None = None) -> dict[str, str]:
@@ -329,11 +339,28 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         r.warn("SCHEDULER=off: no daily login and no square-off will run; intraday positions "
                "are left to Kotak's own square-off")
     for key in sorted(environ):
-        if key.startswith(_WATCHED_PREFIXES) and key not in KNOWN_KEYS:
-            r.warn(f"{key} is not a setting of the bridge and is ignored (misspelt?)")
+        warning = unknown_setting(key)
+        if warning:
+            r.warn(warning)
     if r.problems:
         raise ConfigError(r.problems)
     return dataclasses.replace(settings, warnings=tuple(r.warnings))
+
+
+def unknown_setting(name: str) -> str:
+    """Why ``name`` looks like a misspelt setting (naming the nearest one), or ``""``.
+
+    Any unknown name with one of the bridge's prefixes (``TELEGRAM_TOKEN``); without one only
+    a near twin of a setting (``WEBHOOKSECRET``), since the environment holds other programs'
+    names too."""
+    if name in KNOWN_KEYS or name in _LAUNCHER_KEYS or name.startswith(ACCOUNT_ENV_PREFIX):
+        return ""
+    watched = name.startswith(_WATCHED_PREFIXES)
+    near = difflib.get_close_matches(name, KNOWN_KEYS, n=1, cutoff=0.6 if watched else 0.9)
+    if not (watched or near):
+        return ""
+    hint = f"; did you mean {near[0]}?" if near else ""
+    return f"{name} is not a setting of the bridge and is ignored{hint}"
 
 
 #: what an API key may be made of: printable ASCII without spaces or quotes, so that it
@@ -382,7 +409,7 @@ def _kotak_settings(r: _Reader, mode: Mode) -> KotakSettings:
         order_rate=r.integer("KOTAK_ORDER_RATE", 10, 1, 10_000),
         connect_timeout_s=r.number("KOTAK_CONNECT_TIMEOUT_S", 2.0, 0.1, 30.0),
         read_timeout_s=r.number("KOTAK_READ_TIMEOUT_S", 4.0, 0.5, 60.0),
-        proxy=r.url("KOTAK_PROXY", "", required=False),
+        proxy=r.proxy("KOTAK_PROXY"),
     )
     if mode is Mode.LIVE:
         for name in missing_for_live(settings):
@@ -504,6 +531,32 @@ class _Reader:
             self.problem(f"{name}={value!r} is not an http(s) URL")
             return default
         return value.rstrip("/")
+
+    def proxy(self, name: str) -> str:
+        """An http(s) proxy URL ``http://[user:password@]host:port``, or "" for none. The
+        value is not repeated in a problem: it may carry the proxy's password."""
+        value = self.raw(name)
+        if not value:
+            return ""
+        parts = urlsplit(value)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+            self.problem(f"{name} has a port that is not a number (value not shown)")
+            return ""
+        if parts.scheme not in ("http", "https"):
+            self.problem(f"{name} must start with http:// or https:// (a SOCKS proxy is not "
+                         "supported; value not shown)")
+        elif not parts.hostname or port is None:
+            self.problem(f"{name} must name the proxy's host and port, e.g. "
+                         "http://203.0.113.7:3128 (value not shown)")
+        elif parts.path not in ("", "/") or parts.query or parts.fragment:
+            self.problem(f"{name} must be just http://host:port, without a path (value not "
+                         "shown)")
+        else:
+            return value.rstrip("/")
+        return ""
 
     def bind(self, name: str, default: str) -> tuple[str, int]:
         value = self.raw(name) or default

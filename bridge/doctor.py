@@ -1,4 +1,4 @@
-"""``python -m bridge doctor``: check a running setup and say, in a trader's words, what to fix.
+"""``make doctor`` (``bridge doctor``): check a running setup and say what to fix, plainly.
 
 Each check ends as ok, warning or problem with one plain sentence saying what it means and
 what to do. The doctor is read-only on purpose: it never logs in to Kotak and never sends an
@@ -170,7 +170,7 @@ def _check_settings(c: _Checkup) -> None:
 
 def _check_journal(c: _Checkup, redactor: Redactor) -> dict[str, tuple[int, datetime]]:
     """Database, Kotak sessions, scheduler and scrip master; returns Kotak's IP refusals."""
-    trouble = _database_trouble(c)
+    trouble = database_problem(c.settings, c.probe.timeout_s)
     if trouble is not None:
         c.add(Level.PROBLEM, "database", trouble)
         c.add(Level.WARNING, "database", "the Kotak session, scheduler and scrip master "
@@ -228,11 +228,13 @@ def _user(uid: int) -> str:
         return str(uid)
 
 
-def _database_trouble(c: _Checkup) -> str | None:
-    """What stops the journal from working, found quickly (before a 30 s busy wait)."""
-    path = _sqlite_file(c.settings.database_url)
+def database_problem(settings: Settings, timeout_s: float) -> str | None:
+    """What stops the journal database from working, in one line naming DATABASE_URL (never
+    its password), or ``None``. Found quickly (within ``timeout_s``, not the engine's long
+    waits): ``check``, the server's start and the doctor all ask this first."""
+    path = _sqlite_file(settings.database_url)
     if path is None:
-        return _postgres_trouble(c)
+        return _postgres_trouble(settings, timeout_s)
     me = _user(os.geteuid())
     folder = path.parent
     while not folder.exists():
@@ -249,12 +251,12 @@ def _database_trouble(c: _Checkup) -> str | None:
                     f"Give the files back: sudo chown -R {me}: {path.parent.resolve()}")
     if not path.exists():
         return None
-    conn = sqlite3.connect(path, timeout=c.probe.timeout_s, isolation_level=None)
+    conn = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
     try:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("ROLLBACK")
     except sqlite3.Error as exc:
-        return _sqlite_words(str(exc), path, c.probe.timeout_s)
+        return _sqlite_words(str(exc), path, timeout_s)
     finally:
         conn.close()
     return None
@@ -278,15 +280,18 @@ def _sqlite_words(message: str, path: Path, waited: float) -> str:
     return f"the journal {path} cannot be used: {message}"
 
 
-def _postgres_trouble(c: _Checkup) -> str | None:
+def _postgres_trouble(settings: Settings, timeout_s: float) -> str | None:
     # The bridge's own engine waits much longer to connect; the doctor wants a quick answer.
-    engine = create_engine(database_url(c.settings.database_url), poolclass=NullPool,
-                           connect_args={"connect_timeout": max(1, round(c.probe.timeout_s))})
+    try:
+        engine = create_engine(database_url(settings.database_url), poolclass=NullPool,
+                               connect_args={"connect_timeout": max(1, round(timeout_s))})
+    except (SQLAlchemyError, ValueError) as exc:
+        return f"DATABASE_URL is not a usable PostgreSQL address ({type(exc).__name__})"
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
-        return _database_words(exc, c.settings)
+        return _database_words(exc, settings)
     finally:
         engine.dispose()
     return None
@@ -305,15 +310,17 @@ def _database_words(exc: BaseException, settings: Settings) -> str:
     lowered = message.lower()
     if "password authentication failed" in lowered or (
             "role" in lowered and "not exist" in lowered):
-        hint = "PostgreSQL refused the user or password in DATABASE_URL"
+        hint = "PostgreSQL refused its user or password"
     elif "database" in lowered and "does not exist" in lowered:
-        hint = "the database named in DATABASE_URL does not exist: create it (createdb)"
+        hint = "that database does not exist: create it (createdb)"
+    elif "resolve" in lowered or "name or service not known" in lowered:
+        hint = "its host name does not resolve: check the spelling"
     elif "refused" in lowered or "timeout" in lowered or "timed out" in lowered:
         hint = ("PostgreSQL does not answer: is it running and listening on that address, "
                 "and does pg_hba.conf let this host in?")
     else:
         hint = "the journal database cannot be used"
-    return f"{where}: {hint} ({message})"
+    return f"DATABASE_URL ({where}): {hint} ({message})"
 
 
 def _check_sessions(c: _Checkup, services: Services) -> None:
@@ -323,6 +330,16 @@ def _check_sessions(c: _Checkup, services: Services) -> None:
         status = client.sessions.status()
         missing = client.sessions.credentials.missing_for_unattended()
         who = f"account {account}"
+        if status.login_blocked:
+            # A valid session does not make this fine: tomorrow's login will not run.
+            then = ("The bridge stops logging in to its paper sandbox by itself after a failed "
+                    "login, as it does with Kotak" if not c.live else "The bridge will not try "
+                    "again by itself (Kotak locks an account after 3 wrong logins)")
+            c.add(Level.PROBLEM, "kotak session", f"{who}: {status.detail}. {then}: log in "
+                  f"with `make login` or at {login_page}")
+            if c.live and status.valid:
+                _check_kotak_ip(c, account, client)
+            continue
         if not c.live:
             c.add(Level.OK, "kotak session", f"{who}: " + (
                 f"paper session valid until {ist_text(status.expires_at)}" if status.valid
@@ -333,20 +350,16 @@ def _check_sessions(c: _Checkup, services: Services) -> None:
             c.add(Level.OK, "kotak session", f"{who}: logged in to Kotak, valid until "
                   f"{ist_text(status.expires_at)} (Kotak ends every session at midnight)")
             _check_kotak_ip(c, account, client)
-        elif status.login_blocked:
-            c.add(Level.PROBLEM, "kotak session", f"{who}: {status.detail}. The bridge will not "
-                  "try again by itself (Kotak locks an account after 3 wrong logins): log in "
-                  f"with `python -m bridge login` or at {login_page}")
         elif not missing:
             c.add(Level.WARNING, "kotak session", f"{who}: no valid Kotak session right now "
                   f"({status.detail}); the bridge logs in by itself when it starts and every "
                   f"trading day at {renew} IST. Orders are refused until then; to log in now "
-                  "run `python -m bridge login`")
+                  "run `make login`")
         else:
             why = "" if status.detail == "no session" else f" ({status.detail})"
             c.add(Level.PROBLEM, "kotak session", f"{who}: no valid Kotak session{why}, so "
                   "every order is refused: log in with "
-                  f"`python -m bridge login` or at {login_page}")
+                  f"`make login` or at {login_page}")
         if not missing:
             off = c.settings.schedule.place is SchedulerPlace.OFF
             c.add(Level.WARNING if off else Level.OK, "kotak login", f"{who}: unattended "
@@ -356,7 +369,7 @@ def _check_sessions(c: _Checkup, services: Services) -> None:
         else:
             c.add(Level.WARNING, "kotak login", f"{who}: no unattended login (missing "
                   f"{', '.join(missing)}), so a person must log in every trading day before "
-                  f"the open (`python -m bridge login` or {login_page}). To let the bridge do "
+                  f"the open (`make login` or {login_page}). To let the bridge do "
                   "it, set KOTAK_MPIN and KOTAK_TOTP_SECRET (the base32 seed shown when you "
                   "registered TOTP in the Trade API dashboard)")
 
@@ -392,7 +405,7 @@ def _check_scheduler(c: _Checkup, services: Services) -> None:
               "ago): the daily login and the square-off will happen")
         return
     where = ("the web service (bridge-web, or `make run`)" if place is SchedulerPlace.EMBEDDED
-             else "`python -m bridge scheduler` (bridge-scheduler.service)")
+             else "`bridge scheduler` (bridge-scheduler.service)")
     last = f" (last heartbeat {age:.0f} s ago)" if age is not None else ""
     c.add(Level.PROBLEM if c.live else Level.WARNING, "scheduler", f"no scheduler is "
           f"running{last}: the daily login and the intraday square-off will not happen. "
@@ -485,7 +498,7 @@ def _report_refusals(c: _Checkup, refusals: dict[str, tuple[int, datetime]],
         c.add(Level.PROBLEM, "public IP", f"Kotak refused {count} order(s) in the last 7 days "
               f"with error 100008 (IP not whitelisted), the last at {ist_text(last)}: register "
               f"{address} as the static IP in {NEO_IP_PLACE} of the same application whose "
-              "access token is BROKER_API_KEY, then log in again (`python -m bridge login`)")
+              "access token is BROKER_API_KEY, then log in again (`make login`)")
     if "1037" in refusals:
         count, last = refusals["1037"]
         c.add(Level.PROBLEM, "public IP", f"Kotak refused {count} order(s) in the last 7 days "

@@ -24,7 +24,6 @@ from bridge.wiring import Services
 bp = Blueprint("health", __name__)
 
 
-
 @bp.get("/healthz")
 def healthz() -> ResponseReturnValue:
     return jsonify(status="ok")
@@ -49,6 +48,11 @@ def readyz() -> ResponseReturnValue:
         }
         if not status.valid:
             reasons.append(f"account {account}: no valid Kotak session ({status.detail})")
+        elif status.login_blocked:
+            # Trading works today, but the next daily login will not run by itself.
+            reasons.append(f"account {account}: {status.detail}; until then the bridge does "
+                           f"not log in by itself: log in at "
+                           f"{services.settings.redirect_url} or with `make login`")
     try:
         index = services.instruments.current()
         checks["instruments"] = {"count": len(index), "day": index.trading_day.isoformat()}
@@ -79,6 +83,6 @@ def _scheduler_check(services: Services, checks: dict[str, Any], reasons: list[s
     }
     if leader is None or age is None or age > STALE_AFTER.total_seconds():
         where = ("the web workers" if place is SchedulerPlace.EMBEDDED
-                 else "`python -m bridge scheduler` (deploy/bridge-scheduler.service)")
+                 else "`bridge scheduler` (deploy/bridge-scheduler.service)")
         reasons.append(f"no scheduler is leading (expected in {where}): the daily login and "
                        "the square-off will not run")

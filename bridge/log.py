@@ -146,5 +146,8 @@ def configure_logging(level: str, fmt: str, redactor: Redactor) -> None:
         "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": sys.stderr,
                                 "formatter": "main", "filters": ["redact"]}},
         "root": {"level": level, "handlers": ["stderr"]},
-        "loggers": {"werkzeug": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
+        # APScheduler narrates every job it adds and runs at INFO; the bridge's scheduler
+        # logs each job's start and outcome in its own words.
+        "loggers": {"werkzeug": {"level": "WARNING"}, "urllib3": {"level": "WARNING"},
+                    "apscheduler": {"level": "WARNING"}},
     })

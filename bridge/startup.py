@@ -44,14 +44,22 @@ def prepare(services: Services) -> None:
 
 
 def banner(settings: Settings, *, show_secret: bool) -> str:
-    """The lines a person needs to wire up their alerts, ready to copy."""
+    """The lines a person needs to wire up their alerts and open the dashboard, ready to copy.
+
+    With ``show_secret`` (``make run``, ``bridge banner``: the person at their own machine,
+    reading what their own .env holds) the webhook secret, the dashboard password and the API
+    key are printed as they are, so the curl lines work as pasted; without, only named."""
     local = f"http://{settings.bind}"
     base = settings.public_url or local
     secret = settings.webhook_secret.reveal() if show_secret else "<WEBHOOK_SECRET>"
     mode = ("PAPER (orders go to the built-in Kotak sandbox; no money moves)"
             if settings.mode is Mode.PAPER else "LIVE (orders go to Kotak)")
-    dashboard = (f"{base}/  (password: ADMIN_PASSWORD in .env)" if settings.admin_password
-                 else f"{base}/  (locked until ADMIN_PASSWORD is set in .env)")
+    if not settings.admin_password:
+        dashboard = f"{base}/  (locked until ADMIN_PASSWORD is set in .env)"
+    elif show_secret:
+        dashboard = f"{base}/  (password: {settings.admin_password.reveal()})"
+    else:
+        dashboard = f"{base}/  (password: ADMIN_PASSWORD in .env)"
     # TradingView fills the {{...}} placeholders when the alert fires; the alert_id makes a
     # re-sent alert a duplicate instead of a second order.
     message = json.dumps({"secret": secret, "symbol": "NSE:SBIN",
@@ -98,7 +106,7 @@ def banner(settings: Settings, *, show_secret: bool) -> str:
             f"-d {shlex.quote(ping)}",
         ]
     lines += [
-        "Check the whole setup: python -m bridge doctor",
+        "Check the whole setup: make doctor  (or .venv/bin/bridge doctor)",
         "",
     ]
     return "\n".join(lines)

@@ -1,22 +1,53 @@
 """Gunicorn settings for the bridge (``make run`` and the systemd unit).
 
-The master process reads the settings once (refusing to start on any problem), then, before
-forking workers, logs in to Kotak and loads the scrip master once for all of them
+The master process reads the settings once and makes sure the journal database answers
+(refusing to start, in one line naming the setting, on any problem), then, before forking
+workers, logs in to Kotak and loads the scrip master once for all of them
 (:func:`bridge.startup.prepare`). Workers build their own database engines and HTTP sessions
 after the fork: nothing network- or file-backed is shared across it.
+
+gunicorn's own lines go through the bridge's log handler: one format, India time, secrets
+masked. The banner is not printed here: `make run` prints it (with the secret) once the server
+answers, and a service's log must not hold the secret; `bridge banner` shows it any time.
 """
 
+import logging
 import os
 import sys
 from pathlib import Path
 
+from gunicorn.glogging import Logger
+
 from bridge.config import ConfigError, environment, load_settings
+from bridge.doctor import database_problem
+from bridge.log import Redactor, configure_logging
 
 try:
     _settings = load_settings(environment())
 except ConfigError as _error:
     sys.stderr.write(f"{_error}\n")
     sys.exit(2)
+_redactor = Redactor(_settings.secrets())
+configure_logging(_settings.log_level, _settings.log_format.value, _redactor)
+_trouble = database_problem(_settings, timeout_s=10.0)
+if _trouble is not None:
+    sys.stderr.write(f"the bridge cannot start: {_trouble}\n")
+    sys.exit(2)
+
+
+class BridgeLogger(Logger):
+    """gunicorn's logger, writing through the bridge's handler (IST, redacted, LOG_FORMAT)
+    instead of its own UTC lines."""
+
+    def setup(self, cfg: object) -> None:
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in list(log.handlers):
+                log.removeHandler(handler)
+            log.propagate = True
+
+
+logger_class = BridgeLogger
 
 bind = _settings.bind
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -67,16 +98,21 @@ def _empty_metrics_dir() -> None:
 
 
 def on_starting(server: object) -> None:
-    from bridge.log import Redactor, configure_logging
-    from bridge.startup import banner, prepare
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bridge.startup import prepare
     from bridge.wiring import build_services
 
     _empty_metrics_dir()
-    redactor = Redactor(_settings.secrets())
-    configure_logging(_settings.log_level, _settings.log_format.value, redactor)
-    sys.stdout.write(banner(_settings, show_secret=False))
-    sys.stdout.flush()
-    services = build_services(_settings, redactor=redactor)
+    try:
+        services = build_services(_settings, redactor=_redactor)
+    except SQLAlchemyError as exc:
+        # Answered the check above, yet cannot hold the journal (rights on the schema ...).
+        why = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        logging.getLogger("bridge.startup").error(
+            "the bridge cannot start: DATABASE_URL: the journal cannot be set up there (%s)",
+            why[0] if why else type(exc).__name__)
+        sys.exit(2)
     try:
         prepare(services)
     finally:

@@ -1,4 +1,4 @@
-"""`python -m bridge doctor`, run as a person would, against a temporary SQLite journal and
+"""`bridge doctor`, run as a person would, against a temporary SQLite journal and
 small loopback servers standing in for the IP echo service, Kotak's login host and the
 public address (plain http, and https with a self-signed certificate)."""
 
@@ -239,7 +239,7 @@ def test_live_mode_names_the_missing_login_and_kotaks_ip_refusals(
 
     assert code == 1
     assert "problem kotak session: account default: no valid Kotak session" in out
-    assert "python -m bridge login" in out
+    assert "`make login`" in out
     assert "warning kotak login: account default: no unattended login (missing " \
            "KOTAK_TOTP_SECRET, KOTAK_MPIN), so a person must log in every trading day" in out
     assert "Kotak refused 1 order(s) in the last 7 days with error 100008" in out
