@@ -10,7 +10,9 @@ from WARNING up unless ``-v`` (INFO) or ``-vv`` (DEBUG) is given.
 ``instruments refresh`` loads today's scrip master; ``instruments lookup`` shows what a
 signal's symbol resolves to; ``killswitch on|off`` switches close-only mode; ``signals``
 lists what became of the latest signals and ``signal <alert_id>`` shows one's timeline;
-``squareoff`` closes intraday positions now (``--dry-run`` prints the orders instead);
+``squareoff`` closes intraday positions now (``--dry-run`` prints the orders instead;
+``--block-entries`` also stops new intraday entries for the day); ``entries`` shows whether
+they are stopped and ``entries allow`` accepts them again;
 ``jobs`` shows the scheduler's next runs and last outcomes; ``notices`` what the operator was
 told; ``scheduler`` runs the scheduler as its own process (``SCHEDULER=separate``).
 """
@@ -307,8 +309,12 @@ def signal(alert_id: str) -> None:
               type=click.Choice([e.value for e in Exchange]),
               help="only this exchange (repeatable); default: every exchange")
 @click.option("--dry-run", is_flag=True, help="print the cancels and closes, send nothing")
-def squareoff(exchanges: tuple[str, ...], dry_run: bool) -> None:
+@click.option("--block-entries/--keep-entries", default=False, show_default=True,
+              help="also stop new intraday (MIS) entries on these exchanges until the next "
+                   "trading day (lift with `entries allow`); default: keep accepting them")
+def squareoff(exchanges: tuple[str, ...], dry_run: bool, block_entries: bool) -> None:
     """Close every intraday (MIS) position now and verify the book flat."""
+    from bridge.orders.entries import WHY_CLI
     from bridge.schedule.jobs import JobActions
 
     with _services() as services:
@@ -319,11 +325,41 @@ def squareoff(exchanges: tuple[str, ...], dry_run: bool) -> None:
             click.echo(f"no scrip master and none could be loaded: {exc}", err=True)
             sys.exit(1)
         chosen = [Exchange(e) for e in exchanges] or list(Exchange)
-        outcome = JobActions(services).square_off(chosen, dry_run=dry_run)
+        outcome = JobActions(services).square_off(chosen, dry_run=dry_run,
+                                                  block_entries=block_entries, why=WHY_CLI,
+                                                  by="cli")
         for report in outcome.report.get("reports", []):
             click.echo("\n".join(report["lines"]))
         if outcome.status is RunStatus.FAILED:
             sys.exit(1)
+
+
+@cli.command()
+@click.argument("action", type=click.Choice(["status", "allow"]), default="status")
+@click.option("--exchange", "exchanges", multiple=True,
+              type=click.Choice([e.value for e in Exchange]),
+              help="with allow: only this exchange (repeatable); default: every exchange")
+def entries(action: str, exchanges: tuple[str, ...]) -> None:
+    """Whether a square-off stopped new intraday entries today; ``allow`` accepts them
+    again."""
+    from bridge.orders.entries import EntryStops
+
+    with _services() as services:
+        stops = EntryStops(services.journal, services.notifier, services.clock,
+                           services.calendar)
+        if action == "allow":
+            lifted = stops.allow("cli", exchanges=exchanges or None)
+            where = ", ".join(sorted({block.exchange for block in lifted}))
+            click.echo(f"new intraday (MIS) entries allowed again on {where}" if lifted else
+                       "new intraday (MIS) entries were not stopped: nothing to allow")
+        left = stops.today()
+        if not left:
+            click.echo("new intraday (MIS) entries are accepted on every exchange")
+            return
+        click.echo("new intraday (MIS) entries are stopped today (exits still go):")
+        for line in stops.lines(left):
+            click.echo(f"  {line}")
+        click.echo("allow them again with: python -m bridge entries allow")
 
 
 @cli.command()
