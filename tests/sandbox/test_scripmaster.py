@@ -527,20 +527,21 @@ def test_derivative_rows_carry_the_f_and_o_constants(catalog: list[SandboxScrip]
 
 # --- the bulk catalog ---------------------------------------------------------------------------
 
-BULK_ROWS = 150_000
+BULK_ROWS = 60_000
 
 
 @pytest.fixture(scope="module")
 def bulk() -> tuple[list[SandboxScrip], float]:
-    started = time.perf_counter()
+    # CPU time, not wall time: the figure holds on a machine busy with other work.
+    started = time.process_time()
     scrips = bulk_catalog(date(2026, 12, 30), BULK_ROWS)
-    return scrips, time.perf_counter() - started
+    return scrips, time.process_time() - started
 
 
 def test_bulk_size_proportions_and_speed(bulk: tuple[list[SandboxScrip], float]) -> None:
     scrips, seconds = bulk
     assert abs(len(scrips) - BULK_ROWS) <= BULK_ROWS // 100
-    assert seconds < 3.0
+    assert seconds < 2.0
     share = {seg: n / len(scrips) for seg, n in Counter(s.segment for s in scrips).items()}
     assert share["nse_fo"] == pytest.approx(0.55, abs=0.03)
     assert share["nse_cm"] == pytest.approx(0.15, abs=0.02)
@@ -561,9 +562,9 @@ def test_bulk_is_unique_per_segment(bulk: tuple[list[SandboxScrip], float]) -> N
 
 def test_bulk_renders_quickly_in_the_same_format(bulk: tuple[list[SandboxScrip], float]) -> None:
     scrips, _ = bulk
-    started = time.perf_counter()
+    started = time.process_time()
     files = {segment: render_csv(scrips, segment) for segment in SEGMENTS}
-    assert time.perf_counter() - started < 6.0
+    assert time.process_time() - started < 4.0
     total = 0
     for segment, text in files.items():
         rows = list(csv.reader(io.StringIO(text)))
