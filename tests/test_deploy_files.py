@@ -197,4 +197,4 @@ def test_the_guide_walks_through_what_a_live_setup_needs() -> None:
 def test_the_main_readme_points_to_the_guide_and_the_doctor() -> None:
     readme = (ROOT / "README.md").read_text()
 
-    assert "deploy/README.md" in readme and "python -m bridge doctor" in readme
+    assert "deploy/README.md" in readme and "make doctor" in readme

@@ -54,6 +54,8 @@ def wait_for(url: str, process: subprocess.Popen[bytes], log: Path,
             last = f"HTTP {response.status_code}: {response.text[:300]}"
         except requests.ConnectionError:
             last = "connection refused"
+        except requests.Timeout:  # a worker still loading on a busy machine: ask again
+            last = "no answer within 2 s"
         time.sleep(0.25)
     raise AssertionError(f"{url} not ready in {deadline_s}s ({last}):\n{log.read_text()}")
 

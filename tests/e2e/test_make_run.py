@@ -16,13 +16,16 @@ import pytest
 from bridge.config import Settings, environment, load_settings
 from bridge.domain import OrderRequest, OrderStatus, Product, Side
 from bridge.wiring import build_services
-from tests.e2e.helpers import ROOT, free_port, start, stop, wait_for
+from tests.e2e.helpers import ROOT, free_port, start, stop, wait_for, wait_for_text
 
 pytestmark = pytest.mark.e2e
 
 
+Running = tuple[str, Path, dict[str, str], subprocess.Popen[bytes]]
+
+
 @pytest.fixture
-def running(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
+def running(tmp_path: Path) -> Iterator[Running]:
     port = free_port()
     env_file = tmp_path / ".env"
     overrides = {"ENV_FILE": str(env_file), "DATA_DIR": str(tmp_path / "data"),
@@ -32,21 +35,28 @@ def running(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
     process = start(["make", "--no-print-directory", "run"], {**os.environ, **overrides}, log)
     try:
         wait_for(f"http://127.0.0.1:{port}/readyz", process, log)
-        yield f"http://127.0.0.1:{port}", log, overrides
+        yield f"http://127.0.0.1:{port}", log, overrides, process
     finally:
         stop(process)
 
 
 def test_make_run_serves_paper_mode_and_orders_reach_the_paper_book(
-        running: tuple[str, Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch) -> None:
+        running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
     import requests
 
-    base, log, overrides = running
+    base, log, overrides, process = running
     env_file = Path(overrides["ENV_FILE"])
-    secret = next(line.split("=", 1)[1] for line in env_file.read_text().splitlines()
-                  if line.startswith("WEBHOOK_SECRET="))
+    values = dict(line.split("=", 1) for line in env_file.read_text().splitlines()
+                  if "=" in line and not line.startswith("#"))
+    secret, password = values["WEBHOOK_SECRET"], values["ADMIN_PASSWORD"]
     assert len(secret) >= 24
-    assert f"webhook secret:  {secret}" in log.read_text()
+    printed = wait_for_text(log, "Check the whole setup", process)
+    # One banner, after the server's start-up lines, with the values that work as pasted.
+    assert printed.count("Kotak signal bridge") == 1 and "<WEBHOOK_SECRET>" not in printed
+    assert f"webhook secret:  {secret}" in printed and f"(password: {password})" in printed
+    assert printed.rindex("Booting worker") < printed.index("Kotak signal bridge")
+    assert " IST INFO gunicorn.error: Listening at: http://127.0.0.1:" in printed
+    assert "+0000]" not in printed
     ready = requests.get(f"{base}/readyz", timeout=5).json()
     assert ready["status"] == "ready" and ready["mode"] == "paper"
 
@@ -106,11 +116,11 @@ def test_fresh_clone_make_run_then_the_printed_curl_shows_in_the_dashboard(
     process = start(["make", "--no-print-directory", "run"], env, log, cwd=project)
     try:
         wait_for(f"http://127.0.0.1:{port}/readyz", process, log, deadline_s=300)
-        printed = log.read_text()
+        printed = wait_for_text(log, "Check the whole setup", process)
         assert f"dashboard:       http://127.0.0.1:{port}/" in printed
-        # The first banner is make's, with the secret; gunicorn's own repeats it masked.
-        curl_line = next(line.strip() for line in printed.splitlines()
-                         if line.strip().startswith("curl "))
+        # The curl nearest the cursor that places an order: it must work as pasted.
+        curl_line = [line.strip() for line in printed.splitlines()
+                     if line.strip().startswith("curl ") and "/webhook/" in line][-1]
         sent = subprocess.run(["bash", "-c", curl_line], capture_output=True, text=True,
                               timeout=30, check=True)
         answer = json.loads(sent.stdout)
@@ -133,3 +143,19 @@ def test_fresh_clone_make_run_then_the_printed_curl_shows_in_the_dashboard(
     finally:
         stop(process)
     assert "Traceback" not in log.read_text()
+
+
+def test_a_wrong_database_url_stops_the_start_with_one_line_naming_it(tmp_path: Path) -> None:
+    env = {**os.environ, "ENV_FILE": str(tmp_path / "none.env"),
+           "WEBHOOK_SECRET": "start-test-secret-0123456789", "DATA_DIR": str(tmp_path),
+           "BRIDGE_BIND": f"127.0.0.1:{free_port()}",
+           "DATABASE_URL": f"postgresql://bridge:pa55-word@127.0.0.1:{free_port()}/bridge"}
+
+    done = subprocess.run([str(ROOT / ".venv/bin/gunicorn"), "-c", "deploy/gunicorn.conf.py",
+                           "wsgi:app"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+
+    assert done.returncode == 2
+    said = (done.stdout + done.stderr).strip().splitlines()
+    assert len(said) == 1 and said[0].startswith("the bridge cannot start: DATABASE_URL")
+    assert "pa55-word" not in said[0] and "does not answer" in said[0]
