@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, Table, inspect, text
 from sqlalchemy.schema import CreateColumn
 
 from bridge.journal.locks import named_lock
@@ -16,19 +16,30 @@ log = logging.getLogger(__name__)
 
 def create_schema(engine: Engine) -> None:
     """Create missing tables and add missing columns; under a lock, since several workers
-    or hosts start together."""
+    or hosts start together.
+
+    One catalogue read tells which tables exist: the new ones are created without a check
+    each, and only the existing ones are inspected for missing columns, so a fresh journal
+    (every test, every first start) costs one round trip per statement and no more.
+    """
     with named_lock(engine, "journal-schema", timeout=120.0):
-        metadata.create_all(engine, checkfirst=True)
-        add_missing_columns(engine)
+        existing = set(inspect(engine).get_table_names())
+        new = [table for table in metadata.sorted_tables if table.name not in existing]
+        if new:
+            metadata.create_all(engine, tables=new, checkfirst=False)
+        add_missing_columns(engine, [table for table in metadata.sorted_tables
+                                     if table.name in existing])
 
 
-def add_missing_columns(engine: Engine) -> None:
+def add_missing_columns(engine: Engine, tables: list[Table]) -> None:
     """Bring tables made by an earlier version up to date: users keep their databases, and
     ``create_all`` never alters an existing table. New columns must be nullable or carry a
     server default, so existing rows get a value."""
+    if not tables:
+        return
     inspector = inspect(engine)
     missing = []
-    for table in metadata.sorted_tables:
+    for table in tables:
         have = {column["name"] for column in inspector.get_columns(table.name)}
         missing += [(table, column) for column in table.columns if column.name not in have]
     if not missing:
