@@ -37,6 +37,11 @@ def prepare(services: Services) -> None:
         except KotakError as exc:
             log.error("kotak login for account %s failed at start: %s", account, exc.message)
     try:
+        if settings.mode is Mode.PAPER:
+            # The paper market is built in this process, in a moment: build it afresh, so
+            # shares added to the data folder's paper-instruments.csv count from this start
+            # (today's cached copy predates them).
+            services.instruments.refresh(services.broker())
         index = services.instruments.ensure(services.broker())
         log.info("scrip master in use: %d instruments for %s", len(index), index.trading_day)
     except (KotakError, InstrumentError) as exc:

@@ -33,6 +33,7 @@ from bridge.kotak.instruments import InstrumentStore
 from bridge.kotak.sandbox import paper
 from bridge.kotak.sandbox.broker import Sandbox
 from bridge.kotak.sandbox.hosts import Role
+from bridge.kotak.sandbox.scripmaster import ListingError
 from bridge.kotak.session import SessionManager
 from bridge.log import Redactor
 from bridge.metrics import Metrics
@@ -136,8 +137,11 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
     sandbox: Sandbox | None = None
     paper_names = [a.name for a in accounts.accounts.values() if a.mode is Mode.PAPER]
     if paper_names:
-        sandbox = paper.paper_broker(settings.data_dir / "paper-broker.db", clock,
-                                     settings.kotak.order_rate, paper_names)
+        try:
+            sandbox = paper.paper_broker(settings.data_dir / "paper-broker.db", clock,
+                                         settings.kotak.order_rate, paper_names)
+        except ListingError as exc:
+            raise ConfigError(exc.problems) from exc
     brokers: dict[str, KotakClient] = {}
     for account in accounts.accounts.values():
         # One HTTP session per account: each has its own egress (a static-IP proxy) and

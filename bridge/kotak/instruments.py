@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import difflib
 import io
 import itertools
 import json
@@ -324,6 +325,7 @@ class InstrumentIndex:
             chain.sort(key=lambda inst: (inst.expiry or date.max, inst.trading_symbol))
             self._expiries[key] = [inst.expiry or date.max for inst in chain]
         self._count = count
+        self._names: dict[Exchange, list[str]] = {}
         self._chains: _Chains | None = None
         self._chains_lock = threading.Lock()
 
@@ -403,7 +405,28 @@ class InstrumentIndex:
                 return f"{text} is an index; trade a contract such as {text}1!"
             if self._futures.get((_DERIVATIVE_OF.get(exch, exch), text)):
                 return f"name a contract, e.g. {text}1! for the nearest future"
-        return "not in today's scrip master for " + "/".join(e.value for e in exchanges)
+        hint = "not in today's scrip master for " + "/".join(e.value for e in exchanges)
+        close = self.close_names(text, exchanges)
+        return f"{hint}; did you mean {' or '.join(close)}?" if close else hint
+
+    def close_names(self, text: str, exchanges: tuple[Exchange, ...]) -> list[str]:
+        """Listed names (shares, futures' underlyings) spelled like ``text``, best first:
+        the likely typo of a refused symbol."""
+        bare = text.rsplit("-", 1)[0] if text.endswith(("-EQ", "-BE")) else text
+        names: list[str] = []
+        for exch in exchanges:
+            names += self._listed_names(exch)
+        return difflib.get_close_matches(bare, dict.fromkeys(names), n=3, cutoff=0.75)
+
+    def _listed_names(self, exchange: Exchange) -> list[str]:
+        found = self._names.get(exchange)
+        if found is None:
+            # Built on the first refusal that asks (the index is shared by threads: a race
+            # builds the same list twice, harmlessly).
+            found = sorted({name for exch, name in (*self._cash_names, *self._futures)
+                            if exch is exchange})
+            self._names[exchange] = found
+        return found
 
     # --- options by strike offset ---------------------------------------------------------
 

@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 
 from bridge.accounts import AccountBook, single
 from bridge.clock import IST, Clock
-from bridge.config import Settings
+from bridge.config import Mode, Settings
 from bridge.domain import (
     BrokerOrder,
     Exchange,
@@ -80,6 +80,7 @@ from bridge.kotak.instruments import (
     InstrumentsUnavailable,
     UnknownInstrument,
 )
+from bridge.kotak.sandbox.paper import unknown_symbol_hint
 from bridge.notify import Notifier
 from bridge.orders import rules, sizing
 from bridge.orders.legs import LegFailures
@@ -214,7 +215,10 @@ class OrderService:
             instrument = index.resolve(symbol, exchange,
                                        on=self.clock.now().astimezone(IST).date())
         except (UnknownInstrument, AmbiguousInstrument) as exc:
-            raise InvalidSignal(str(exc), {field: [str(exc)]}) from exc
+            said = str(exc)
+            if isinstance(exc, UnknownInstrument) and self.settings.mode is Mode.PAPER:
+                said += f". Note: {unknown_symbol_hint(self.settings.data_dir)}"
+            raise InvalidSignal(said, {field: [said]}) from exc
         if not instrument.tradable:
             raise InvalidSignal(f"{symbol} is an index, not tradable",
                                 {field: [f"{instrument.symbol} is an index; trade a contract "

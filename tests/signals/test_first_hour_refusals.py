@@ -1,15 +1,24 @@
 """What a new user trips on in the first hour, said where they look: the refusal's message
 (what the dashboard and ``bridge signal`` show, since TradingView never shows the answer)
 names the lot size and the quantities to use, quotes an unfilled placeholder whole, and a
-limit price moved onto the tick says so."""
+limit price moved onto the tick says so; paper mode says its market is a sample and how to
+add to it."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from bridge.app import create_app
+from bridge.config import ConfigError, load_settings
 from bridge.journal.signals import SignalStatus
+from bridge.startup import prepare
+from bridge.wiring import Services, build_services
 from tests.dashboard.conftest import PASSWORD, sign_in
-from tests.signals.conftest import Bridge
+from tests.signals.conftest import SECRET, Bridge
 
 
 def test_a_future_off_the_lot_size_names_the_lot_and_the_quantities_to_use(
@@ -74,3 +83,74 @@ def test_a_limit_off_the_tick_is_rounded_the_safe_way_and_says_so(bridge: Bridge
     row = bridge.journaled("buy-off-tick")
     assert row.status is not SignalStatus.REJECTED
     assert note in [event.detail for event in bridge.services.journal.events_of(row.id)]
+
+
+# --- paper mode's market -------------------------------------------------------------------
+
+
+def _paper(data_dir: Path) -> Services:
+    settings = load_settings({"WEBHOOK_SECRET": SECRET, "DATA_DIR": str(data_dir),
+                              "DATABASE_URL": f"sqlite:///{data_dir / 'bridge.db'}",
+                              "MARKET_HOURS": "ignore"})
+    services = build_services(settings)
+    prepare(services)
+    services.start_background()
+    return services
+
+
+def _send(services: Services, **fields: Any) -> tuple[int, dict[str, Any]]:
+    client = create_app(services=services).test_client()
+    answer = client.post("/webhook/tradingview", data=json.dumps({"secret": SECRET, **fields}),
+                         content_type="application/json")
+    return answer.status_code, answer.get_json()
+
+
+def test_paper_mode_says_its_market_is_a_sample_and_takes_the_users_shares(
+        tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    services = _paper(data_dir)
+    try:
+        code, answer = _send(services, symbol="NSE:IRCTC", action="BUY", quantity=1,
+                             alert_id="irctc-1")
+        assert (code, answer["status"]) == (422, "rejected")
+        said = answer["error"]["details"]["symbol"][0]
+        assert said.startswith("unknown symbol 'NSE:IRCTC': not in today's scrip master")
+        assert "paper mode trades a built-in sample market" in said
+        assert "bridge instruments lookup NAME" in said
+        assert str(data_dir / "paper-instruments.csv") in said
+        code, answer = _send(services, symbol="RELAINCE", action="BUY", quantity=1,
+                             alert_id="typo-1")
+        assert "did you mean RELIANCE?" in answer["error"]["message"]
+    finally:
+        services.close()
+
+    (data_dir / "paper-instruments.csv").write_text(
+        "symbol,price,lot,step,name\n"
+        "# my additions\n"
+        "IRCTC,780\n"
+        "POLYCAB,6500,125,100,POLYCAB INDIA LIMITED\n")
+    services = _paper(data_dir)
+    try:
+        code, answer = _send(services, symbol="NSE:IRCTC", action="BUY", quantity=2,
+                             alert_id="irctc-2")
+        assert (code, answer["status"]) == (200, "placed"), answer
+        assert answer["orders"][0]["symbol"] == "IRCTC-EQ"
+        index = services.instruments.current()
+        future = index.resolve("POLYCAB1!")
+        assert (future.exchange.value, future.lot_size) == ("NFO", 125)
+        assert index.option_chain(future.exchange, "POLYCAB", "CE") is not None
+    finally:
+        services.close()
+
+
+def test_a_bad_line_in_the_users_instruments_stops_the_start_naming_it(
+        tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "paper-instruments.csv").write_text("IRCTC,780\nPOLYCAB,lots\n")
+    settings = load_settings({"WEBHOOK_SECRET": SECRET, "DATA_DIR": str(data_dir),
+                              "DATABASE_URL": f"sqlite:///{data_dir / 'bridge.db'}"})
+    with pytest.raises(ConfigError) as refused:
+        build_services(settings)
+    assert refused.value.problems == [
+        f"{data_dir / 'paper-instruments.csv'} line 2: POLYCAB: price 'lots' is not a number"]

@@ -8,7 +8,7 @@ from datetime import date
 
 from bridge.domain import Exchange, Instrument, InstrumentKind
 from bridge.kotak.sandbox import scripmaster
-from bridge.kotak.sandbox.scripmaster import SandboxScrip
+from bridge.kotak.sandbox.scripmaster import Listing, SandboxScrip
 
 SCRIP_ROOT = "wso2-scripmaster/v1/prod"
 
@@ -22,10 +22,10 @@ class _Day:
     """One day's contracts and files, built once per process and shared by every sandbox in
     it (each test builds its own sandbox; the day's market is the same for all of them)."""
 
-    def __init__(self, day: date, lean: bool) -> None:
+    def __init__(self, day: date, lean: bool, listings: tuple[Listing, ...]) -> None:
         self.scrips: dict[tuple[str, str], SandboxScrip] = {}
         homes: dict[str, SandboxScrip] = {}
-        for scrip in scripmaster.build_catalog(day, lean):
+        for scrip in scripmaster.build_catalog(day, lean, listings):
             self.scrips[(scrip.segment, scrip.trading_symbol)] = scrip
             if scrip.expiry is None and scrip.underlying:
                 held = homes.get(scrip.underlying)
@@ -42,17 +42,18 @@ def _home_rank(scrip: SandboxScrip) -> tuple[bool, bool]:
 
 
 @functools.lru_cache(maxsize=4)
-def _shared_day(day: date, lean: bool) -> _Day:
-    return _Day(day, lean)
+def _shared_day(day: date, lean: bool, listings: tuple[Listing, ...]) -> _Day:
+    return _Day(day, lean, listings)
 
 
 class Catalog:
     """The day's contracts (all unexpired on that day), looked up by segment and symbol."""
 
-    def __init__(self, day: date, lean: bool = False) -> None:
+    def __init__(self, day: date, lean: bool = False,
+                 listings: tuple[Listing, ...] = ()) -> None:
         self.day = day
         self.lean = lean
-        shared = _shared_day(day, lean)
+        shared = _shared_day(day, lean, listings)
         self._scrips = shared.scrips
         self._homes = shared.homes
         self._csv = shared.csv

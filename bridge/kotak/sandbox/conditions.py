@@ -31,6 +31,8 @@ from decimal import Decimal
 
 import pyotp
 
+from bridge.kotak.sandbox.scripmaster import Listing
+
 SYNC_REJECTIONS: dict[str, tuple[str, str]] = {
     "ip_not_whitelisted": ("100008", "unauthorized"),
     "session_ip": ("1037", "session ip does not match the request ip"),
@@ -122,6 +124,8 @@ class SandboxConfig:
     #: side and stock options on RELIANCE only. Every bridge start parses the whole scrip
     #: master, so the test suite, which starts hundreds of bridges, trades the lean market.
     market: str = "full"
+    #: shares added to the market (paper mode: the data folder's paper-instruments.csv)
+    listings: tuple[Listing, ...] = ()
 
     def __post_init__(self) -> None:
         if self.market not in MARKETS:

@@ -124,7 +124,8 @@ class Engine:
             # (a book rolling over) and back costs no rebuild.
             with self._catalog_lock:
                 if self._catalog is None or self._catalog.day != day:
-                    self._catalog = Catalog(day, lean=self.config.market == "lean")
+                    self._catalog = Catalog(day, lean=self.config.market == "lean",
+                                            listings=self.config.listings)
                 catalog = self._catalog
         return catalog
 

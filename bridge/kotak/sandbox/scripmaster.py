@@ -27,8 +27,10 @@ Standard library only, so the simulator can run without the bridge installed.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
+import re
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -700,7 +702,8 @@ def _index_options(
         yield from _option_chain(segment, exchange, tokens, und, today, [expiry], strikes, monthly)
 
 
-def build_catalog(today: date, lean: bool = False) -> list[SandboxScrip]:
+def build_catalog(today: date, lean: bool = False,
+                  listings: tuple[Listing, ...] = ()) -> list[SandboxScrip]:
     """A realistic, deterministic instrument set; every contract is live on ``today``.
 
     Index options: NIFTY every Tuesday (the next two) and SENSEX every Thursday (the next
@@ -716,6 +719,10 @@ def build_catalog(today: date, lean: bool = False) -> list[SandboxScrip]:
     (about 5,900 rows where Kotak's files hold over 100,000). ``lean`` lists the same cash,
     index and futures rows with chains of 10 strikes each side and stock options on RELIANCE
     only (about 1,600 rows), for test suites that start hundreds of bridges.
+
+    ``listings``: shares a user added (:func:`read_listings`), listed after the built-in ones
+    the way the built-in shares are: NSE and BSE cash, and with a lot their futures, with a
+    strike step their options.
     """
     scrips: list[SandboxScrip] = []
 
@@ -776,7 +783,126 @@ def build_catalog(today: date, lean: bool = False) -> list[SandboxScrip]:
             _future("mcx_fo", "MCX", mcx_fo.take(), und, today, expiry)
             for expiry in _monthly(today, 3, rule)
         )
+    scrips.extend(_listed_by_user(listings, today, months))
     return scrips
+
+
+# ---------------------------------------------------------------------------------------------
+# Shares a user adds to the paper market: a CSV in the data folder.
+
+LISTINGS_HEADER = ("symbol", "price", "lot", "step", "name")
+#: where a user's shares are numbered, far from the built-in tokens and codes
+_LISTED_NSE_BASE = 800000
+_LISTED_BSE_BASE = 880000
+_LISTED_FO_BASE = 2000001
+_LISTED_MAX = 500
+_LISTED_NAME = re.compile(r"^[A-Z0-9][A-Z0-9&_-]{0,24}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """A share a user added: its NSE symbol, price in rupees, F&O lot (0: cash only) and
+    option strike step in rupees (0: no options)."""
+
+    symbol: str
+    price: str
+    lot: int = 0
+    step: int = 0
+    name: str = ""
+
+
+class ListingError(ValueError):
+    """The user's instruments file cannot be read; ``problems`` names each bad line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def read_listings(text: str) -> tuple[tuple[Listing, ...], list[str]]:
+    """The shares of a user's CSV (``symbol,price,lot,step,name``; a header row, blank lines
+    and ``#`` comments skipped; ``lot``, ``step`` and ``name`` may be left out), and a note
+    for each one the built-in market already lists (it is left as it is).
+
+    :raises ListingError: naming every bad line, so nothing is half added.
+    """
+    listings: dict[str, Listing] = {}
+    notes: list[str] = []
+    problems: list[str] = []
+    known = {equity.symbol for equity in _NSE_EQUITIES}
+    for number, row in enumerate(csv.reader(text.splitlines()), start=1):
+        cells = [cell.strip() for cell in row]
+        if not any(cells) or cells[0].startswith("#") or cells[0].lower() == "symbol":
+            continue
+        problem = _listing_problem(cells)
+        if problem:
+            problems.append(f"line {number}: {problem}")
+            continue
+        symbol = cells[0].upper()
+        if symbol in known:
+            notes.append(f"line {number}: {symbol} is already in the paper market; kept as "
+                         "it is")
+            continue
+        if symbol in listings:
+            problems.append(f"line {number}: {symbol} is listed twice")
+            continue
+        listings[symbol] = Listing(symbol, cells[1], _count(cells, 2), _count(cells, 3),
+                                   (cells[4] if len(cells) > 4 else "")[:25].upper())
+    if len(listings) > _LISTED_MAX:
+        problems.append(f"{len(listings)} shares; at most {_LISTED_MAX} can be added")
+    if problems:
+        raise ListingError(problems)
+    return tuple(listings.values()), notes
+
+
+def _listing_problem(cells: list[str]) -> str:
+    if not _LISTED_NAME.match(cells[0].upper()):
+        return (f"symbol {cells[0][:30]!r} is not an NSE symbol (letters, digits, & _ -; up "
+                "to 25)")
+    if len(cells) < 2 or not cells[1]:
+        return f"{cells[0]}: a price in rupees is required (symbol,price,lot,step,name)"
+    try:
+        price = Decimal(cells[1])
+    except ArithmeticError:
+        return f"{cells[0]}: price {cells[1][:20]!r} is not a number"
+    if not price.is_finite() or not Decimal("0.05") <= price <= Decimal(1_000_000):
+        return f"{cells[0]}: price {cells[1][:20]} is not between 0.05 and 10,00,000"
+    for column, field in ((2, "lot"), (3, "step")):
+        text = cells[column] if len(cells) > column else ""
+        if text and not (text.isdigit() and int(text) <= 100_000):
+            return f"{cells[0]}: {field} {text[:20]!r} is not a whole number (0 for none)"
+    if _count(cells, 3) and not _count(cells, 2):
+        return f"{cells[0]}: options (a step) need a lot size"
+    return ""
+
+
+def _count(cells: list[str], column: int) -> int:
+    text = cells[column] if len(cells) > column else ""
+    return int(text) if text else 0
+
+
+def _listed_by_user(listings: tuple[Listing, ...], today: date,
+                    months: list[date]) -> Iterator[SandboxScrip]:
+    """Each user's share as the built-in ones are listed: NSE (EQ) and BSE (group A) cash,
+    with a lot three monthly futures, with a step near and next month options."""
+    tokens = _Tokens(_LISTED_FO_BASE)
+    for number, listing in enumerate(listings):
+        isin = f"INE{number:06d}U{number % 10}"[:12].ljust(12, "0")
+        name = listing.name or f"{listing.symbol} (ADDED BY YOU)"
+        equity = _Equity(listing.symbol, str(_LISTED_NSE_BASE + number), isin, name,
+                         listing.price, lot=listing.lot, step=listing.step)
+        yield _cash(equity, "nse_cm", "NSE", f"{listing.symbol}-EQ")
+        yield _cash(dataclasses.replace(equity, token=str(_LISTED_BSE_BASE + number),
+                                        series="A"), "bse_cm", "BSE", listing.symbol)
+        if not listing.lot:
+            continue
+        und = _stock_underlying(equity)
+        yield from (_future("nse_fo", "NSE", tokens.take(), und, today, month)
+                    for month in months)
+        if listing.step:
+            strikes = _strikes(und.spot, listing.step, _STOCK_STRIKES_EACH_SIDE)
+            yield from _option_chain("nse_fo", "NSE", tokens, und, today,
+                                     months[:_STOCK_OPTION_EXPIRIES], strikes, months)
 
 
 # ---------------------------------------------------------------------------------------------
