@@ -31,7 +31,7 @@ from flask.typing import ResponseReturnValue
 
 from bridge.app import current_services
 from bridge.clock import IST, today_ist
-from bridge.config import Secret, Settings
+from bridge.config import Mode, Secret, Settings
 from bridge.dashboard import alerts, guard
 from bridge.dashboard.board import STATUS_MEANINGS, Board
 from bridge.domain import Exchange, Product
@@ -376,20 +376,23 @@ def relogin() -> ResponseReturnValue:
 @bp.route("/kotak/callback", methods=["GET", "POST"])
 def kotak_login() -> ResponseReturnValue:
     """The login page at ``REDIRECT_URL``: a person types the TOTP (or the legacy OTP) and
-    the MPIN when the unattended login is not configured or has failed."""
+    the MPIN when the unattended login is not configured or has failed. A paper account's
+    sandbox login needs neither: one button logs it in with the sandbox's own credentials."""
     services = current_services()
     account = request.values.get("account") or next(iter(services.brokers))
     client = services.brokers.get(account)
     if client is None:
         return render_template("refused.html", reason=f"no account {account!r}"), 400
     manager = client.sessions
+    settings = services.accounts.accounts.get(account)
+    paper = settings is not None and settings.mode is Mode.PAPER
     context = {"account": account, "accounts": list(services.brokers),
-               "flow": manager.credentials.flow.value,
+               "flow": manager.credentials.flow.value, "paper": paper,
                "mpin_stored": bool(manager.credentials.mpin), "status": manager.status(),
                "result": "", "ok": False, "otp_sent": False}
     if request.method == "GET":
         return render_template("kotak_login.html", **context)
-    step = request.form.get("step", "login")
+    step = "paper" if paper else request.form.get("step", "login")
     totp = request.form.get("totp", "").strip()
     mpin = request.form.get("mpin", "").strip()
     otp = request.form.get("otp", "").strip()
@@ -404,6 +407,8 @@ def kotak_login() -> ResponseReturnValue:
             return render_template("kotak_login.html", **context)
         if step == "otp":
             session = manager.complete_otp(otp)
+        elif step == "paper":
+            session = manager.login(attended=True)
         else:
             session = manager.login(attended=True, totp=totp, mpin=mpin)
     except LoginBlocked as exc:

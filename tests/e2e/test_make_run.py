@@ -98,6 +98,7 @@ def _fresh_copy(target: Path) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(420)  # builds a venv from nothing, on a machine shared with others
 def test_fresh_clone_make_run_then_the_printed_curl_shows_in_the_dashboard(
         tmp_path: Path) -> None:
     """Only Python 3.11 and the project's files: `make run` builds its own venv and .env,
