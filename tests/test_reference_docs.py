@@ -28,6 +28,7 @@ from bridge.app import create_app
 from bridge.cli import cli
 from bridge.config import load_settings
 from bridge.journal.signals import OrderState, SignalStatus
+from bridge.kotak.sandbox.paper import INSTRUMENTS_FILE
 from bridge.schemas import SECRET_FIELDS, LegSchema, SignalSchema
 from bridge.startup import prepare
 from bridge.webhooks.responses import public_status
@@ -107,6 +108,10 @@ def test_the_servers_own_variables_and_account_secrets_are_documented() -> None:
     rows = _rows(_section("Settings"))
     assert not _missing(read | launcher | {"ENV_FILE"}, rows)
     assert f"{config.ACCOUNT_ENV_PREFIX}<NAME>_MPIN" in rows
+
+
+def test_the_paper_markets_own_file_is_documented() -> None:
+    assert f"DATA_DIR/{INSTRUMENTS_FILE}" in _section("Paper mode's market")
 
 
 # --- signal fields --------------------------------------------------------------------------
@@ -196,7 +201,9 @@ def _codes_in(tree: ast.AST) -> Iterator[str]:
 def _error_codes() -> frozenset[str]:
     codes: set[str] = set()
     for path in ANSWERING:
-        codes.update(_codes_in(ast.parse(path.read_text(encoding="utf-8"))))
+        source = path.read_text(encoding="utf-8")
+        if re.search(r"ErrorInfo\(|ApiError\(|_fail\(|\bcode\b", source):
+            codes.update(_codes_in(ast.parse(source)))
     # BridgeError's own "error" is a base no refusal is answered with
     return frozenset(codes - {"error"})
 
