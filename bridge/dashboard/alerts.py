@@ -1,5 +1,6 @@
-"""Alert messages for options: one option picked by its strike offset, and the common
-multi-leg shapes (straddle, strangle, iron condor), built for TradingView's Message box.
+"""Alert messages for TradingView's Message box: one symbol (an indicator's BUY/SELL or a
+Pine strategy's orders), one option picked by its strike offset, and the common multi-leg
+shapes (straddle, strangle, iron condor).
 
 The bridge picks the contract when the alert arrives (the strike from the underlying's last
 price, the expiry from the day's scrip master), so the message names the place in the chain,
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from bridge.domain import Exchange, InstrumentKind, Product
+from bridge.domain import Exchange, Instrument, InstrumentKind, Product
 from bridge.kotak.instruments import InstrumentIndex
 
 #: index underlyings: where the index is quoted (OpenAlgo's name), where its options trade,
@@ -47,6 +48,11 @@ SHAPES = {
     "iron_condor": "Iron condor: OTM CE/PE, hedged further out",
 }
 DIRECTIONS = {"SELL": "Sell (short: collect the premium)", "BUY": "Buy (long)"}
+#: where a Pine strategy alert's order size comes from
+STRATEGY_SIZES = {
+    "lots": "Lots below (each alert trades that many lots)",
+    "strategy": "The strategy's own size, in units (reversals in one order)",
+}
 MAX_LOTS = 1000
 _NAME = re.compile(r"^[A-Z0-9&_-]{1,30}$")
 _DATE = re.compile(r"^(\d{2})([A-Z]{3})(\d{2})$")
@@ -228,6 +234,42 @@ def legs_alert(*, secret: str, underlying: str, shape: str, direction: str, near
     message.update({"product": product, "strategy": strategy or shape.replace("_", "-"),
                     "alert_id": "{{ticker}}-{{timenow}}", "legs": legs})
     return Built(_one_leg_a_line(message), message, lot, lots)
+
+
+def symbol_alert(*, secret: str, symbol: str, instrument: Instrument, kind: str, lots: int,
+                 product: str, strategy: str, size_from: str = "lots") -> dict[str, Any]:
+    """The message for one symbol: an indicator's ``buy``/``sell`` of ``lots`` lots, or a Pine
+    ``strategy``'s orders.
+
+    A Pine strategy counts its orders in its own units, which TradingView sends as they are:
+    ``{{strategy.order.contracts}}`` is 1 for a strategy sized "1 contract", and the bridge
+    wants units (a NIFTY future's 1 lot is 65). So by default (``size_from`` "lots") the
+    strategy gives the direction and this form's Lots the size: every alert trades Lots x lot
+    size. With ``size_from`` "strategy" the strategy's numbers are sent, with its position,
+    so a reversal (long to short in one order) and a repeat come out right: its order size
+    must then be set in units, lots x lot size.
+    """
+    message: dict[str, Any] = {
+        "secret": secret,
+        # A continuous future stays continuous, so the alert rolls with the contract.
+        "symbol": symbol if symbol.endswith("!") else
+        f"{instrument.exchange.value}:{instrument.trading_symbol}",
+        "exchange": instrument.exchange.value,
+    }
+    units = max(lots, 1) * max(instrument.lot_size, 1)
+    if kind != "strategy":
+        message.update({"action": kind.upper(), "quantity": units})
+    elif size_from == "strategy":
+        message.update({"action": "{{strategy.order.action}}",
+                        "quantity": "{{strategy.order.contracts}}",
+                        "position_size": "{{strategy.position_size}}"})
+    else:
+        message.update({"action": "{{strategy.order.action}}", "quantity": units})
+    message.update({"pricetype": "MARKET", "product": product,
+                    "strategy": strategy or "tradingview",
+                    "alert_id": "{{ticker}}-{{strategy.order.id}}-{{timenow}}"
+                    if kind == "strategy" else "{{ticker}}-{{timenow}}"})
+    return message
 
 
 def _one_leg_a_line(message: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from bridge.clock import IST
 from bridge.config import SchedulerPlace
+from bridge.dashboard import alerts
 from bridge.domain import (
     Exchange,
     Instrument,
@@ -500,35 +501,18 @@ class Board:
     # --- the TradingView template helper ----------------------------------------------------
 
     def template(self, symbol: str, *, kind: str, lots: int, product: str,
-                 strategy: str) -> tuple[Instrument, str]:
-        """The alert message TradingView should send for ``symbol``, as JSON text; the
-        instrument is resolved here so a typo shows now, not at the first alert.
-
-        ``kind`` "strategy": a Pine strategy's alert, whose action, size and resulting
-        position come from TradingView's placeholders (the position makes a repeat
-        harmless); "buy"/"sell": a plain indicator alert of ``lots`` lots.
+                 strategy: str, size_from: str = "lots") -> tuple[Instrument, str]:
+        """The alert message TradingView should send for ``symbol``, as JSON text
+        (:func:`bridge.dashboard.alerts.symbol_alert`); the instrument is resolved here so a
+        typo shows now, not at the first alert.
 
         :raises InstrumentError: the symbol is not in today's scrip master.
         """
         instrument = self.services.instruments.current().resolve(symbol)
-        message: dict[str, Any] = {
-            "secret": self.services.settings.webhook_secret.reveal(),
-            # A continuous future stays continuous, so the alert rolls with the contract.
-            "symbol": symbol if symbol.endswith("!") else
-            f"{instrument.exchange.value}:{instrument.trading_symbol}",
-            "exchange": instrument.exchange.value,
-        }
-        if kind == "strategy":
-            message.update({"action": "{{strategy.order.action}}",
-                            "quantity": "{{strategy.order.contracts}}",
-                            "position_size": "{{strategy.position_size}}"})
-        else:
-            message.update({"action": kind.upper(),
-                            "quantity": max(lots, 1) * max(instrument.lot_size, 1)})
-        message.update({"pricetype": "MARKET", "product": product,
-                        "strategy": strategy or "tradingview",
-                        "alert_id": "{{ticker}}-{{strategy.order.id}}-{{timenow}}"
-                        if kind == "strategy" else "{{ticker}}-{{timenow}}"})
+        message = alerts.symbol_alert(
+            secret=self.services.settings.webhook_secret.reveal(), symbol=symbol,
+            instrument=instrument, kind=kind, lots=lots, product=product, strategy=strategy,
+            size_from=size_from)
         return instrument, json.dumps(message, indent=2)
 
 

@@ -164,12 +164,15 @@ def helper() -> ResponseReturnValue:
 def _plain_helper() -> dict[str, Any]:
     form = {"symbol": request.args.get("symbol", "").strip()[:60],
             "kind": request.args.get("kind", "strategy"),
+            "size": request.args.get("size", "lots"),
             "lots": request.args.get("lots", "1"),
             "product": request.args.get("product", Product.MIS.value),
             "strategy": request.args.get("strategy", "").strip()[:64]}
     error, text, instrument = "", "", None
     if form["kind"] not in ("strategy", "buy", "sell"):
         form["kind"] = "strategy"
+    if form["size"] not in alerts.STRATEGY_SIZES:
+        form["size"] = "lots"
     if form["product"] not in {p.value for p in Product}:
         form["product"] = Product.MIS.value
     if form["symbol"]:
@@ -179,12 +182,14 @@ def _plain_helper() -> dict[str, Any]:
                 raise ValueError
             instrument, text = _board().template(
                 form["symbol"], kind=form["kind"], lots=lots, product=form["product"],
-                strategy=form["strategy"])
+                strategy=form["strategy"], size_from=form["size"])
         except ValueError:
             error = "Lots must be a whole number from 1 to 10000."
         except InstrumentError as exc:
             error = str(exc)
-    return {"form": form, "error": error, "text": text, "instrument": instrument}
+    return {"form": form, "error": error, "text": text, "instrument": instrument,
+            "strategy_sizes": alerts.STRATEGY_SIZES,
+            "units": int(form["lots"]) * instrument.lot_size if instrument and text else 0}
 
 
 def _option_form() -> dict[str, str]:
