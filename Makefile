@@ -11,7 +11,7 @@ BRIDGE := env ENV_FILE=$(ENV_FILE) $(BIN)/bridge
 
 .DEFAULT_GOAL := help
 .PHONY: help run test lint sandbox clean api-key check doctor login banner signals notices \
-	jobs squareoff-dry-run killswitch-on killswitch-off
+	jobs squareoff-dry-run killswitch-on killswitch-off entries-allow
 
 help: ## this list
 	@echo "make <target>   (the bridge's own commands: .venv/bin/bridge --help)"
@@ -94,6 +94,9 @@ killswitch-on: $(VENV)/.run-deps $(ENV_FILE) ## close-only mode: refuse new entr
 
 killswitch-off: $(VENV)/.run-deps $(ENV_FILE) ## trade normally again
 	@$(BRIDGE) killswitch off
+
+entries-allow: $(VENV)/.run-deps $(ENV_FILE) ## accept new intraday entries again after a square-off stopped them
+	@$(BRIDGE) entries allow $(ARGS)
 
 lint: $(VENV)/.dev-deps ## ruff and mypy
 	$(BIN)/ruff check bridge tests bench wsgi.py deploy

@@ -359,7 +359,7 @@ def entries(action: str, exchanges: tuple[str, ...]) -> None:
         click.echo("new intraday (MIS) entries are stopped today (exits still go):")
         for line in stops.lines(left):
             click.echo(f"  {line}")
-        click.echo("allow them again with: python -m bridge entries allow")
+        click.echo("allow them again with `bridge entries allow` (or `make entries-allow`)")
 
 
 @cli.command()

@@ -22,9 +22,9 @@ log = logging.getLogger(__name__)
 
 #: how a trader lifts a stop; the refusal of a signal and the dashboard say it
 HOW_TO_ALLOW = ("press 'Allow new entries again' on the dashboard, or run "
-                "`python -m bridge entries allow`")
+                "`make entries-allow`")
 WHY_DASHBOARD = "the square-off pressed on the dashboard"
-WHY_CLI = "the square-off run with `python -m bridge squareoff --block-entries`"
+WHY_CLI = "the square-off run with `bridge squareoff --block-entries`"
 
 
 class EntryStops:
@@ -54,15 +54,17 @@ class EntryStops:
         return lifted
 
     def lines(self, blocks: list[EntryBlock]) -> list[str]:
-        """Each stop in a trader's words: where, why, since and until when."""
+        """The stops in a trader's words: where, why, since and until when; exchanges
+        stopped together (one square-off) share a line."""
         many = len({block.account for block in blocks}) > 1
-        out = []
+        grouped: dict[tuple[str, str, str, str], list[str]] = {}
         for block in blocks:
             since = f" at {block.at.astimezone(IST):%H:%M} IST" if block.at else ""
             account = f" (account {block.account})" if many else ""
-            out.append(f"{block.exchange}{account}: stopped by {block.why}{since}, "
-                       f"{self.until(block)}")
-        return out
+            grouped.setdefault((account, block.why, since, self.until(block)),
+                               []).append(block.exchange)
+        return [f"{', '.join(exchanges)}{account}: stopped by {why}{since}, {until}"
+                for (account, why, since, until), exchanges in grouped.items()]
 
     def until(self, block: EntryBlock) -> str:
         try:

@@ -65,12 +65,12 @@ def test_cli_squareoff_keeps_entries_unless_asked_and_entries_allow_lifts(
     seed(env, 2)
     code, output = run(env, "squareoff", "--exchange", "NSE", "--block-entries")
     assert code == 0 and "FLAT (verified" in output, output
-    assert "entries allow" in output
+    assert "make entries-allow" in output
     code, output = run(env, "entries")
     assert code == 0
-    assert "NSE: stopped by the square-off run with `python -m bridge squareoff " \
-           "--block-entries` at" in output
-    assert "until the next trading day" in output and "python -m bridge entries allow" in output
+    assert "NSE: stopped by the square-off run with `bridge squareoff --block-entries` at" \
+        in output
+    assert "until the next trading day" in output and "`bridge entries allow`" in output
 
     code, output = run(env, "entries", "allow")
     assert code == 0 and "allowed again on NSE" in output
@@ -95,12 +95,11 @@ def test_the_scheduled_squareoff_still_stops_entries_until_lifted(
         outcome = JobActions(services).square_off([Exchange.NSE, Exchange.NFO])
         assert "FLAT (verified" in outcome.summary, outcome.summary
         code, answer = alert("s1")
-        assert code == 409 and "python -m bridge entries allow" in json.dumps(answer)
+        assert code == 409 and "make entries-allow" in json.dumps(answer)
     finally:
         services.close()
 
     code, output = run(env, "entries")
-    assert "NFO: stopped by the scheduled square-off at" in output
-    assert "NSE: stopped by the scheduled square-off at" in output
+    assert "NFO, NSE: stopped by the scheduled square-off at" in output
     code, output = run(env, "entries", "allow", "--exchange", "NSE")
     assert "allowed again on NSE" in output and "NFO: stopped" in output
