@@ -19,7 +19,6 @@ from pathlib import Path
 from gunicorn.glogging import Logger
 
 from bridge.config import ConfigError, environment, load_settings
-from bridge.doctor import database_problem
 from bridge.log import Redactor, configure_logging
 
 try:
@@ -29,10 +28,6 @@ except ConfigError as _error:
     sys.exit(2)
 _redactor = Redactor(_settings.secrets())
 configure_logging(_settings.log_level, _settings.log_format.value, _redactor)
-_trouble = database_problem(_settings, timeout_s=10.0)
-if _trouble is not None:
-    sys.stderr.write(f"the bridge cannot start: {_trouble}\n")
-    sys.exit(2)
 
 
 class BridgeLogger(Logger):
@@ -73,6 +68,20 @@ control_socket_disable = True
 # the scrape adds them up. prometheus_client reads this once, when a worker first imports it.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
                       str((_settings.data_dir / "prometheus").resolve()))
+
+
+def _refuse_a_dead_database() -> None:
+    # Imported only now: bridge.doctor pulls in prometheus_client, which must see
+    # PROMETHEUS_MULTIPROC_DIR set above.
+    from bridge.doctor import database_problem
+
+    trouble = database_problem(_settings, timeout_s=10.0)
+    if trouble is not None:
+        sys.stderr.write(f"the bridge cannot start: {trouble}\n")
+        sys.exit(2)
+
+
+_refuse_a_dead_database()
 
 
 def worker_exit(server: object, worker: object) -> None:
