@@ -16,14 +16,15 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from bridge.clock import IST
-from bridge.config import SchedulerPlace
+from bridge.config import Mode, SchedulerPlace
 from bridge.dashboard import alerts
 from bridge.domain import (
+    DEFAULT_ACCOUNT,
     Exchange,
     Instrument,
     Leg,
@@ -39,7 +40,7 @@ from bridge.kotak.client import KotakClient
 from bridge.kotak.errors import KotakError
 from bridge.kotak.instruments import InstrumentError
 from bridge.schedule.jobs import JobActions
-from bridge.schedule.plan import build_plan
+from bridge.schedule.plan import JobSpec, Kind, build_plan
 from bridge.schedule.runner import ROLE, STALE_AFTER, has_legacy_accounts, next_action
 from bridge.wiring import Services
 
@@ -64,6 +65,55 @@ class AccountStatus:
     def headroom(self) -> int:
         return max(self.rate - self.sent_last_second, 0)
 
+    @property
+    def words(self) -> str:
+        """The account as a trader names it: the single account is just "your Kotak
+        account", not its internal name ``default``."""
+        if self.name == DEFAULT_ACCOUNT:
+            return "your Kotak account"
+        return f"Kotak account {self.name}"
+
+
+#: what each scheduled job does, for the status boxes
+JOB_WORDS = {Kind.SESSION: "daily Kotak login", Kind.TOKEN: "renew the Kotak login token",
+             Kind.INSTRUMENTS: "load the day's instrument list",
+             Kind.SQUAREOFF: "square-off of intraday positions",
+             Kind.RECONCILE: "check orders against Kotak's book",
+             Kind.HOUSEKEEPING: "clear old records"}
+
+
+@dataclass(frozen=True)
+class NextJob:
+    name: str  # as ``bridge jobs`` lists it
+    kind: Kind
+    words: str
+    at: datetime
+
+
+def _next_job(spec: JobSpec, when: datetime) -> NextJob:
+    words = JOB_WORDS[spec.kind]
+    if spec.kind is Kind.SQUAREOFF and spec.exchanges:
+        words += " (" + ", ".join(e.value for e in spec.exchanges) + ")"
+    return NextJob(name=spec.name, kind=spec.kind, words=words, at=when)
+
+
+@dataclass(frozen=True)
+class Glance:
+    """The overview's status line: the four things a trader checks first, in words.
+
+    ``*_tone`` is the colour class (:func:`tone` names): ok, wait, bad, off or warn.
+    """
+
+    session: str
+    session_tone: str
+    login_account: str | None  # the account to log in, when one needs it
+    last_alert: str
+    last_tone: str
+    last_signal_id: int | None
+    squareoff: str
+    squareoff_tone: str
+    kill_switch: bool
+
 
 @dataclass(frozen=True)
 class Strip:
@@ -73,11 +123,97 @@ class Strip:
     leader: str | None
     heartbeat_age_s: float | None
     leader_alive: bool
-    next_jobs: list[tuple[str, datetime]]
+    next_jobs: list[NextJob]
     kill_switch: bool
     queued: int
     #: requests refused at the door in the last hour, by source and reason
     refused: list[RefusalCount] = field(default_factory=list)
+    now: datetime | None = None
+    last_signal: SignalLine | None = None
+    last_squareoff: SquareOffView | None = None
+    next_squareoff: NextJob | None = None
+
+    @property
+    def scheduler_running(self) -> bool:
+        return self.scheduler_place != SchedulerPlace.OFF.value and self.leader_alive
+
+    @property
+    def glance(self) -> Glance:
+        session, session_tone, login = self._session_words()
+        last, last_tone, last_id = self._last_alert_words()
+        squareoff, squareoff_tone = self._squareoff_words()
+        return Glance(session=session, session_tone=session_tone, login_account=login,
+                      last_alert=last, last_tone=last_tone, last_signal_id=last_id,
+                      squareoff=squareoff, squareoff_tone=squareoff_tone,
+                      kill_switch=self.kill_switch)
+
+    def _session_words(self) -> tuple[str, str, str | None]:
+        broker = "Paper broker" if self.mode == Mode.PAPER.value else "Kotak"
+        down = [account for account in self.accounts if not account.session_valid]
+        if not self.accounts:
+            return f"{broker}: no account set up", "bad", None
+        if not down:
+            ends = [a.expires_at for a in self.accounts if a.expires_at is not None]
+            until = f" until {self._at(min(ends), day=True)}" if ends else ""
+            return f"{broker}: logged in{until}", "ok", None
+        if len(self.accounts) == 1:
+            return f"{broker}: needs login", "bad", down[0].name
+        names = ", ".join(account.name for account in down[:3])
+        more = f" and {len(down) - 3} more" if len(down) > 3 else ""
+        return (f"{broker}: {len(down)} of {len(self.accounts)} accounts need login "
+                f"({names}{more})", "bad", down[0].name)
+
+    def _last_alert_words(self) -> tuple[str, str, int | None]:
+        line = self.last_signal
+        if line is None:
+            return "No alert yet", "off", None
+        head = f"Last alert {self._at(line.row.received_at)} {line.source}: {line.fields}"
+        outcome = line.row.status.value
+        counts: dict[str, int] = {}
+        for order in line.orders:
+            word = ORDER_WORDS.get(order.status.value, order.status.value)
+            counts[word] = counts.get(word, 0) + 1
+        if counts:
+            many = len(line.orders) > 1
+            outcome += ", " + ", ".join(f"{n} {word}" if many else word
+                                        for word, n in counts.items())
+        why = line.row.error.message if line.row.error is not None else line.reason
+        if why and line.tone != "ok":
+            outcome += f": {why}"
+        return f"{head} \u2192 {outcome}", line.tone, line.row.id
+
+    def _squareoff_words(self) -> tuple[str, str]:
+        parts: list[str] = []
+        tone_ = "ok"
+        done = self.last_squareoff
+        if done is not None and self.now is not None \
+                and done.at.astimezone(IST).date() == self.now.astimezone(IST).date():
+            word = {"succeeded": "done", "running": "running since"}.get(done.status,
+                                                                          done.status)
+            parts.append(f"{word} {self._at(done.at)}")
+            tone_ = {"succeeded": "ok", "running": "wait"}.get(done.status, "bad")
+        if self.scheduler_place == SchedulerPlace.OFF.value:
+            parts.append("no automatic square-off (scheduler off)")
+            tone_ = "warn" if tone_ == "ok" else tone_
+        elif self.next_squareoff is None:
+            parts.append("no automatic square-off scheduled")
+        elif not self.leader_alive:
+            parts.append(f"next {self._at(self.next_squareoff.at, day=True)}, but it WILL NOT "
+                         "RUN: no scheduler is running")
+            tone_ = "bad"
+        else:
+            parts.append(f"next {self._at(self.next_squareoff.at, day=True)}")
+        return "Square-off: " + "; ".join(parts), tone_
+
+    def _at(self, moment: datetime, *, day: bool = False) -> str:
+        """10:42 for today; with ``day``, "15:15 today"/"15:15 tomorrow"; else the date."""
+        local = moment.astimezone(IST)
+        today: date | None = self.now.astimezone(IST).date() if self.now else None
+        if today is not None and local.date() == today:
+            return f"{local:%H:%M} today" if day else f"{local:%H:%M}"
+        if day and today is not None and local.date() == today + timedelta(days=1):
+            return f"{local:%H:%M} tomorrow"
+        return f"{local:%a %d %b %H:%M}"
 
     def refused_by_source(self) -> list[tuple[str, int, list[RefusalCount]]]:
         """("TradingView", 12, [its reasons]) for each source that had refusals."""
@@ -105,6 +241,38 @@ STATUS_MEANINGS = {
     "unknown": "sent without an answer; being settled from Kotak's order book, never re-sent",
     "expired": "waited too long to be sent and was dropped; nothing was sent",
 }
+
+
+#: the colour of each signal and order status: "wait" (still moving: it may yet fill or be
+#: sent), "ok" (done), "bad" (refused or never sent), "off" (ended, nothing stands or nothing
+#: to do), "warn" (not known yet: check it) and "partial" (some stands, some failed)
+TONES = {
+    "received": "wait", "queued": "wait", "dispatching": "wait", "created": "wait",
+    "sending": "wait", "pending": "wait", "open": "wait", "trigger_pending": "wait",
+    "placed": "ok", "complete": "ok",
+    "rejected": "bad", "failed": "bad", "expired": "bad", "not_placed": "bad",
+    "cancelled": "off", "noop": "off", "duplicate": "off",
+    "unknown": "warn",
+    "partial": "partial",
+}
+#: an order's state in the status line's words ("placed, filled")
+ORDER_WORDS = {"complete": "filled", "open": "open at the exchange",
+               "trigger_pending": "waiting for its trigger price",
+               "pending": "waiting at Kotak", "created": "not sent yet",
+               "sending": "being sent", "unknown": "no answer yet (being checked)",
+               "not_placed": "never reached Kotak", "failed": "not sent"}
+#: worst first: the colour of a line with several orders is the most urgent one's
+_TONE_ORDER = ("bad", "warn", "partial", "wait", "ok", "off")
+
+
+def tone(status: str) -> str:
+    """The colour class of a signal or order status (see :data:`TONES`)."""
+    return TONES.get(status, "warn")
+
+
+def worst_tone(statuses: list[str]) -> str:
+    tones = {tone(status) for status in statuses}
+    return next((name for name in _TONE_ORDER if name in tones), "off")
 
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -274,6 +442,21 @@ class SignalLine:
         return self.row.status.value
 
     @property
+    def states(self) -> list[tuple[str, str]]:
+        """Each order's state with its colour: an ``open`` order is still waiting, not done
+        like a ``complete`` one."""
+        return [(order.status.value, tone(order.status.value)) for order in self.orders]
+
+    @property
+    def tone(self) -> str:
+        """The line's colour: a partial signal stays partial; otherwise the most urgent of
+        its orders' states, or the signal's own status when nothing was sent."""
+        status = self.row.status.value
+        if self.row.status is SignalStatus.PARTIAL or not self.orders:
+            return tone(status)
+        return worst_tone([order.status.value for order in self.orders])
+
+    @property
     def reason(self) -> str:
         if self.row.error is not None:
             return f"{self.row.error.code}: {self.row.error.message}"
@@ -388,16 +571,20 @@ class Board:
         place = services.settings.schedule.place
         leader = services.jobs.leader(ROLE) if place is not SchedulerPlace.OFF else None
         age = (now - leader.heartbeat_at).total_seconds() if leader is not None else None
-        upcoming = [(spec.name, when) for spec in self.plan
+        upcoming = [_next_job(spec, when) for spec in self.plan
                     if (when := next_action(spec, now, services, self._actions)) is not None]
-        upcoming.sort(key=lambda item: item[1])
+        upcoming.sort(key=lambda job: job.at)
+        squareoffs = [job for job in upcoming if job.kind is Kind.SQUAREOFF]
+        latest = self.signals(limit=1)
         return Strip(
             mode=services.settings.mode.value, accounts=accounts, scheduler_place=place.value,
             leader=leader.holder if leader else None,
             heartbeat_age_s=round(age, 1) if age is not None else None,
             leader_alive=age is not None and age <= STALE_AFTER.total_seconds(),
             next_jobs=upcoming[:4], kill_switch=services.journal.kill_switch(), queued=depth,
-            refused=services.doors.refusals_since(now - timedelta(hours=1)))
+            refused=services.doors.refusals_since(now - timedelta(hours=1)), now=now,
+            last_signal=latest[0] if latest else None, last_squareoff=self.last_squareoff(),
+            next_squareoff=squareoffs[0] if squareoffs else None)
 
     # --- signals ----------------------------------------------------------------------------
 

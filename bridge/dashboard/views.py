@@ -116,6 +116,7 @@ def live() -> ResponseReturnValue:
     status, strategy = _filters()
     parts = _parts(status, strategy)
     return jsonify({
+        "glance": render_template("_glance.html", strip=parts["strip"]),
         "strip": render_template("_strip.html", strip=parts["strip"]),
         "signals": render_template("_signals.html", signals=parts["signals"]),
         "orders": render_template("_orders.html", orders=parts["orders"]),

@@ -34,12 +34,12 @@
     }, every);
   }
 
-  // Forms inside refreshed parts are replaced, so listen on the document.
+  // Forms inside refreshed parts are replaced, so listen on the document. Only the kill
+  // switch asks here; the square-off's form is its own one confirmation.
   document.addEventListener("submit", function (event) {
     const form = event.target;
     const question = form.dataset ? form.dataset.confirm : null;
-    const dry = form.querySelector('input[name="dry_run"]');
-    if (question && !(dry && dry.checked) && !window.confirm(question)) {
+    if (question && !window.confirm(question)) {
       event.preventDefault();
     }
   });
