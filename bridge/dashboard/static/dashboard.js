@@ -1,6 +1,7 @@
-// The dashboard's only script: refresh the overview's parts in place, ask before
-// dangerous buttons, copy the alert template and the API key, show the key on request, and
-// hide form fields that do not apply. No framework, no build step.
+// The dashboard's only script: refresh the overview's parts in place, ask before the kill
+// switch, copy the alert template and the API key, show the key on request, hide form
+// fields that do not apply, and open on a wide screen what a phone keeps folded. No
+// framework, no build step.
 "use strict";
 
 (function () {
@@ -89,6 +90,11 @@
       done();
     }
   });
+
+  // Long lists folded to keep a phone's page short stand open on a wide screen.
+  if (window.matchMedia("(min-width: 641px)").matches) {
+    for (const fold of document.querySelectorAll("details[data-open-wide]")) { fold.open = true; }
+  }
 
   startPolling();
 })();
