@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.dashboard.board import TONES
+from bridge.schedule.runner import ROLE
 from tests.dashboard.conftest import PASSWORD, sign_in
 from tests.signals.conftest import Bridge
 
@@ -75,6 +76,22 @@ def test_a_missing_kotak_session_says_log_in_with_the_link(make_bridge: Any) -> 
     assert _part(page, "glance-session") == "LIVE Kotak: needs login: log in now"
     assert 'id="glance-login"' in page and "/kotak/callback?account=default" in page
     assert "No alert yet" in _part(page, "glance-last")
+
+
+def test_a_running_scheduler_shows_the_next_square_off_plainly(board: Bridge) -> None:
+    services = board.services
+    services.jobs.beat(ROLE, "scheduler:test", services.clock.now())  # as a leader does
+    client = board.app.test_client()
+    sign_in(client)
+
+    page = client.get("/").get_data(as_text=True)
+
+    assert re.fullmatch(r"Square-off: next (\d\d:\d\d today|\d\d:\d\d tomorrow|\w{3} \d\d "
+                        r"\w{3} \d\d:\d\d)", _part(page, "glance-squareoff"))
+    scheduler = _text(page[page.index('id="scheduler"'):page.index("</ul>",
+                                                                   page.index('id="scheduler"'))])
+    assert re.search(r"running \(last seen \d+ s ago\)", scheduler), scheduler
+    assert "check orders against Kotak's book at" in scheduler  # jobs in words
 
 
 def test_the_overview_speaks_plain_words(board: Bridge) -> None:
