@@ -9,8 +9,10 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from html import unescape
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,12 +100,97 @@ def _fresh_copy(target: Path) -> Path:
     return target
 
 
+def _text(html: str) -> str:
+    """A page as a person reads it: tags dropped, white space folded, entities read."""
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html)))
+
+
+def _until(what: str, probe: Callable[[], str | None], deadline_s: float = 60) -> str:
+    """Ask ``probe`` again until it answers (not None); a busy machine may take a while."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        found = probe()
+        if found is not None:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"{what} within {deadline_s}s")
+
+
+class _Browser:
+    """The dashboard as a browser uses it: signed in once, every form posted with the CSRF
+    token its page carries, redirects followed."""
+
+    def __init__(self, base: str, password: str) -> None:
+        import requests
+
+        self.base, self.http = base, requests.Session()
+        signed_in = self.post("/login", "/login", {"password": password})
+        assert signed_in.status_code == 200 and signed_in.url == f"{base}/", signed_in.text
+
+    def get(self, path: str) -> str:
+        answer = self.http.get(f"{self.base}{path}", timeout=15)
+        assert answer.status_code == 200, answer.text
+        return answer.text
+
+    def post(self, page: str, action: str, form: dict[str, str]) -> Any:
+        """Post the form whose action is ``action`` on ``page``, as its button would."""
+        html = self.get(page)
+        target = re.search(rf'action="({re.escape(action)}(\?[^"]*)?)"', html)
+        assert target is not None, f"no form posting to {action} on {page}"
+        token = re.search(r'name="csrf" value="([^"]+)"', html[target.end():])
+        assert token is not None, f"no CSRF token in the form posting to {action}"
+        return self.http.post(f"{self.base}{unescape(target.group(1))}", timeout=30,
+                              data={"csrf": token.group(1), **form})
+
+    def live(self) -> dict[str, str]:
+        """The overview's changing parts, as its poller fetches them."""
+        answer = self.http.get(f"{self.base}/live", timeout=15)
+        assert answer.status_code == 200, answer.text
+        parts: dict[str, str] = answer.json()
+        return parts
+
+    def live_until(self, part: str, text: str, deadline_s: float = 60) -> str:
+        """The overview's ``part`` as a person reads it, once it says ``text``."""
+        def probe() -> str | None:
+            shown = _text(self.live()[part])
+            return shown if text in shown else None
+
+        return _until(f"{text!r} in the overview's {part}", probe, deadline_s)
+
+    def account_net_until(self, text: str) -> str:
+        """The overview's account net (Kotak's book, not the by-strategy view), once it says
+        ``text``: it is read from Kotak again after a few seconds (BROKER_TTL)."""
+        def probe() -> str | None:
+            shown = _text(self.live()["positions"]).split("By strategy")[0]
+            return shown if text in shown else None
+
+        return _until(f"{text!r} in the account net", probe)
+
+    def settled(self, alert_id: str) -> tuple[str, str]:
+        """Wait until the alert's row leaves received/queued/dispatching: its status and the
+        path of its page."""
+        pending = ("received", "queued", "dispatching")
+
+        def row() -> str | None:
+            found = re.search(rf'<tr class="status-(\w+)" data-alert-id="{re.escape(alert_id)}"'
+                              r'.*?href="(/signals/\d+)"', self.live()["signals"], re.S)
+            if found is None or found.group(1) in pending:
+                return None
+            return f"{found.group(1)} {found.group(2)}"
+
+        status, path = _until(f"{alert_id} settled on the dashboard", row).split()
+        return status, path
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(420)  # builds a venv from nothing, on a machine shared with others
-def test_fresh_clone_make_run_then_the_printed_curl_shows_in_the_dashboard(
+@pytest.mark.timeout(480)  # builds a venv from nothing, on a machine shared with others
+def test_fresh_clone_first_hour_curl_lot_refusal_squareoff_and_lifted_block(
         tmp_path: Path) -> None:
-    """Only Python 3.11 and the project's files: `make run` builds its own venv and .env,
-    prints a curl line; that curl places a paper order the dashboard then shows."""
+    """A new user's first hour, from only Python 3.11 and the project's files: `make run`
+    builds its own venv and .env and prints a banner whose curls work as pasted; a NIFTY
+    future off the lot size is refused, the dashboard naming the lot; a square-off from the
+    dashboard that also stops new intraday entries flattens the paper book; a new MIS alert
+    is refused saying how to lift the stop, and placed once the user lifts it there."""
     import requests
 
     if shutil.which("curl") is None:
@@ -115,39 +202,97 @@ def test_fresh_clone_make_run_then_the_printed_curl_shows_in_the_dashboard(
     env.update({"BRIDGE_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2",
                 "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
     log = tmp_path / "make-run.log"
+    base = f"http://127.0.0.1:{port}"
     process = start(["make", "--no-print-directory", "run"], env, log, cwd=project)
     try:
-        wait_for(f"http://127.0.0.1:{port}/readyz", process, log, deadline_s=300)
+        wait_for(f"{base}/readyz", process, log, deadline_s=300)
         printed = wait_for_text(log, "Check the whole setup", process)
-        assert f"dashboard:       http://127.0.0.1:{port}/" in printed
-        # The curl nearest the cursor that places an order: it must work as pasted.
-        curl_line = [line.strip() for line in printed.splitlines()
-                     if line.strip().startswith("curl ") and "/webhook/" in line][-1]
-        sent = subprocess.run(["bash", "-c", curl_line], capture_output=True, text=True,
-                              timeout=30, check=True)
-        answer = json.loads(sent.stdout)
+        # The banner is printed once, last; the lines nearest the cursor are the ones pasted.
+        banner = printed[printed.rindex("Kotak signal bridge"):]
+        banner = banner[:banner.index("Check the whole setup")]
+        assert printed.count("Kotak signal bridge") == 1
+        assert f"dashboard:       {base}/" in banner
+        curls = [line.strip() for line in banner.splitlines() if line.strip().startswith("curl ")]
+        assert len(curls) == 2 and "/webhook/tradingview" in curls[0], curls
+        assert "/api/v1/ping" in curls[-1], curls
+
+        def pasted(curl_line: str) -> Any:
+            sent = subprocess.run(["bash", "-c", curl_line], capture_output=True, text=True,
+                                  timeout=30, check=True)
+            return json.loads(sent.stdout)
+
+        answer = pasted(curls[0])
         # placed, or queued when the paper broker took longer than RESPONSE_BUDGET_MS on a
         # busy machine (the dispatcher sends it a moment later)
         assert answer["status"] in ("placed", "queued"), answer
-        order_id = answer["orders"][0]["order_id"]
+        order_id = answer["orders"][0]["order_id"] if answer["orders"] else None
+        pong = pasted(curls[-1])  # the last thing printed works too
+        assert (pong["status"], pong["data"]["message"], pong["data"]["mode"]) == \
+            ("success", "pong", "paper"), pong
 
         # The password the banner printed opens the dashboard.
-        shown = re.search(r"\(password: ([^)\s]+)\)", printed)
-        assert shown is not None
-        browser = requests.Session()
-        base = f"http://127.0.0.1:{port}"
-        token = re.search(r'name="csrf" value="([^"]+)"',
-                          browser.get(f"{base}/login", timeout=10).text)
-        assert token is not None
-        signed_in = browser.post(f"{base}/login", timeout=10,
-                                 data={"csrf": token.group(1), "password": shown.group(1)})
-        assert signed_in.status_code == 200 and signed_in.url == f"{base}/"
-        page, deadline = signed_in.text, time.monotonic() + 30
-        while "complete" not in page and time.monotonic() < deadline:
-            time.sleep(0.5)
-            page = browser.get(f"{base}/", timeout=10).text
-        assert "try-1" in page and "complete" in page
-        assert order_id is None or order_id in page
+        shown = re.search(r"\(password: ([^)\s]+)\)", banner)
+        secret = re.search(r"webhook secret:  (\S+)", banner)
+        assert shown is not None and secret is not None
+        browser = _Browser(base, shown.group(1))
+        status, _ = browser.settled("try-1")
+        assert status == "placed", status
+        shown_order = browser.live_until("signals", "complete")
+        assert "try-1" in shown_order and (order_id is None or order_id in shown_order)
+
+        def alert(alert_id: str, **fields: Any) -> tuple[int, Any]:
+            sent = requests.post(f"{base}/webhook/tradingview", timeout=30, json={
+                "secret": secret.group(1), "action": "buy", "alert_id": alert_id, **fields})
+            return sent.status_code, sent.json()
+
+        # 1. A NIFTY future off its lot size: refused, and the signal's page names the lot.
+        code, answer = alert("nifty-50", symbol="NIFTY1!", exchange="NFO", quantity=50)
+        assert (code, answer["status"]) == (422, "rejected"), answer
+        status, path = browser.settled("nifty-50")
+        assert status == "rejected"
+        shown_refusal = _text(browser.get(path))
+        assert "quantity 50 is not a whole number of lots: NFO:NIFTY" in shown_refusal
+        assert "has a lot size of 65 (use 65 or 130)" in shown_refusal
+
+        # 2. The curl's intraday SBIN stands in the paper book; square off from the dashboard,
+        # ticking "Also stop new intraday entries until tomorrow" (one confirmation).
+        browser.account_net_until("NSE:SBIN-EQ MIS 1 ")
+        form = browser.get("/")
+        assert "Also stop new intraday entries until tomorrow" in _text(form)
+        pressed = browser.post("/", "/actions/squareoff",
+                               {"exchange": "", "block_entries": "yes", "confirm": "yes"})
+        assert pressed.status_code == 200 and pressed.url == f"{base}/", pressed.text
+        assert "New intraday entries are stopped until the next trading day" in \
+            _text(pressed.text)
+        report = browser.live_until("squareoff", "FLAT (verified", deadline_s=90)
+        assert "succeeded" in report and "close SELL 1 NSE:SBIN-EQ" in report, report
+        browser.account_net_until("NSE:SBIN-EQ MIS 0 ")
+
+        # 3. A new intraday entry is refused, saying how to lift the stop.
+        code, answer = alert("mis-after", symbol="NSE:SBIN", quantity=1, product="MIS")
+        assert (code, answer["error"]["code"]) == (409, "after_squareoff"), answer
+        assert "Allow new entries again" in answer["error"]["message"]
+        status, path = browser.settled("mis-after")
+        assert status == "rejected"
+        assert "Allow new entries again" in _text(browser.get(path))
+        assert "New intraday (MIS) entries are stopped" in _text(browser.get("/"))
+
+        # 4. The user lifts the stop from the dashboard.
+        lifted = browser.post("/", "/actions/entries", {})
+        assert lifted.status_code == 200 and lifted.url == f"{base}/", lifted.text
+        lifted_page = _text(lifted.text)
+        assert "New intraday entries are allowed again on" in lifted_page
+        assert "New intraday (MIS) entries are stopped" not in lifted_page
+
+        # 5. The same alert, with a new alert_id, is placed and shows on the dashboard.
+        code, answer = alert("mis-again", symbol="NSE:SBIN", quantity=1, product="MIS")
+        assert code in (200, 202) and answer["status"] in ("placed", "queued"), answer
+        status, path = browser.settled("mis-again")
+        assert status == "placed", status
+        entry = _text(browser.get(path))
+        assert "BUY 1 NSE:SBIN-EQ MIS" in entry, entry
+        assert all(order["order_id"] in entry for order in answer["orders"]
+                   if order["order_id"] is not None)
     finally:
         stop(process)
     assert "Traceback" not in log.read_text()
