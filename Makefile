@@ -62,8 +62,12 @@ run: $(VENV)/.run-deps $(ENV_FILE) api-key ## start the bridge (paper mode unles
 	@$(BRIDGE) banner --after-start & \
 	exec env ENV_FILE=$(ENV_FILE) $(BIN)/gunicorn -c deploy/gunicorn.conf.py wsgi:app
 
+# The in-process tests on two workers (pytest-xdist: most of their time is spent waiting on
+# the sandbox, the journal and background loops), then the end-to-end tests one at a time:
+# they start gunicorn, sandboxes and a browser and kill processes, so they get the cores.
 test: $(VENV)/.dev-deps ## run the whole test suite
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 -m "not e2e"
+	$(BIN)/pytest -m e2e
 
 check: $(VENV)/.run-deps $(ENV_FILE) ## check the settings and that the database answers
 	@$(BRIDGE) check $(ARGS)
