@@ -11,11 +11,13 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from bridge.config import SchedulerPlace, Settings, environment, load_settings
 from bridge.errors import BridgeError, PayloadTooLarge
+from bridge.kotak.instruments import InstrumentsUnavailable
 from bridge.log import Redactor, configure_logging
 from bridge.webhooks.auth import FailureBook, InboundLimiter
 from bridge.webhooks.chartink import ChartinkConfig
 from bridge.wiring import Services, build_services
 
+log = logging.getLogger(__name__)
 access_log = logging.getLogger("bridge.access")
 
 
@@ -65,6 +67,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_error_handler(HTTPException, _http_error)
     if background if background is not None else production:
         services.start_background()
+        _load_scrip_master(services)
         if services.settings.schedule.place is SchedulerPlace.EMBEDDED:
             from bridge.schedule.runner import start_scheduler
 
@@ -73,6 +76,16 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.after_request(_secure_headers)
     app.after_request(_log_request)
     return app
+
+
+def _load_scrip_master(services: Services) -> None:
+    """Parse the day's scrip master (which the gunicorn master downloaded before forking)
+    while the worker boots, so its first signals do not wait for it: after a start, a burst
+    of alerts found every worker parsing thousands of rows at once."""
+    try:
+        services.instruments.current()
+    except InstrumentsUnavailable:
+        log.warning("no scrip master yet: the first signal loads it")
 
 
 def current_services() -> Services:
