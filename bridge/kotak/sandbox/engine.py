@@ -219,7 +219,7 @@ class Engine:
         except _Invalid as exc:
             return exc.reply
         tag = str(data.get("ig") or "")[:40]  # the 1.x client sends null for no tag
-        if tag and self.config.unique_tags and any(o.tag == tag for o in book.orders.values()):
+        if tag and self.config.unique_tags and tag in book.tags:
             # Kotak refuses a tag already used that day, in words that explain nothing
             # (Kotak-neo-api-v2 #30).
             return not_ok("32", "error from core")
@@ -245,6 +245,8 @@ class Engine:
             self._log(order, status, now)
         book.orders[order.order_id] = order
         book.working.append(order.order_id)
+        if tag:
+            book.tags.add(tag)
         if now >= order.ready_at:
             self._exchange_stage(state, book, order, now)
         return ok({"stat": "Ok", "nOrdNo": order.order_id, "stCode": 200})
@@ -691,7 +693,9 @@ class Engine:
             price = self.price(state, position.segment, position.trading_symbol, now)
             if scrip is not None and price is not None:
                 used += self._exposure_margin(scrip, position.product, position.net, price)
-        for order in book.orders.values():
+        # Only working orders can be open or trigger pending: walking the day's whole book
+        # made every order dearer than the last (issue 15).
+        for order in (book.orders[order_id] for order_id in book.working):
             if order.order_id == exclude or order.status not in ("open", "trigger pending"):
                 continue
             scrip = catalog.get(order.segment, order.trading_symbol)
@@ -744,6 +748,7 @@ class Engine:
         book.positions = carried
         book.orders = {}
         book.working = []
+        book.tags = set()
         book.fills = []
         book.day = day
 

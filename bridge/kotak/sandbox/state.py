@@ -123,6 +123,8 @@ class BookRecord:
     cash: Decimal
     orders: dict[str, OrderRecord] = field(default_factory=dict)
     working: list[str] = field(default_factory=list)  # ids of orders not yet final
+    #: the day's ``ig`` tags, so a repeated tag is found without walking the whole book
+    tags: set[str] = field(default_factory=set)
     fills: list[FillRecord] = field(default_factory=list)
     positions: dict[str, PositionRecord] = field(default_factory=dict)
 
@@ -168,6 +170,8 @@ def encode(value: Any) -> Any:
         return {key: encode(item) for key, item in value.items()}
     if isinstance(value, list):
         return [encode(item) for item in value]
+    if isinstance(value, set):
+        return sorted(encode(item) for item in value)
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, (datetime, date)):
@@ -183,6 +187,9 @@ def decode(kind: Any, data: Any) -> Any:
     if origin is list:
         (item,) = typing.get_args(kind)
         return [decode(item, entry) for entry in data]
+    if origin is set:
+        (item,) = typing.get_args(kind)
+        return {decode(item, entry) for entry in data}
     if origin is dict:
         _, item = typing.get_args(kind)
         return {key: decode(item, entry) for key, entry in data.items()}
