@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -13,6 +13,7 @@ from bridge.config import SchedulerPlace, Settings, environment, load_settings
 from bridge.errors import BridgeError, PayloadTooLarge
 from bridge.kotak.instruments import InstrumentsUnavailable
 from bridge.log import Redactor, configure_logging
+from bridge.web_context import current_services
 from bridge.webhooks.auth import FailureBook, InboundLimiter
 from bridge.webhooks.chartink import ChartinkConfig
 from bridge.wiring import Services, build_services
@@ -86,12 +87,6 @@ def _load_scrip_master(services: Services) -> None:
         services.instruments.current()
     except InstrumentsUnavailable:
         log.warning("no scrip master yet: the first signal loads it")
-
-
-def current_services() -> Services:
-    """The services of the app handling this request (views share them through here)."""
-    services: Services = current_app.extensions["bridge"]
-    return services
 
 
 def _start_timer() -> None:

@@ -14,11 +14,11 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
-from bridge.app import current_services
 from bridge.config import SchedulerPlace
 from bridge.journal.schema import check_writable
 from bridge.kotak.instruments import InstrumentsUnavailable
 from bridge.schedule.runner import ROLE, STALE_AFTER
+from bridge.web_context import current_services
 from bridge.wiring import Services
 
 bp = Blueprint("health", __name__)

@@ -12,13 +12,14 @@ import os
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlalchemy import Engine
 
 from bridge.accounts import AccountBook, load_accounts
 from bridge.clock import Clock, SystemClock
 from bridge.config import ConfigError, KotakSettings, Mode, Settings
+from bridge.counters import Metrics
 from bridge.domain import DEFAULT_ACCOUNT, Instrument
 from bridge.journal.db import create_db_engine, sqlite_path
 from bridge.journal.doors import DoorBook
@@ -36,7 +37,6 @@ from bridge.kotak.sandbox.hosts import Role
 from bridge.kotak.sandbox.scripmaster import ListingError
 from bridge.kotak.session import SessionManager
 from bridge.log import Redactor
-from bridge.metrics import Metrics
 from bridge.notify import Notifier
 from bridge.orders.changes import OrderChanges
 from bridge.orders.desk import SignalDesk
@@ -48,10 +48,15 @@ from bridge.outbox import Courier, courier_for
 from bridge.schedule.calendar import CalendarError, TradingCalendar
 from bridge.secretbox import SecretBox
 
-if TYPE_CHECKING:
-    from bridge.schedule.runner import Scheduler
-
 log = logging.getLogger(__name__)
+
+
+class Stoppable(Protocol):
+    """The scheduler as the services see it: something to stop on close. The scheduler
+    (:class:`bridge.schedule.runner.Scheduler`) is built on these services, so naming its
+    class here would make the two modules import each other."""
+
+    def stop(self) -> None: ...
 
 
 @dataclass
@@ -73,7 +78,7 @@ class Services:
     doors: DoorBook  # refused requests and used signatures, shared by every process
     brokers: dict[str, KotakClient] = field(default_factory=dict)
     paper: Sandbox | None = None
-    scheduler: Scheduler | None = None  # set when this process takes part in scheduling
+    scheduler: Stoppable | None = None  # set when this process takes part in scheduling
     courier: Courier | None = None  # delivers notices; None when no channel is configured
     metrics: Metrics = field(default_factory=Metrics)
 

@@ -32,9 +32,9 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from bridge.app import current_services
 from bridge.clock import ist_text
 from bridge.secretbox import SecretBox
+from bridge.web_context import current_services
 from bridge.webhooks.auth import FailureBook, client_address, secret_matches
 from bridge.wiring import Services
 

@@ -29,7 +29,6 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from bridge.app import current_services
 from bridge.clock import IST, today_ist
 from bridge.config import Mode, Secret, Settings
 from bridge.dashboard import alerts, guard
@@ -40,6 +39,7 @@ from bridge.journal.signals import SignalStatus
 from bridge.kotak.errors import KotakError, LoginBlocked
 from bridge.kotak.instruments import InstrumentError, InstrumentIndex
 from bridge.orders.entries import WHY_DASHBOARD, EntryStops
+from bridge.web_context import current_services
 from bridge.wiring import Services
 
 if TYPE_CHECKING:

@@ -11,6 +11,7 @@ import pytest
 import requests
 from prometheus_client import generate_latest
 
+from bridge.counters import Metrics, error_code
 from bridge.kotak.errors import (
     BrokerRejected,
     BrokerUnavailable,
@@ -21,7 +22,6 @@ from bridge.kotak.errors import (
     SessionInvalid,
 )
 from bridge.kotak.sandbox import Fault, Rule
-from bridge.metrics import Metrics, error_code
 from bridge.schedule.runner import ROLE
 from tests.metrics.conftest import Bridge, scrape
 from tests.signals.conftest import SECRET

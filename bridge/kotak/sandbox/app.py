@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
 from werkzeug.exceptions import HTTPException
@@ -62,7 +62,13 @@ from bridge.kotak.sandbox.logins import HEADER_MISSING, STALE_CURRENT, Caller
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-    from bridge.kotak.sandbox.broker import Sandbox
+    from bridge.clock import Clock
+    from bridge.kotak.sandbox.conditions import RuleBook, SandboxAccount, SandboxConfig
+    from bridge.kotak.sandbox.engine import Engine
+    from bridge.kotak.sandbox.faults import FaultPlan
+    from bridge.kotak.sandbox.hosts import Hosts
+    from bridge.kotak.sandbox.logins import Logins
+    from bridge.kotak.sandbox.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -200,10 +206,45 @@ class _Outcome:
     jdata: str = ""
 
 
+class ServedSandbox(Protocol):
+    """What the app reads and drives of the sandbox it serves. That sandbox
+    (:class:`~bridge.kotak.sandbox.broker.Sandbox`) makes its own app to be a WSGI
+    application itself, so the app names what it needs rather than importing it back."""
+
+    accounts: dict[str, SandboxAccount]
+    config: SandboxConfig
+    clock: Clock
+    store: StateStore
+    rules: RuleBook
+    faults: FaultPlan
+    requests: RequestLog
+    engine: Engine
+    logins: Logins
+    hosts: Hosts | None
+
+    @property
+    def prices_walking(self) -> bool: ...
+
+    def summary(self) -> dict[str, Any]: ...
+
+    def set_price(self, exchange: str, trading_symbol: str, price: Decimal) -> None: ...
+
+    def freeze_prices(self) -> None: ...
+
+    def unfreeze_prices(self) -> None: ...
+
+    def seed_position(self, ucc: str, exchange: str, trading_symbol: str, product: str,
+                      quantity: int, price: Decimal) -> None: ...
+
+    def expire_sessions(self, ucc: str = "") -> int: ...
+
+    def unlock(self, ucc: str) -> None: ...
+
+
 class SandboxApp:
     """WSGI entry point of one :class:`~bridge.kotak.sandbox.broker.Sandbox`."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: ServedSandbox) -> None:
         self.sandbox = sandbox
         self._rates = RateWindow()
         rules = [
