@@ -109,12 +109,16 @@ def _empty_metrics_dir() -> None:
 def on_starting(server: object) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
+    from bridge.journal.schema import JournalTooNew
     from bridge.startup import prepare
     from bridge.wiring import build_services
 
     _empty_metrics_dir()
     try:
         services = build_services(_settings, redactor=_redactor)
+    except JournalTooNew as exc:
+        logging.getLogger("bridge.startup").error("the bridge cannot start: %s", exc)
+        sys.exit(2)
     except SQLAlchemyError as exc:
         # Answered the check above, yet cannot hold the journal (rights on the schema ...).
         why = str(getattr(exc, "orig", None) or exc).strip().splitlines()

@@ -120,6 +120,9 @@ signal_keys = Table(
     Column("key", String(128), primary_key=True),
     Column("signal_id", BigInteger, nullable=False),
     Column("expires_at", UtcDateTime),
+    # Pruning old signals deletes their keys, housekeeping the lapsed ones (revision 0002).
+    Index("ix_signal_keys_signal", "signal_id"),
+    Index("ix_signal_keys_expires", "expires_at"),
 )
 
 orders = Table(
@@ -230,7 +233,7 @@ notices = Table(
     Column("text", Text, nullable=False),
     Column("delivered_at", UtcDateTime),
     # Delivery (bridge.outbox). Columns added after release carry a server default or are
-    # nullable: create_schema adds them to existing databases.
+    # nullable, so a migration can add them to a journal that has rows.
     Column("attempts", Integer, nullable=False, default=0, server_default="0"),
     Column("next_try_at", UtcDateTime),  # wall-clock time; NULL: now
     Column("claimed_until", UtcDateTime),  # a courier's lease while it sends

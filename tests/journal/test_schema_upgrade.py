@@ -12,7 +12,8 @@ from bridge.journal.tables import notices, used_signatures
 
 
 def test_an_earlier_journal_gains_the_new_columns_and_tables_with_its_rows_intact(
-        engine: Engine) -> None:
+        engine_before_migrations: Engine) -> None:
+    engine = engine_before_migrations
     with engine.begin() as conn:
         conn.execute(insert(notices).values(at=datetime(2026, 11, 2, 9, 0, tzinfo=UTC),
                                             kind="login", level="info",

@@ -1,0 +1,1 @@
+"""The revisions, oldest first: 0001 is the journal as it was before migrations."""
