@@ -23,7 +23,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bridge.journal.signals import Journal  # noqa: E402
+from bridge.journal.orders import OrderStore  # noqa: E402
+from bridge.journal.queue import QueueStore  # noqa: E402
+from bridge.journal.signals import SignalStore  # noqa: E402
 from bridge.kotak.client import KotakClient  # noqa: E402
 from bridge.kotak.sandbox import (  # noqa: E402
     Sandbox,
@@ -35,9 +37,10 @@ from bridge.orders.desk import SignalDesk  # noqa: E402
 from bridge.orders.service import OrderService  # noqa: E402
 from tests.signals.conftest import start_bridge  # noqa: E402
 
-STAGES = [(OrderService, "prepare"), (Journal, "admit"), (Journal, "entry_counts"),
-          (Journal, "add_orders"), (KotakClient, "place_order"), (Journal, "finish_sending"),
-          (Journal, "set_order"), (KotakClient, "order_history"), (SignalDesk, "outcome"),
+STAGES = [(OrderService, "prepare"), (SignalStore, "admit_many"), (OrderStore, "entry_counts"),
+          (OrderStore, "add_orders"), (KotakClient, "place_order"),
+          (QueueStore, "finish_sending"), (OrderStore, "set_order"),
+          (KotakClient, "order_history"), (SignalDesk, "outcome"),
           (OrderService, "execute")]
 
 

@@ -264,7 +264,7 @@ def killswitch(state: str) -> None:
     with _services() as services:
         if state != "status":
             services.desk.set_kill_switch(state == "on", by="cli")
-        on = services.journal.kill_switch()
+        on = services.journal.switches.kill_switch()
         click.echo("kill switch ON: entries refused, exits allowed" if on else
                    "kill switch off: signals trade normally")
 
@@ -274,8 +274,8 @@ def killswitch(state: str) -> None:
 def signals(last: int) -> None:
     """What became of the latest signals."""
     with _services() as services:
-        for row in services.journal.recent_signals(limit=last):
-            orders = services.journal.orders_of(row.id)
+        for row in services.journal.signals.recent_signals(limit=last):
+            orders = services.journal.orders.orders_of(row.id)
             sent = ", ".join(f"{o.side} {o.quantity} {o.trading_symbol} "
                              f"{o.broker_order_id or '-'} {o.status.value}" for o in orders)
             why = f" ({row.error.code}: {row.error.message})" if row.error else ""
@@ -288,7 +288,7 @@ def signals(last: int) -> None:
 def signal(alert_id: str) -> None:
     """One signal's journal entry and timeline."""
     with _services() as services:
-        rows = services.journal.signals_by_alert_id(alert_id)
+        rows = services.journal.signals.signals_by_alert_id(alert_id)
         if not rows:
             click.echo(f"no signal {alert_id!r} in the journal", err=True)
             sys.exit(1)
@@ -298,7 +298,7 @@ def signal(alert_id: str) -> None:
             if row.error:
                 click.echo(f"  {row.error.code}: {row.error.message}")
             click.echo(f"  body: {row.raw_body}")
-            for event in services.journal.events_of(row.id):
+            for event in services.journal.history.events_of(row.id):
                 who = f"order {event.order_id}" if event.order_id else "signal"
                 click.echo(f"  {ist_text(event.at)}  {who:10s} {event.status:14s} "
                            f"{event.detail}")

@@ -60,9 +60,9 @@ def readyz() -> ResponseReturnValue:
         checks["instruments"] = "not loaded"
         reasons.append(str(exc))
     _scheduler_check(services, checks, reasons)
-    depth, oldest = services.journal.queue_depth()
+    depth, oldest = services.journal.queue.queue_depth()
     checks["queue"] = {"queued": depth, "oldest_received_at": oldest.isoformat()
-                       if oldest else None, "kill_switch": services.journal.kill_switch()}
+                       if oldest else None, "kill_switch": services.journal.switches.kill_switch()}
     body = {"status": "not_ready" if reasons else "ready",
             "mode": services.settings.mode.value, "checks": checks, "reasons": reasons}
     return jsonify(body), 503 if reasons else 200

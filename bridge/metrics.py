@@ -56,7 +56,7 @@ class StateCollector(Collector):
                 log.warning("metrics: could not read %s: %s", read.__name__.strip("_"), exc)
 
     def _queue(self) -> Iterator[Metric]:
-        depth, oldest = self.services.journal.queue_depth()
+        depth, oldest = self.services.journal.queue.queue_depth()
         yield GaugeMetricFamily("bridge_queue_depth", "Signals queued, waiting to be sent.",
                                 value=depth)
         age = (self.services.clock.now() - oldest).total_seconds() if oldest else 0.0
@@ -102,7 +102,7 @@ class StateCollector(Collector):
 
     def _kill_switch(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("bridge_kill_switch", "1 while the kill switch refuses entries.",
-                                value=1.0 if self.services.journal.kill_switch() else 0.0)
+                                value=1.0 if self.services.journal.switches.kill_switch() else 0.0)
 
 
 def count_signal(source: str, outcome: str) -> None:

@@ -24,9 +24,9 @@ from bridge.domain import DEFAULT_ACCOUNT, Instrument
 from bridge.journal.db import create_db_engine, sqlite_path
 from bridge.journal.doors import DoorBook
 from bridge.journal.jobs import JobBook
+from bridge.journal.journal import Journal
 from bridge.journal.schema import create_schema
 from bridge.journal.sessions import DbSessionStore
-from bridge.journal.signals import Journal
 from bridge.kotak.auth import AuthFlow, KotakCredentials
 from bridge.kotak.client import KotakClient
 from bridge.kotak.http import KotakHttp, Timeouts, new_session

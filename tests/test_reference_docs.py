@@ -27,7 +27,7 @@ from bridge.api.routes import CALLS
 from bridge.app import create_app
 from bridge.cli import cli
 from bridge.config import load_settings
-from bridge.journal.signals import OrderState, SignalStatus
+from bridge.journal.rows import OrderState, SignalStatus
 from bridge.kotak.sandbox.paper import INSTRUMENTS_FILE
 from bridge.schemas import SECRET_FIELDS, LegSchema, SignalSchema
 from bridge.startup import prepare

@@ -90,13 +90,13 @@ def orderstatus(caller: Caller) -> tuple[dict[str, Any], int]:
     if found is not None:
         return {"status": "success", "data": _order(index, found)}, 200
     journal = caller.services.journal
-    rows = [r for r in journal.signals_by_alert_id(order_id) if r.account == caller.account]
+    rows = [r for r in journal.signals.signals_by_alert_id(order_id) if r.account == caller.account]
     if not rows:
         raise ApiError(404, f"order {order_id} is not in today's order book, and no signal "
                             "has that alert_id", "no_such_order",
                        {"orderid": ["not in today's order book"]})
     row = rows[0]
-    numbered = [o for o in journal.orders_of(row.id) if o.broker_order_id]
+    numbered = [o for o in journal.orders.orders_of(row.id) if o.broker_order_id]
     if numbered:
         booked = _kotak_order(caller, numbered[0].broker_order_id or "")
         if booked is not None:

@@ -66,7 +66,7 @@ from bridge.domain import (
     SignalSource,
 )
 from bridge.errors import InvalidSignal
-from bridge.journal.signals import OrderRow, OrderState, SignalStatus
+from bridge.journal.rows import OrderRow, OrderState, SignalStatus
 from bridge.kotak.errors import KotakError
 from bridge.kotak.instruments import InstrumentError, InstrumentIndex
 from bridge.metrics import count_signal

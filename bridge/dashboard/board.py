@@ -35,7 +35,7 @@ from bridge.domain import (
 )
 from bridge.journal.doors import RefusalCount
 from bridge.journal.reads import JournalReader
-from bridge.journal.signals import OrderRow, OrderState, SignalRow, SignalStatus
+from bridge.journal.rows import OrderRow, OrderState, SignalRow, SignalStatus
 from bridge.kotak.client import KotakClient
 from bridge.kotak.errors import KotakError
 from bridge.kotak.instruments import InstrumentError
@@ -557,7 +557,7 @@ class Board:
         services = self.services
         now = services.clock.now()
         accounts = []
-        depth, _ = services.journal.queue_depth()
+        depth, _ = services.journal.queue.queue_depth()
         # Per-account headroom is shown for a few accounts; a fleet gets a summary instead.
         detailed = len(services.brokers) <= 4
         for name, client in services.brokers.items():
@@ -581,7 +581,8 @@ class Board:
             leader=leader.holder if leader else None,
             heartbeat_age_s=round(age, 1) if age is not None else None,
             leader_alive=age is not None and age <= STALE_AFTER.total_seconds(),
-            next_jobs=upcoming[:4], kill_switch=services.journal.kill_switch(), queued=depth,
+            next_jobs=upcoming[:4], kill_switch=services.journal.switches.kill_switch(),
+            queued=depth,
             refused=services.doors.refusals_since(now - timedelta(hours=1)), now=now,
             last_signal=latest[0] if latest else None, last_squareoff=self.last_squareoff(),
             next_squareoff=squareoffs[0] if squareoffs else None)
@@ -598,10 +599,10 @@ class Board:
         return self.reader.strategies()
 
     def signal(self, signal_id: int) -> tuple[SignalLine, list[Any]] | None:
-        row, orders = self.services.journal.signal_with_orders(signal_id)
+        row, orders = self.services.journal.signals.signal_with_orders(signal_id)
         if row is None:
             return None
-        return SignalLine(row, orders), self.services.journal.events_of(signal_id)
+        return SignalLine(row, orders), self.services.journal.history.events_of(signal_id)
 
     # --- orders and positions ---------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from bridge.dashboard import alerts, guard
 from bridge.dashboard.board import STATUS_MEANINGS, Board
 from bridge.domain import Exchange, Product
 from bridge.journal.jobs import RunStatus
-from bridge.journal.signals import SignalStatus
+from bridge.journal.rows import SignalStatus
 from bridge.kotak.errors import KotakError, LoginBlocked
 from bridge.kotak.instruments import InstrumentError, InstrumentIndex
 from bridge.orders.entries import WHY_DASHBOARD, EntryStops

@@ -1,8 +1,8 @@
 """Read-only questions the dashboard asks the journal: which signals, filtered how, with their
 orders; the day's orders; the strategies seen; how many orders went out lately.
 
-Kept apart from :mod:`bridge.journal.signals` (the write path) so that nothing here can take
-a lock or change a row; every query is bounded by a limit or a time.
+Kept apart from the stores of :mod:`bridge.journal.journal` (the write path) so that nothing
+here can take a lock or change a row; every query is bounded by a limit or a time.
 """
 
 from __future__ import annotations
@@ -12,13 +12,8 @@ from datetime import datetime
 
 from sqlalchemy import Engine, func, select
 
-from bridge.journal.signals import (
-    OrderRow,
-    SignalRow,
-    _order_row,
-    _signal_row,
-    orders_by_signal,
-)
+from bridge.journal.orders import orders_by_signal
+from bridge.journal.rows import OrderRow, SignalRow, _order_row, _signal_row
 from bridge.journal.tables import orders, signals
 
 

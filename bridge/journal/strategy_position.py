@@ -25,7 +25,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, func, select
 
-from bridge.journal.signals import FINAL_ORDER_STATES, OrderState
+from bridge.journal.rows import FINAL_ORDER_STATES, OrderState
 from bridge.journal.tables import orders
 
 #: the strategy name the bridge's square-off journals its closing orders under (the same as

@@ -48,7 +48,7 @@ from bridge.errors import (
     RuleRefusal,
     TooManyRequests,
 )
-from bridge.journal.signals import ErrorInfo, SignalStatus
+from bridge.journal.rows import ErrorInfo, SignalStatus
 from bridge.kotak.client import KotakClient
 from bridge.kotak.errors import (
     BrokerRejected,
@@ -269,7 +269,7 @@ class OrderChanges:
                                    "order book", {}))
             raise
         finally:
-            self.journal.finish_sending(token)
+            self.journal.queue.finish_sending(token)
         number = number or order_id
         return self._close(call, opened, SignalStatus.PLACED, None,
                            detail=accepted(number), order_id=number), None
@@ -281,7 +281,7 @@ class OrderChanges:
         rate = self.service.accounts.rate(account)
         deadline = time.monotonic() + TOKEN_WAIT_S
         while True:
-            token, wait = self.journal.take_token(account, rate)
+            token, wait = self.journal.queue.take_token(account, rate)
             if token is not None:
                 return token
             if time.monotonic() + wait > deadline:
@@ -293,13 +293,13 @@ class OrderChanges:
         """When the order changed is one of the bridge's own, record what Kotak says of it
         now and, for a modify, its new terms. Never fails the change: Kotak has it."""
         try:
-            ours = self.journal.order_by_broker_id(call.account, order_id)
+            ours = self.journal.orders.order_by_broker_id(call.account, order_id)
             if ours is None:
                 return
             now = self.service.refresh(ours)
             if change is None or now is None:
                 return
-            self.journal.set_order(
+            self.journal.orders.set_order(
                 now.id, now.status, detail=f"changed through the {call.source.value}: "
                                            f"{_terms(change)}",
                 quantity=change.quantity, order_type=change.order_type.value,
@@ -315,7 +315,7 @@ class OrderChanges:
     def _open(self, call: ChangeCall, kind: str, symbol: str, order_id: str,
               instrument: str) -> Changed:
         alert_id = f"{kind}-{order_id}"[:80] if order_id else kind
-        signal_id = self.journal.add_signal(
+        signal_id = self.journal.signals.add_signal(
             alert_id=alert_id, source=call.source.value, account=call.account,
             remote_addr=call.remote_addr, raw_body=call.raw_body, signal=None,
             status=SignalStatus.RECEIVED, priority=1, expires_at=None, symbol=symbol,
@@ -325,8 +325,8 @@ class OrderChanges:
     def _close(self, call: ChangeCall, opened: Changed, status: SignalStatus,
                error: ErrorInfo | None, *, detail: str = "",
                order_id: str = "") -> Changed:
-        self.journal.set_signal_status(opened.signal_id, status, error=error, detail=detail,
-                                       only_from=[SignalStatus.RECEIVED])
+        self.journal.signals.set_signal_status(opened.signal_id, status, error=error, detail=detail,
+                                               only_from=[SignalStatus.RECEIVED])
         self.service.report.settled(opened.signal_id)
         if self._count is not None:
             self._count(call.source.value, status.value)

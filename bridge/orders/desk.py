@@ -33,15 +33,9 @@ from bridge.clock import Clock
 from bridge.config import Settings
 from bridge.domain import Signal, SignalSource
 from bridge.errors import InvalidSignal, RuleRefusal
-from bridge.journal.signals import (
-    Admission,
-    AdmitRequest,
-    ErrorInfo,
-    Journal,
-    OrderRow,
-    SignalRow,
-    SignalStatus,
-)
+from bridge.journal.journal import Journal
+from bridge.journal.rows import Admission, ErrorInfo, OrderRow, SignalRow, SignalStatus
+from bridge.journal.signals import AdmitRequest
 from bridge.notify import Notifier
 from bridge.orders import fanout
 from bridge.orders.dispatch import Dispatcher
@@ -106,8 +100,8 @@ class SignalDesk:
     def set_kill_switch(self, on: bool, by: str) -> None:
         """Switch close-only mode (entries refused, exits allowed); ``by`` says who did
         (``cli``, ``dashboard`` ...). A change is a notice to the operator."""
-        was = self.journal.kill_switch()
-        self.journal.set_kill_switch(on)
+        was = self.journal.switches.kill_switch()
+        self.journal.switches.set_kill_switch(on)
         if was == on:
             return
         log.warning("kill switch turned %s by %s", "ON" if on else "off", by)
@@ -169,14 +163,14 @@ class SignalDesk:
         requests = [self._request(intake, copy, name, claimant if index < slots else None)
                     for index, (name, copy) in enumerate(copies)]
         for (name, _), request, admission in zip(
-                copies, requests, self.journal.admit_many(requests), strict=True):
+                copies, requests, self.journal.signals.admit_many(requests), strict=True):
             done[name] = self._started(request, admission, intake)
         # The copies run side by side on the dispatcher's pool: wait for them together,
         # within the time budget, then read every account's state at once.
         started = [a for a in done.values() if isinstance(a, _Admitted)]
         wait_futures([a.future for a in started if a.future is not None],
                      timeout=max(intake.deadline - time.monotonic(), 0.0))
-        found = self.journal.signals_with_orders(
+        found = self.journal.signals.signals_with_orders(
             [a.signal_id for a in started if a.duplicate_of is None])
         parts: list[tuple[str, Outcome]] = []
         for account in targets:
@@ -231,7 +225,7 @@ class SignalDesk:
     def _admit(self, intake: Intake, prepared: Prepared, account: str) -> _Admitted:
         """Journal the signal for ``account`` and, when it may go now, start sending it."""
         request = self._request(intake, prepared, account, self.dispatcher.claimant())
-        return self._started(request, self.journal.admit_many([request])[0], intake)
+        return self._started(request, self.journal.signals.admit_many([request])[0], intake)
 
     def _finish(self, admitted: _Admitted, intake: Intake) -> Outcome:
         """What to answer for an admitted signal, waiting within the time budget."""
@@ -260,7 +254,7 @@ class SignalDesk:
         return outcome
 
     def outcome(self, signal_id: int) -> Outcome:
-        row, orders = self.journal.signal_with_orders(signal_id)
+        row, orders = self.journal.signals.signal_with_orders(signal_id)
         if row is None:
             raise LookupError(f"signal {signal_id} is not in the journal")
         return Outcome(signal_id=row.id, alert_id=row.alert_id, status=row.status,
@@ -282,15 +276,15 @@ class SignalDesk:
     def _duplicate(self, signal_id: int, alert_id: str, original_id: int,
                    deadline: float) -> Outcome:
         # A repeat that arrives while the first is still on its way waits for its outcome.
-        original = self.journal.signal(original_id)
+        original = self.journal.signals.signal(original_id)
         pause = 0.02
         while (original is not None and original.status.pending
                and time.monotonic() + pause < deadline):
             time.sleep(pause)
             pause = min(pause * 2, 0.1)
-            original = self.journal.signal(original_id)
+            original = self.journal.signals.signal(original_id)
         return Outcome(signal_id=signal_id, alert_id=alert_id, status=SignalStatus.DUPLICATE,
-                       error=None, orders=self.journal.orders_of(original_id),
+                       error=None, orders=self.journal.orders.orders_of(original_id),
                        original=original,
                        signal=original.signal if original is not None else None)
 
@@ -300,7 +294,7 @@ class SignalDesk:
                     _payload_alert_id(intake.payload) or f"sig-{secrets.token_hex(6)}")
         symbol = signal.symbol if signal is not None else str(
             (intake.payload or {}).get("symbol", ""))[:96]
-        signal_id = self.journal.add_signal(
+        signal_id = self.journal.signals.add_signal(
             alert_id=alert_id, source=intake.source.value, account=account or intake.account,
             remote_addr=intake.remote_addr, raw_body=intake.raw_body, signal=signal,
             status=status, priority=1, expires_at=None, error=error, symbol=symbol,

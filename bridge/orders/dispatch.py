@@ -30,15 +30,8 @@ from datetime import timedelta
 
 from bridge.clock import Clock
 from bridge.config import Settings
-from bridge.journal.signals import (
-    Claim,
-    ErrorInfo,
-    Journal,
-    OrderState,
-    SignalRow,
-    SignalStatus,
-    TakeOver,
-)
+from bridge.journal.journal import Journal
+from bridge.journal.rows import Claim, ErrorInfo, OrderState, SignalRow, SignalStatus, TakeOver
 from bridge.orders.service import OrderService
 from bridge.orders.tracking import Tracker
 
@@ -84,7 +77,7 @@ class Dispatcher:
             return
         self._pool = ThreadPoolExecutor(max_workers=self._workers,
                                         thread_name_prefix="bridge-order")
-        self.journal.heartbeat(self.process_id)
+        self.journal.processes.heartbeat(self.process_id)
         self._thread = threading.Thread(target=self._loop, name="bridge-dispatcher",
                                         daemon=True)
         self._thread.start()
@@ -97,7 +90,7 @@ class Dispatcher:
             self._thread.join(timeout)
         if self._pool is not None:
             self._pool.shutdown(wait=True)
-        self.journal.forget_process(self.process_id)
+        self.journal.processes.forget_process(self.process_id)
 
     def wake(self) -> None:
         self._wake.set()
@@ -147,12 +140,12 @@ class Dispatcher:
 
     def _salvage(self, row: SignalRow, why: str) -> None:
         """Make a half-done signal safe: unsent orders failed, sent ones settled by tag."""
-        orders = self.journal.orders_of(row.id)
+        orders = self.journal.orders.orders_of(row.id)
         for order in orders:
             if order.status is OrderState.CREATED:
-                self.journal.set_order(order.id, OrderState.FAILED, error_code="not_sent",
-                                       reason=f"never sent: {why}", detail="never sent")
-            elif order.status is OrderState.SENDING and self.journal.set_order(
+                self.journal.orders.set_order(order.id, OrderState.FAILED, error_code="not_sent",
+                                              reason=f"never sent: {why}", detail="never sent")
+            elif order.status is OrderState.SENDING and self.journal.orders.set_order(
                     order.id, OrderState.UNKNOWN, error_code="outcome_unknown",
                     reason=f"{why} while sending; settling from the order book",
                     detail="settling from the order book"):
@@ -162,7 +155,7 @@ class Dispatcher:
             if row.signal is not None and row.signal.legs:
                 self.service.legs.check(row.id, self.service)
         else:
-            self.journal.set_signal_status(row.id, SignalStatus.FAILED, error=ErrorInfo(
+            self.journal.signals.set_signal_status(row.id, SignalStatus.FAILED, error=ErrorInfo(
                 "internal_error", f"{why}; nothing was sent", {}))
         self.service.report.settled(row.id)
 
@@ -180,7 +173,7 @@ class Dispatcher:
 
     def _tick(self) -> None:
         if self._is_due("heartbeat", HEARTBEAT_EVERY):
-            self.journal.heartbeat(self.process_id)
+            self.journal.processes.heartbeat(self.process_id)
         if self._is_due("maintain", MAINTAIN_EVERY):
             self.maintain()
         self._dispatch()
@@ -191,12 +184,12 @@ class Dispatcher:
         """Claim what each account may send now. An account out of rate-limit tokens is
         skipped until its next token frees, never waited for: the others go meanwhile."""
         now = time.monotonic()
-        for account in self.journal.queued_accounts():
+        for account in self.journal.queue.queued_accounts():
             if self._not_before.get(account, 0.0) > now:
                 continue
             while self._has_capacity() and not self._stop.is_set():
-                claim, wait = self.journal.take_head(account, self.process_id,
-                                                     self.service.accounts.rate(account))
+                claim, wait = self.journal.queue.take_head(account, self.process_id,
+                                                           self.service.accounts.rate(account))
                 if claim is None:
                     if wait > 0:
                         self._not_before[account] = time.monotonic() + wait
@@ -207,14 +200,14 @@ class Dispatcher:
 
     def maintain(self) -> None:
         """Expire stale queued signals, take over claims of dead processes, prune."""
-        for signal_id in self.journal.expire_queued():
+        for signal_id in self.journal.queue.expire_queued():
             log.warning("signal %d expired before it could be sent (SIGNAL_TTL_S); nothing "
                         "was placed", signal_id)
             self.service.report.settled(signal_id)
-        live = self.journal.live_processes(self.alive_within) | {self.process_id}
-        for row in self.journal.orphaned_claims(live, self.alive_within):
+        live = self.journal.processes.live_processes(self.alive_within) | {self.process_id}
+        for row in self.journal.queue.orphaned_claims(live, self.alive_within):
             self.recover(row, live)
-        self.journal.prune()
+        self.journal.history.prune()
 
     def recover(self, row: SignalRow, live: set[str]) -> None:
         """Take over a signal whose dispatching process (not in ``live``) died.
@@ -223,7 +216,7 @@ class Dispatcher:
         valid, else expires. Something maybe sent: its orders are settled from the order
         book by their tags, never re-sent.
         """
-        outcome = self.journal.take_over(row.id, live)
+        outcome = self.journal.queue.take_over(row.id, live)
         if outcome is TakeOver.HALF_SENT:
             log.warning("signal %d: its process died while sending; settling its orders from "
                         "the order book", row.id)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from bridge.clock import IST, Clock, today_ist
 from bridge.domain import Exchange
 from bridge.journal.entries import EntryBlock
-from bridge.journal.signals import Journal
+from bridge.journal.journal import Journal
 from bridge.notify import Notifier
 from bridge.schedule.calendar import CalendarError, TradingCalendar
 
@@ -36,14 +36,14 @@ class EntryStops:
         self.calendar = calendar
 
     def today(self) -> list[EntryBlock]:
-        return self.journal.entry_blocks(today_ist(self.clock))
+        return self.journal.entries.entry_blocks(today_ist(self.clock))
 
     def allow(self, by: str, *, account: str | None = None,
               exchanges: Iterable[str] | None = None) -> list[EntryBlock]:
         """Accept new intraday entries again today; ``by`` says who (``dashboard``,
         ``cli``). Returns the stops lifted; a lift is a notice to the operator."""
-        lifted = self.journal.allow_entries(today_ist(self.clock), account=account,
-                                            exchanges=exchanges)
+        lifted = self.journal.entries.allow_entries(today_ist(self.clock), account=account,
+                                                    exchanges=exchanges)
         if not lifted:
             return []
         text = (f"new intraday (MIS) entries allowed again by {by} on "

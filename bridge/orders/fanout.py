@@ -15,7 +15,7 @@ from decimal import ROUND_DOWN, Decimal
 from bridge.accounts import AccountSettings
 from bridge.domain import Instrument, Signal
 from bridge.errors import RuleRefusal
-from bridge.journal.signals import SignalStatus
+from bridge.journal.rows import SignalStatus
 
 #: when accounts disagree, the answer carries the status that most needs a person's eyes
 _URGENCY = (SignalStatus.UNKNOWN, SignalStatus.FAILED, SignalStatus.EXPIRED,

@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from bridge.clock import Clock
-from bridge.journal.signals import Journal, OrderPlan, OrderRow, OrderState, SignalRow, SignalStatus
+from bridge.journal.journal import Journal
+from bridge.journal.rows import OrderPlan, OrderRow, OrderState, SignalRow, SignalStatus
 from bridge.kotak.client import KotakClient
 from bridge.kotak.errors import KotakError
 from bridge.notify import Notifier
@@ -53,12 +54,12 @@ class LegFailures:
         if signal_id is None:
             return
         try:
-            row, orders = self.journal.signal_with_orders(signal_id)
+            row, orders = self.journal.signals.signal_with_orders(signal_id)
             if (row is None or row.signal is None or not row.signal.legs
                     or row.status is not SignalStatus.PARTIAL):
                 return
-            if not self.journal.claim_once(f"legs_failed:{signal_id}",
-                                           self.clock.now().isoformat()):
+            if not self.journal.switches.claim_once(f"legs_failed:{signal_id}",
+                                                    self.clock.now().isoformat()):
                 return
             self._act(row, orders, sender)
         except Exception:

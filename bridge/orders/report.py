@@ -15,7 +15,8 @@ from collections import OrderedDict
 from typing import Any
 
 from bridge.clock import Clock
-from bridge.journal.signals import Journal, OrderRow, SignalRow
+from bridge.journal.journal import Journal
+from bridge.journal.rows import OrderRow, SignalRow
 
 log = logging.getLogger("bridge.signals")
 
@@ -35,7 +36,7 @@ class SignalReport:
         if signal_id is None or not log.isEnabledFor(logging.INFO):
             return
         try:
-            row, orders = self._journal.signal_with_orders(signal_id)
+            row, orders = self._journal.signals.signal_with_orders(signal_id)
             if row is None or row.status.pending or not all(o.status.final for o in orders):
                 return
             with self._lock:

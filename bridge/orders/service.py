@@ -46,13 +46,13 @@ from bridge.domain import (
     price_on_tick,
 )
 from bridge.errors import InvalidSignal, RuleRefusal
+from bridge.journal.journal import Journal
 from bridge.journal.locks import named_lock
-from bridge.journal.signals import (
+from bridge.journal.rows import (
     Claim,
     EntryCounts,
     EntryQuery,
     ErrorInfo,
-    Journal,
     OrderPlan,
     OrderRow,
     OrderState,
@@ -305,9 +305,9 @@ class OrderService:
         if signal is None:
             raise ValueError(f"signal {row.id} has no parsed form")
         if signal.notes:
-            self.journal.set_signal_status(row.id, SignalStatus.DISPATCHING,
-                                           only_from=[SignalStatus.DISPATCHING],
-                                           detail="; ".join(signal.notes))
+            self.journal.signals.set_signal_status(row.id, SignalStatus.DISPATCHING,
+                                                   only_from=[SignalStatus.DISPATCHING],
+                                                   detail="; ".join(signal.notes))
         purse = _Tokens(self, row, claim.token)
         try:
             if claim.orders:
@@ -317,32 +317,32 @@ class OrderService:
             else:
                 orders = self._send_signal(row, signal, purse, claim.counts)
         except SignalFailed as failed:
-            self.journal.set_signal_status(row.id, failed.status, error=failed.error)
+            self.journal.signals.set_signal_status(row.id, failed.status, error=failed.error)
             self.report.settled(row.id)
             return
         except RuleRefusal as refused:
-            self.journal.set_signal_status(row.id, SignalStatus.REJECTED, error=ErrorInfo(
+            self.journal.signals.set_signal_status(row.id, SignalStatus.REJECTED, error=ErrorInfo(
                 refused.code, refused.message, refused.details))
             self.report.settled(row.id)
             return
         except InvalidSignal as invalid:
-            self.journal.set_signal_status(row.id, SignalStatus.REJECTED, error=ErrorInfo(
+            self.journal.signals.set_signal_status(row.id, SignalStatus.REJECTED, error=ErrorInfo(
                 invalid.code, invalid.message, invalid.details))
             self.report.settled(row.id)
             return
         except NothingToSend as nothing:
             # Kept as the signal's error row with code "noop": the answer, the dashboard and
             # `bridge signal` then show why nothing was sent (the answer as "reason").
-            self.journal.set_signal_status(row.id, SignalStatus.NOOP, error=ErrorInfo(
+            self.journal.signals.set_signal_status(row.id, SignalStatus.NOOP, error=ErrorInfo(
                 "noop", nothing.message, nothing.details))
             self.report.settled(row.id)
             return
         finally:
             purse.release()
         if not orders:
-            self.journal.set_signal_status(row.id, SignalStatus.NOOP,
-                                           detail="the position is already where the signal "
-                                                  "wants it: nothing to send")
+            self.journal.signals.set_signal_status(
+                row.id, SignalStatus.NOOP,
+                detail="the position is already where the signal wants it: nothing to send")
             self.report.settled(row.id)
             return
         if signal.legs:
@@ -404,7 +404,7 @@ class OrderService:
         if quantity == 0:
             return []
         if refusal is not None:
-            self.journal.set_signal_status(
+            self.journal.signals.set_signal_status(
                 row.id, SignalStatus.DISPATCHING, only_from=[SignalStatus.DISPATCHING],
                 detail=f"entry part refused ({refusal.message}); sending only the exit of "
                        f"{plan.exit_quantity}")
@@ -439,8 +439,8 @@ class OrderService:
         """Journal every order of the signal in one transaction, then send them: after a
         crash each is found recorded, so none is sent twice or forgotten."""
         first = purse.take()
-        orders, first_sending = self.journal.add_orders(row.id, row.account, signal.strategy,
-                                                        plans, send_first_with=first)
+        orders, first_sending = self.journal.orders.add_orders(row.id, row.account, signal.strategy,
+                                                               plans, send_first_with=first)
         purse.give_back(first)
         self._send_orders(orders, signal, broker, purse, first_sending, row.received_at)
         return orders
@@ -503,20 +503,20 @@ class OrderService:
 
         ``arrived``: when the signal's request came in, for the answer-latency observer."""
         if not marked:
-            self.journal.start_sending(order, token)
+            self.journal.queue.start_sending(order, token)
         try:
             broker_id = broker.place_order(request)
         except BaseException as exc:
             if isinstance(exc, KotakError) and _answered(exc):
                 self._observe_answer(arrived)
-            self.journal.finish_sending(token)
+            self.journal.queue.finish_sending(token)
             if isinstance(exc, KotakError):
                 return self._placement_failed(order, exc, broker)
             raise
         self._observe_answer(arrived)
-        self.journal.set_order(order.id, OrderState.PENDING, broker_order_id=broker_id,
-                               detail=f"accepted by Kotak as order {broker_id}",
-                               answered=token)
+        self.journal.orders.set_order(order.id, OrderState.PENDING, broker_order_id=broker_id,
+                                      detail=f"accepted by Kotak as order {broker_id}",
+                                      answered=token)
         return OrderState.PENDING
 
     def _placement_failed(self, order: OrderRow, exc: KotakError,
@@ -536,9 +536,9 @@ class OrderService:
         if isinstance(exc, RequestInvalid):
             return self._fail(order, OrderState.FAILED, "not_sent", exc.message)
         # OutcomeUnknown, or anything unforeseen after sending: it may have arrived.
-        self.journal.set_order(order.id, OrderState.UNKNOWN, error_code="outcome_unknown",
-                               reason=exc.message,
-                               detail=f"{exc.message}; checking Kotak's order book by tag")
+        self.journal.orders.set_order(order.id, OrderState.UNKNOWN, error_code="outcome_unknown",
+                                      reason=exc.message,
+                                      detail=f"{exc.message}; checking Kotak's order book by tag")
         state = self.resolve_unknown(order, broker)
         if state is OrderState.UNKNOWN:
             self.tell_unknown(order, exc.message)
@@ -553,8 +553,8 @@ class OrderService:
             log.debug("the answer observer failed", exc_info=True)
 
     def _fail(self, order: OrderRow, state: OrderState, code: str, reason: str) -> OrderState:
-        changed = self.journal.set_order(order.id, state, error_code=code, reason=reason,
-                                         detail=reason)
+        changed = self.journal.orders.set_order(order.id, state, error_code=code, reason=reason,
+                                                detail=reason)
         if changed and state is OrderState.REJECTED:
             self._tell("order_rejected", "error", order, f"rejected by Kotak: {reason}")
         self.report.settled(order.signal_id)
@@ -562,8 +562,8 @@ class OrderService:
 
     def _abandon(self, orders: list[OrderRow], reason: str) -> None:
         for order in orders:
-            self.journal.set_order(order.id, OrderState.FAILED, error_code="not_sent",
-                                   reason=reason, detail=reason)
+            self.journal.orders.set_order(order.id, OrderState.FAILED, error_code="not_sent",
+                                          reason=reason, detail=reason)
         if orders:
             self.report.settled(orders[0].signal_id)
 
@@ -602,9 +602,10 @@ class OrderService:
         signal_ids = {order.signal_id for order in orders}
         if len(signal_ids) == 1 and None not in signal_ids:
             wanted = {order.id for order in orders}
-            return [o for o in self.journal.orders_of(orders[0].signal_id or 0)
+            return [o for o in self.journal.orders.orders_of(orders[0].signal_id or 0)
                     if o.id in wanted]
-        return [o for o in (self.journal.order(order.id) for order in orders) if o is not None]
+        return [o for o in (self.journal.orders.order(order.id) for order in orders)
+                if o is not None]
 
     def apply(self, order: OrderRow, broker: BrokerOrder) -> bool:
         """Record what Kotak says about one of our orders; return whether anything changed."""
@@ -620,7 +621,7 @@ class OrderService:
         if order.status is OrderState.UNKNOWN and state.accepted:
             fields.update(error_code=None, reason=None)  # found in the book: it arrived
         detail = _describe(broker, state)
-        changed = self.journal.set_order(order.id, state, detail=detail, **fields)
+        changed = self.journal.orders.set_order(order.id, state, detail=detail, **fields)
         if changed and state.final:
             self.report.settled(order.signal_id)
         # ``order`` is the caller's (older) view: only a move into "rejected" is news.
@@ -638,7 +639,7 @@ class OrderService:
     def refresh(self, order: OrderRow) -> OrderRow | None:
         """Ask Kotak for one of our orders now and record the answer."""
         if not order.broker_order_id:
-            return self.journal.order(order.id)
+            return self.journal.orders.order(order.id)
         try:
             placed = self.brokers[order.account].order(
                 order.broker_order_id, deadline=time.monotonic() + BOOK_WAIT_S)
@@ -647,7 +648,7 @@ class OrderService:
             placed = None
         if placed is not None:
             self.apply(order, placed)
-        return self.journal.order(order.id)
+        return self.journal.orders.order(order.id)
 
     def exit_plan(self, order: OrderRow, quantity: int) -> OrderPlan:
         """A market order closing ``quantity`` of what ``order`` opened."""
@@ -659,8 +660,8 @@ class OrderService:
     def send_exits(self, row: SignalRow, plans: list[OrderPlan]) -> list[OrderRow]:
         """Record closing orders under the signal and send each (one failing does not stop
         the others: each closes its own leg); returns them as they stand after sending."""
-        orders, _ = self.journal.add_orders(row.id, row.account, row.strategy, plans,
-                                            send_first_with=None)
+        orders, _ = self.journal.orders.add_orders(row.id, row.account, row.strategy, plans,
+                                                   send_first_with=None)
         broker = self.brokers[row.account]
         # The signal's own validity may be spent; closing what stands must not wait on it.
         purse = _Tokens(self, dataclasses.replace(
@@ -678,7 +679,8 @@ class OrderService:
                 self.send(order, request, broker, token)
         finally:
             purse.release()
-        return [o for o in (self.journal.order(order.id) for order in orders) if o is not None]
+        return [o for o in (self.journal.orders.order(order.id) for order in orders)
+                if o is not None]
 
     def resolve_unknown(self, order: OrderRow, broker: KotakClient) -> OrderState:
         """Look for an order of unknown outcome in Kotak's book by its tag (once)."""
@@ -690,7 +692,7 @@ class OrderService:
             return OrderState.UNKNOWN
         for row in book:
             if row.tag == order.tag:
-                current = self.journal.order(order.id)
+                current = self.journal.orders.order(order.id)
                 if current is not None:
                     self.apply(current, row)
                 return _BROKER_STATE[row.status]
@@ -698,7 +700,7 @@ class OrderService:
 
     def settle(self, signal_id: int) -> SignalStatus | None:
         """Derive the signal's status from its orders and record it when it changes."""
-        return self.journal.settle(signal_id)
+        return self.journal.signals.settle(signal_id)
 
     # --- telling the operator (a notice row; Telegram and the webhook send it later) -------
 
@@ -718,7 +720,8 @@ class OrderService:
         if self.notifier is None:
             return
         try:
-            row = self.journal.signal(order.signal_id) if order.signal_id is not None else None
+            row = (self.journal.signals.signal(order.signal_id)
+                   if order.signal_id is not None else None)
             self.notifier.send(kind, level, (
                 f"{order.side} {order.quantity} {order.exchange}:{order.trading_symbol} "
                 f"{order.product} (strategy {order.strategy or '-'}, alert "
@@ -802,8 +805,8 @@ class OrderService:
                        account: str = "") -> RuleRefusal | None:
         if plan.entry_quantity == 0:
             return None
-        found = counted or self.journal.entry_counts(account,
-                                                     self.entry_query(signal, instrument))
+        found = counted or self.journal.orders.entry_counts(account,
+                                                            self.entry_query(signal, instrument))
         counts = rules.Counts(account_entries=found.account_entries,
                               strategy_entries=found.strategy_entries,
                               strategy_quantity=found.strategy_quantity)
@@ -852,7 +855,7 @@ class OrderService:
         Only a request that got no answer has no number: then the book is read once, within
         ``BOOK_WAIT_S``, to find it by its tag.
         """
-        ours = [o for o in self.journal.working_orders(account)
+        ours = [o for o in self.journal.orders.working_orders(account)
                 if o.exchange == instrument.exchange.value
                 and o.trading_symbol == instrument.trading_symbol and o.product == product.value]
         if not ours:
@@ -890,7 +893,8 @@ class OrderService:
         """A rate-limit token for another order of this signal, waiting while it is valid."""
         deadline = row.expires_at or (self.clock.now() + timedelta(seconds=30))
         while self.clock.now() < deadline:
-            token, wait = self.journal.take_token(row.account, self.accounts.rate(row.account))
+            token, wait = self.journal.queue.take_token(row.account,
+                                                        self.accounts.rate(row.account))
             if token is not None:
                 return token
             time.sleep(min(wait, 0.25))
@@ -919,7 +923,7 @@ class _Tokens:
 
     def release(self) -> None:
         if self._spare is not None:
-            self._service.journal.release_token(self._spare)
+            self._service.journal.queue.release_token(self._spare)
             self._spare = None
 
 

@@ -46,7 +46,8 @@ from bridge.domain import (
     Side,
 )
 from bridge.errors import RuleRefusal
-from bridge.journal.signals import Journal, OrderPlan, OrderRow, OrderState
+from bridge.journal.journal import Journal
+from bridge.journal.rows import OrderPlan, OrderRow, OrderState
 from bridge.kotak.client import KotakClient
 from bridge.kotak.errors import BrokerRejected, BrokerUnavailable, KotakError
 from bridge.kotak.instruments import InstrumentError, InstrumentStore
@@ -176,9 +177,9 @@ class SquareOff:
         report.notes.append(_entries_note(report.exchanges, block_entries, dry_run))
         if not dry_run:
             if block_entries:
-                self.journal.close_entries(account, report.exchanges,
-                                           self.clock.now().astimezone(IST).date(),
-                                           why=why, by=by)
+                self.journal.entries.close_entries(account, report.exchanges,
+                                                   self.clock.now().astimezone(IST).date(),
+                                                   why=why, by=by)
             self._wait_for_signals(account, wanted)
         try:
             if dry_run:
@@ -201,7 +202,7 @@ class SquareOff:
         for number in range(1, self.rounds + 1):
             busy = self._busy(account, wanted)
             self._cancel_working(broker, account, wanted, busy, report)
-            mark = self.journal.last_order_id()
+            mark = self.journal.orders.last_order_id()
             todo = [p for p in self._open(broker, wanted) if _key(p) not in busy]
             if not todo:
                 return
@@ -222,20 +223,20 @@ class SquareOff:
         product = Product(position.product)
         with self.service.position_lock(account, instrument, product):
             if f"{instrument_key(instrument)}:{product.value}" in \
-                    self.journal.signal_orders_after(account, mark):
+                    self.journal.orders.signal_orders_after(account, mark):
                 # A signal traded it after the book was read: the next round reads again.
                 return []
             plans = self._plans(position, instrument, number, prices)
-            rows, _ = self.journal.add_orders(None, account, STRATEGY, plans,
-                                              send_first_with=None)
+            rows, _ = self.journal.orders.add_orders(None, account, STRATEGY, plans,
+                                                     send_first_with=None)
             for row in rows:
                 close = _close_of(row, number)
                 report.closes.append(close)
                 token = self._token(account)
                 if token is None:
-                    self.journal.set_order(row.id, OrderState.FAILED, error_code="not_sent",
-                                           reason="no broker rate-limit slot in 30 s",
-                                           detail="not sent")
+                    self.journal.orders.set_order(row.id, OrderState.FAILED, error_code="not_sent",
+                                                  reason="no broker rate-limit slot in 30 s",
+                                                  detail="not sent")
                     close.outcome, close.reason = "failed", "no rate-limit slot"
                     continue
                 request = OrderRequest(instrument=instrument, side=Side(row.side),
@@ -280,7 +281,7 @@ class SquareOff:
                 log.warning("square-off: orders unreadable while following: %s", exc.message)
                 latest = {}
             for order_id, found in latest.items():
-                current = self.journal.order(order_id) or live[order_id]
+                current = self.journal.orders.order(order_id) or live[order_id]
                 self.service.apply(current, found)
                 close = closes[order_id]
                 close.broker_order_id = found.order_id
@@ -312,7 +313,7 @@ class SquareOff:
                 log.info("square-off: cancel of %s refused (%s); it may have just filled",
                          order.order_id, exc.message)
             finally:
-                self.journal.finish_sending(token)
+                self.journal.queue.finish_sending(token)
         if working:
             self._await_final(broker, {o.order_id for o in working}, report)
 
@@ -335,7 +336,7 @@ class SquareOff:
         if book is not None:
             return [o for o in book if _cancellable(o, wanted)]
         names = {e.value for e in wanted}
-        ours = {o.broker_order_id for o in self.journal.working_orders(account)
+        ours = {o.broker_order_id for o in self.journal.orders.working_orders(account)
                 if o.broker_order_id and o.exchange in names
                 and o.product == Product.MIS.value}
         return [o for o in self._numbered(broker, ours, report) if _cancellable(o, wanted)]
@@ -350,7 +351,7 @@ class SquareOff:
             return {row.id: by_tag[row.tag] for row in rows if row.tag in by_tag}
         latest: dict[int, BrokerOrder] = {}
         for row in rows:
-            number = (self.journal.order(row.id) or row).broker_order_id
+            number = (self.journal.orders.order(row.id) or row).broker_order_id
             found = broker.order(number) if number else None
             if found is not None:
                 latest[row.id] = found
@@ -425,7 +426,7 @@ class SquareOff:
 
     def _busy(self, account: str, wanted: list[Exchange]) -> set[str]:
         names = {e.value for e in wanted}
-        return {key for key in self.journal.busy_instruments(account)
+        return {key for key in self.journal.signals.busy_instruments(account)
                 if key.partition(":")[0] in names}
 
     def _wait_for_signals(self, account: str, wanted: list[Exchange]) -> None:
@@ -453,7 +454,8 @@ class SquareOff:
     def _token(self, account: str) -> int | None:
         deadline = time.monotonic() + 30.0
         while time.monotonic() < deadline:
-            token, wait = self.journal.take_token(account, self.service.accounts.rate(account))
+            token, wait = self.journal.queue.take_token(account,
+                                                        self.service.accounts.rate(account))
             if token is not None:
                 return token
             time.sleep(min(max(wait, 0.005), 0.25))

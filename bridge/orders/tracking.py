@@ -19,8 +19,9 @@ from sqlalchemy import Engine
 
 from bridge.clock import Clock
 from bridge.domain import BrokerOrder, OrderStatus
+from bridge.journal.journal import Journal
 from bridge.journal.locks import LockTimeout, try_lock
-from bridge.journal.signals import Journal, OrderRow, OrderState, SignalStatus
+from bridge.journal.rows import OrderRow, OrderState, SignalStatus
 from bridge.kotak.client import KotakClient
 from bridge.kotak.errors import BrokerUnavailable, KotakError
 from bridge.orders.service import BOOK_WAIT_S, OrderService
@@ -71,7 +72,7 @@ class Tracker:
                 if (found := broker.order(order.broker_order_id or "")) is not None]
 
     def _retry(self, signal_id: int) -> None:
-        status = self.journal.retry_never_arrived(signal_id)
+        status = self.journal.queue.retry_never_arrived(signal_id)
         if status is SignalStatus.QUEUED:
             log.warning("signal %d: its order never reached Kotak; queued again", signal_id)
         elif status is SignalStatus.EXPIRED:
@@ -79,7 +80,7 @@ class Tracker:
                         "expired, nothing placed", signal_id)
 
     def sweep_all(self) -> None:
-        for account in self.journal.accounts_with_working_orders():
+        for account in self.journal.orders.accounts_with_working_orders():
             if account not in self.brokers:
                 continue
             try:
@@ -91,7 +92,7 @@ class Tracker:
     def sweep(self, account: str) -> None:
         now = self.clock.now()
         # An order its sender is still following (just sent) is left to the sender.
-        working = [order for order in self.journal.working_orders(account)
+        working = [order for order in self.journal.orders.working_orders(account)
                    if now - (order.sent_at or order.updated_at) > self.settle_after]
         if not working:
             return
@@ -116,7 +117,7 @@ class Tracker:
             elif order.status in (OrderState.UNKNOWN, OrderState.SENDING):
                 age = now - (order.sent_at or order.updated_at)
                 if age > self.unknown_deadline:
-                    if self.journal.set_order(
+                    if self.journal.orders.set_order(
                             order.id, OrderState.NOT_PLACED, error_code="not_placed",
                             reason=f"not in Kotak's order book {int(age.total_seconds())} s "
                                    "after sending: the request never arrived; nothing was "
@@ -131,7 +132,7 @@ class Tracker:
                         self.service.report.settled(order.signal_id)
                 elif order.status is OrderState.SENDING and age > self.sending_grace:
                     why = "the sending process stopped without an answer"
-                    if self.journal.set_order(
+                    if self.journal.orders.set_order(
                             order.id, OrderState.UNKNOWN, error_code="outcome_unknown",
                             reason=why,
                             detail="sending process gone; settling from the order book"):
@@ -150,10 +151,10 @@ class Tracker:
         Otherwise (its signal settled, or a square-off close) it is failed.
         """
         if order.signal_id is not None:
-            signal = self.journal.signal(order.signal_id)
+            signal = self.journal.signals.signal(order.signal_id)
             if signal is not None and signal.status.pending:
                 return
-        self.journal.set_order(
+        self.journal.orders.set_order(
             order.id, OrderState.FAILED, error_code="not_sent",
             reason="never sent: the process stopped first", detail="never sent")
         self.service.report.settled(order.signal_id)

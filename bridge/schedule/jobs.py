@@ -163,11 +163,11 @@ class JobActions:
 
     def reconcile(self) -> Outcome:
         services = self.services
-        before = len(services.journal.working_orders())
+        before = len(services.journal.orders.working_orders())
         services.dispatcher.maintain()
         services.dispatcher.tracker.sweep_all()
-        after = len(services.journal.working_orders())
-        depth, _ = services.journal.queue_depth()
+        after = len(services.journal.orders.working_orders())
+        depth, _ = services.journal.queue.queue_depth()
         return Outcome(RunStatus.SUCCEEDED,
                        f"open or unknown orders {before} -> {after}; {depth} signals queued",
                        {"working_before": before, "working_after": after, "queued": depth})
@@ -176,11 +176,11 @@ class JobActions:
         services = self.services
         keep = services.settings.schedule.retention_days
         cutoff = services.clock.now() - timedelta(days=keep)
-        signals = services.journal.prune_history(cutoff)
+        signals = services.journal.history.prune_history(cutoff)
         runs = services.jobs.prune(cutoff)
         notices = services.jobs.prune_notices(cutoff)
         services.doors.prune(cutoff)
-        services.journal.prune()
+        services.journal.history.prune()
         return Outcome(RunStatus.SUCCEEDED,
                        f"kept {keep} days: removed {signals} signals, {runs} job runs, "
                        f"{notices} notices", {"signals": signals, "runs": runs,

@@ -11,7 +11,7 @@ import time
 from collections import deque
 from datetime import datetime, timedelta
 
-from bridge.journal.signals import Journal
+from bridge.journal.journal import Journal
 
 #: TradingView's published webhook source addresses (help article 43000529348).
 TRADINGVIEW_IPS = frozenset({"52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7"})
@@ -120,13 +120,13 @@ class FailureBook:
         return self._record(address)[1]
 
     def failed(self, address: str) -> None:
-        blocked = self.journal.note_auth_failure(address, self.limit, self.window, self.block)
+        blocked = self.journal.auth.note_auth_failure(address, self.limit, self.window, self.block)
         self._remember(address, True, blocked)
 
     def succeeded(self, address: str) -> None:
         on_record, blocked = self._record(address)
         if on_record and blocked is None:
-            self.journal.clear_auth_failures(address)
+            self.journal.auth.clear_auth_failures(address)
             self._remember(address, False, None)
 
     def _record(self, address: str) -> tuple[bool, datetime | None]:
@@ -138,7 +138,7 @@ class FailureBook:
         # once instead of after one more try.
         if known is not None and known[0] > now and not known[1]:
             return known[1], known[2]
-        on_record, blocked = self.journal.auth_record(address)
+        on_record, blocked = self.journal.auth.auth_record(address)
         self._remember(address, on_record, blocked)
         return on_record, blocked
 

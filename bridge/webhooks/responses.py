@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.errors import BridgeError
-from bridge.journal.signals import ErrorInfo, OrderRow, SignalStatus
+from bridge.journal.rows import ErrorInfo, OrderRow, SignalStatus
 from bridge.orders.desk import Outcome
 
 #: refusals answered 422: the signal cannot be acted on as sent (a missing or stale quote

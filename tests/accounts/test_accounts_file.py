@@ -13,7 +13,7 @@ from bridge.accounts import Sizing, load_accounts
 from bridge.config import ConfigError, load_settings
 from bridge.domain import Exchange, Instrument, InstrumentKind, Side, Signal, SignalSource
 from bridge.errors import RuleRefusal
-from bridge.journal.signals import SignalStatus
+from bridge.journal.rows import SignalStatus
 from bridge.orders.fanout import combined_status, for_account
 
 BASE = {"WEBHOOK_SECRET": "w" * 24}

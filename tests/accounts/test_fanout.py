@@ -23,9 +23,9 @@ def _settled(fleet: Fleet, alert_id: str, deadline_s: float = 30.0) -> dict[str,
     journal = fleet.bridge.services.journal
     deadline = time.monotonic() + deadline_s
     while True:
-        rows = journal.signals_by_alert_id(alert_id)
+        rows = journal.signals.signals_by_alert_id(alert_id)
         done = all(not row.status.pending and all(order.status.final
-                                                  for order in journal.orders_of(row.id))
+                                                  for order in journal.orders.orders_of(row.id))
                    for row in rows)
         if done or time.monotonic() > deadline:
             return {row.account: row.status.value for row in rows}
@@ -57,7 +57,7 @@ def test_one_signal_becomes_one_order_per_account_sized_its_way(make_fleet: Any)
             next(iter(sizing.get(name, {"x": 0}))), 10)
         assert units(order) == want, name
     # Each account's copy is its own journal entry, under the one alert id.
-    rows = fleet.bridge.services.journal.signals_by_alert_id("fan-1")
+    rows = fleet.bridge.services.journal.signals.signals_by_alert_id("fan-1")
     assert sorted(row.account for row in rows) == sorted(fleet.accounts)
 
 
@@ -88,7 +88,7 @@ def test_a_rejecting_account_is_reported_and_the_others_are_placed(make_fleet: A
     settled = _settled(fleet, "fan-rej")
     assert settled.pop("lone") == "rejected"
     assert len(settled) == 50 and set(settled.values()) == {"placed"}
-    (row,) = [row for row in fleet.bridge.services.journal.signals_by_alert_id("fan-rej")
+    (row,) = [row for row in fleet.bridge.services.journal.signals.signals_by_alert_id("fan-rej")
               if row.account == "lone"]
     assert row.error is not None and "Margin" in row.error.message
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bridge.journal.signals import OrderRow, OrderState, SignalRow, SignalStatus
+from bridge.journal.rows import OrderRow, OrderState, SignalRow, SignalStatus
 from bridge.kotak.sandbox.faults import Fault
 from tests.api.conftest import KEY, Served, running
 from tests.dashboard.conftest import PASSWORD, sign_in
@@ -29,7 +29,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 def change_rows(served: Served, alert_id: str) -> list[SignalRow]:
-    return served.bridge.services.journal.signals_by_alert_id(alert_id)
+    return served.bridge.services.journal.signals.signals_by_alert_id(alert_id)
 
 
 def only_row(served: Served, alert_id: str) -> SignalRow:
@@ -39,7 +39,7 @@ def only_row(served: Served, alert_id: str) -> SignalRow:
 
 
 def ours(served: Served, order_id: str) -> OrderRow:
-    found = served.bridge.services.journal.order_by_broker_id("default", order_id)
+    found = served.bridge.services.journal.orders.order_by_broker_id("default", order_id)
     assert found is not None, f"order {order_id} is not one of the bridge's own"
     return found
 
@@ -71,15 +71,15 @@ def test_a_modify_and_a_cancel_are_journaled_and_listed_on_the_dashboard(
     assert changed == {"status": "success", "orderid": order_id}
     assert cancelled == {"status": "success", "orderid": order_id}
     journal = served.bridge.services.journal
-    recent = {row.alert_id: row for row in journal.recent_signals(10)}
+    recent = {row.alert_id: row for row in journal.signals.recent_signals(10)}
     modify, cancel = recent[f"modify-{order_id}"], recent[f"cancel-{order_id}"]
     for row in (modify, cancel):
         assert (row.source, row.status, row.error) == ("api", SignalStatus.PLACED, None)
         assert (row.symbol, row.instrument) == ("TCS-EQ", "NSE:TCS-EQ")
         assert KEY not in row.raw_body and "***" in row.raw_body
-    assert journal.events_of(modify.id)[-1].detail == (
+    assert journal.history.events_of(modify.id)[-1].detail == (
         f"Change of Kotak order {order_id} (TCS-EQ) to 2 LIMIT @ 2900.05 accepted by Kotak")
-    assert journal.events_of(cancel.id)[-1].detail == (
+    assert journal.history.events_of(cancel.id)[-1].detail == (
         f"Cancel of Kotak order {order_id} (TCS-EQ) accepted by Kotak")
 
     client = served.bridge.app.test_client()
@@ -103,7 +103,7 @@ def test_the_bridges_own_order_records_the_modify_and_the_cancel(served: Served)
     assert (modified.status, modified.quantity, modified.price) == (
         OrderState.OPEN, 3, "1310.00")
     assert ours(served, order_id).status is OrderState.CANCELLED
-    events = served.bridge.services.journal.events_of(modified.signal_id or 0)
+    events = served.bridge.services.journal.history.events_of(modified.signal_id or 0)
     assert "changed through the api: 3 LIMIT @ 1310.00" in [e.detail for e in events]
 
 
@@ -174,5 +174,5 @@ def test_cancelallorder_journals_each_cancel(served: Served) -> None:
         assert (row.status, row.symbol) == (SignalStatus.PLACED, "LT-EQ")
         assert ours(served, order_id).status is OrderState.CANCELLED
     assert nothing["canceled_orders"] == []
-    last = served.bridge.services.journal.recent_signals(1)[0]
+    last = served.bridge.services.journal.signals.recent_signals(1)[0]
     assert (last.alert_id, last.status) == ("cancel-all", SignalStatus.NOOP)

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from bridge.domain import Exchange, Instrument
-from bridge.journal.signals import SignalStatus
+from bridge.journal.rows import SignalStatus
 from bridge.kotak.sandbox import Rule
 from tests.api.conftest import KEY, Served
 

@@ -25,7 +25,7 @@ FORMS: list[tuple[str, dict[str, str]]] = [
 
 
 def _untouched(board: Bridge, places_before: int) -> None:
-    assert board.services.journal.kill_switch() is False
+    assert board.services.journal.switches.kill_switch() is False
     assert len(board.sandbox.requests.snapshot("place")) == places_before
     assert board.sandbox.requests.snapshot("login") == []
 
@@ -115,7 +115,7 @@ def test_without_an_admin_password_the_dashboard_stays_locked(make_bridge: Any) 
     assert answer.status_code == 503
     assert "ADMIN_PASSWORD" in answer.get_data(as_text=True)
     assert client.post("/actions/killswitch", data={"state": "on"}).status_code == 503
-    assert board.services.journal.kill_switch() is False
+    assert board.services.journal.switches.kill_switch() is False
 
 
 def test_changing_the_password_signs_everyone_out(make_bridge: Any) -> None:

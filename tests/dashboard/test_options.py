@@ -26,7 +26,7 @@ from bridge.domain import (
     Signal,
     SignalSource,
 )
-from bridge.journal.signals import OrderPlan, OrderState, SignalStatus
+from bridge.journal.rows import OrderPlan, OrderState, SignalStatus
 from bridge.schemas import load_signal
 from tests.dashboard.conftest import PASSWORD, sign_in
 from tests.signals.conftest import SECRET, Bridge
@@ -224,7 +224,7 @@ def _picked(offset: str, kind: OptionType, strike: str, symbol: str) -> Resoluti
 
 
 def _journal(bridge: Bridge, signal: Signal, raw: dict[str, Any]) -> int:
-    signal_id: int = bridge.services.journal.add_signal(
+    signal_id: int = bridge.services.journal.signals.add_signal(
         alert_id=signal.alert_id, source=signal.source.value, account="default",
         remote_addr="127.0.0.1", raw_body=json.dumps(raw), signal=signal,
         status=SignalStatus.DISPATCHING, priority=1, expires_at=None)
@@ -245,10 +245,10 @@ def test_signal_page_shows_the_resolved_option_in_plain_words(quiet: Bridge) -> 
                     alert_id="opt-page-1", option=request,
                     resolution=_picked("ATM", OptionType.CE, "26000", "NIFTY26DEC26000CE"))
     signal_id = _journal(quiet, signal, {"underlying": "NIFTY", "offset": "ATM"})
-    (order,), _ = journal.add_orders(signal_id, "default", "nifty-atm",
-                                     [_plan("BUY", 65, "NIFTY26DEC26000CE")])
-    journal.set_order(order.id, OrderState.COMPLETE, broker_order_id="260101000123",
-                      filled_quantity=65, average_price="101.50")
+    (order,), _ = journal.orders.add_orders(signal_id, "default", "nifty-atm",
+                                            [_plan("BUY", 65, "NIFTY26DEC26000CE")])
+    journal.orders.set_order(order.id, OrderState.COMPLETE, broker_order_id="260101000123",
+                             filled_quantity=65, average_price="101.50")
 
     client = quiet.app.test_client()
     token = sign_in(client)
@@ -295,7 +295,7 @@ def test_multi_leg_signal_page_shows_each_leg_its_orders_and_partial(quiet: Brid
                     exchange=Exchange.NFO, quantity=65, strategy="condor",
                     alert_id="condor-1", legs=legs, splitsize=65)
     signal_id = _journal(quiet, signal, {"underlying": "NIFTY", "legs": []})
-    orders, _ = journal.add_orders(signal_id, "default", "condor", [
+    orders, _ = journal.orders.add_orders(signal_id, "default", "condor", [
         _plan("BUY", 65, "NIFTY26DEC26250CE"), _plan("BUY", 65, "NIFTY26DEC25750PE"),
         _plan("SELL", 65, "NIFTY26DEC26100CE"),
         OrderPlan(exchange="NFO", trading_symbol="NIFTY26DEC26100CE", side="SELL",
@@ -304,13 +304,13 @@ def test_multi_leg_signal_page_shows_each_leg_its_orders_and_partial(quiet: Brid
         _plan("SELL", 65, "NIFTY26DEC25900PE"),
         _plan("SELL", 65, "NIFTY26DEC26250CE", is_exit=True)])
     for number, order in enumerate(orders[:4]):
-        journal.set_order(order.id, OrderState.COMPLETE, broker_order_id=f"26010100{number}",
-                          filled_quantity=65, average_price="40")
-    journal.set_order(orders[4].id, OrderState.REJECTED, broker_order_id="260101009",
-                      reason="RMS: margin shortfall of Rs 41,200")
-    journal.set_order(orders[5].id, OrderState.COMPLETE, broker_order_id="260101010",
-                      filled_quantity=65, average_price="39")
-    row = journal.signal(signal_id)
+        journal.orders.set_order(order.id, OrderState.COMPLETE, broker_order_id=f"26010100{number}",
+                                 filled_quantity=65, average_price="40")
+    journal.orders.set_order(orders[4].id, OrderState.REJECTED, broker_order_id="260101009",
+                             reason="RMS: margin shortfall of Rs 41,200")
+    journal.orders.set_order(orders[5].id, OrderState.COMPLETE, broker_order_id="260101010",
+                             filled_quantity=65, average_price="39")
+    row = journal.signals.signal(signal_id)
     assert row is not None and row.status is SignalStatus.PARTIAL
 
     client = quiet.app.test_client()

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 
 from bridge.app import create_app
 from bridge.config import load_settings
-from bridge.journal.signals import SignalStatus
+from bridge.journal.rows import SignalStatus
 from bridge.kotak.sandbox.paper import PAPER_ACCOUNT
 from bridge.startup import prepare
 from bridge.wiring import Services, build_services
@@ -151,7 +151,7 @@ def _wait_placed(services: Services, alert_id: str) -> None:
     """A busy machine may answer ``queued`` (202) before the order is sent: wait for it."""
     deadline = time.monotonic() + 15
     while True:
-        rows = services.journal.signals_by_alert_id(alert_id)
+        rows = services.journal.signals.signals_by_alert_id(alert_id)
         if rows and rows[0].status is SignalStatus.PLACED:
             return
         assert time.monotonic() < deadline, f"{alert_id} not placed: {rows}"

@@ -18,7 +18,8 @@ import requests
 
 from bridge.clock import SystemClock
 from bridge.journal.db import create_db_engine
-from bridge.journal.signals import Journal, OrderState, SignalStatus
+from bridge.journal.journal import Journal
+from bridge.journal.rows import OrderState, SignalStatus
 from tests.e2e.helpers import free_port, start, start_sandbox, stop, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -85,8 +86,8 @@ def test_kill_minus_nine_mid_legs_places_each_leg_once_or_says_not(
     try:
         deadline = time.monotonic() + 60
         while True:
-            row = journal.signals_by_alert_id("legs-kill")[0]
-            orders = journal.orders_of(row.id)
+            row = journal.signals.signals_by_alert_id("legs-kill")[0]
+            orders = journal.orders.orders_of(row.id)
             if ((not row.status.pending and row.status is not SignalStatus.UNKNOWN
                  and all(o.status.final for o in orders)) or time.monotonic() > deadline):
                 break

@@ -19,7 +19,8 @@ import requests
 
 from bridge.clock import SystemClock
 from bridge.journal.db import create_db_engine
-from bridge.journal.signals import Journal, OrderState, SignalStatus
+from bridge.journal.journal import Journal
+from bridge.journal.rows import OrderState, SignalStatus
 from tests.e2e.helpers import free_port, start, start_sandbox, stop, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -113,9 +114,9 @@ def settle(rig: Rig, timeout: float) -> list[Any]:
     deadline = time.monotonic() + timeout
     try:
         while True:
-            rows = journal.recent_signals(limit=1000)
+            rows = journal.signals.recent_signals(limit=1000)
             pending = [r for r in rows if r.status.pending or r.status is SignalStatus.UNKNOWN]
-            if (not pending and not journal.working_orders()) or time.monotonic() > deadline:
+            if (not pending and not journal.orders.working_orders()) or time.monotonic() > deadline:
                 return rows
             time.sleep(0.5)
     finally:
@@ -173,9 +174,9 @@ def test_kill_minus_nine_mid_burst_loses_and_doubles_nothing(rig: Rig) -> None:
     assert not unsettled, unsettled
     journal = rig.journal()
     try:
-        journal_tags = {order.tag for row in rows for order in journal.orders_of(row.id)
+        journal_tags = {order.tag for row in rows for order in journal.orders.orders_of(row.id)
                         if order.status is OrderState.COMPLETE}
-        orders_per_signal = [len(journal.orders_of(row.id)) for row in rows]
+        orders_per_signal = [len(journal.orders.orders_of(row.id)) for row in rows]
     finally:
         journal.engine.dispose()
     book_tags = [json.loads(p["jdata"])["ig"] for p in rig.placements() if p["status"] == 200]

@@ -110,7 +110,7 @@ def test_gauges_read_the_shared_state(bridge: Bridge) -> None:
     assert math.isinf(first.value("bridge_scheduler_heartbeat_age_seconds"))  # no leader yet
     assert not first.has("bridge_last_squareoff_result")
 
-    services.journal.set_kill_switch(True)
+    services.journal.switches.set_kill_switch(True)
     services.jobs.beat(ROLE, "test-leader", services.clock.now())
     services.jobs.add_notice("squareoff", "error", "NSE: 1 position still open")
     second = scrape(bridge)

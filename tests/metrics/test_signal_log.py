@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bridge.journal.signals import SignalStatus
+from bridge.journal.rows import SignalStatus
 from bridge.log import JsonFormatter, RedactFilter
 from tests.metrics.conftest import Bridge
 from tests.signals.conftest import SECRET

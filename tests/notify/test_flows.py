@@ -15,7 +15,7 @@ from bridge.cli import cli
 from bridge.clock import IST, ManualClock
 from bridge.config import load_settings
 from bridge.domain import Exchange
-from bridge.journal.signals import SignalStatus
+from bridge.journal.rows import SignalStatus
 from bridge.kotak.sandbox import Fault, Rule, SandboxAccount
 from bridge.schedule.jobs import JobActions
 from bridge.schedule.runner import Scheduler

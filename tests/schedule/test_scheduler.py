@@ -13,7 +13,7 @@ from typing import Any
 from bridge.clock import IST, ManualClock
 from bridge.domain import Exchange, OrderRequest, OrderType, Product, Side, round_to_tick
 from bridge.journal.jobs import RunStatus
-from bridge.journal.signals import SignalStatus
+from bridge.journal.rows import SignalStatus
 from bridge.kotak.sandbox import Rule, SandboxAccount
 from bridge.orders.squareoff import SquareOff
 from bridge.schedule.jobs import JobActions
@@ -224,10 +224,10 @@ def test_a_position_whose_signal_is_still_working_is_left_and_reported(
     bridge.seed("SBIN-EQ", 10)
     bridge.seed("INFY-EQ", 10)
     journal = bridge.services.journal
-    journal.add_signal(alert_id="in-flight", source="tradingview", account="default",
-                       remote_addr="127.0.0.1", raw_body="{}", signal=None,
-                       status=SignalStatus.QUEUED, priority=1, expires_at=None,
-                       instrument="NSE:SBIN-EQ")
+    journal.signals.add_signal(alert_id="in-flight", source="tradingview", account="default",
+                               remote_addr="127.0.0.1", raw_body="{}", signal=None,
+                               status=SignalStatus.QUEUED, priority=1, expires_at=None,
+                               instrument="NSE:SBIN-EQ")
     engine = SquareOff(bridge.services.orders, journal, bridge.services.instruments,
                        bridge.services.settings, clock, settle_wait=0.3)
     report = engine.run("default", [Exchange.NSE])

@@ -22,7 +22,7 @@ from bridge.app import create_app
 from bridge.clock import IST, Clock, ManualClock
 from bridge.config import load_settings
 from bridge.domain import Exchange
-from bridge.journal.signals import SignalRow, SignalStatus
+from bridge.journal.rows import SignalRow, SignalStatus
 from bridge.kotak.sandbox import Sandbox, SandboxAccount, SandboxServer
 from bridge.schedule.calendar import TradingCalendar
 from bridge.startup import prepare
@@ -75,7 +75,7 @@ class Bridge:
                                    quantity, Decimal(price))
 
     def journaled(self, alert_id: str) -> SignalRow:
-        rows = self.services.journal.signals_by_alert_id(alert_id)
+        rows = self.services.journal.signals.signals_by_alert_id(alert_id)
         assert rows, f"signal {alert_id} is not in the journal"
         return rows[0]
 

@@ -35,7 +35,7 @@ def test_tradingview_without_the_right_secret_is_401(bridge: Bridge, payload: di
     assert (code, answer["status"], answer["error"]["code"]) == (401, "rejected",
                                                                  "unauthorized")
     assert words in answer["error"]["message"]
-    assert bridge.placed() == [] and bridge.services.journal.recent_signals() == []
+    assert bridge.placed() == [] and bridge.services.journal.signals.recent_signals() == []
 
 
 def test_amibroker_secret_in_the_header(bridge: Bridge) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bridge.journal.signals import OrderState, SignalStatus
+from bridge.journal.rows import OrderState, SignalStatus
 from bridge.kotak.sandbox import Fault, Rule, SandboxServer
 from tests.signals.conftest import Bridge
 
@@ -23,7 +23,7 @@ def test_timeout_after_sending_is_unknown_then_settled_from_the_book(bridge: Bri
     assert (code, answer["status"]) == (504, "unknown")
     assert answer["error"]["code"] == "outcome_unknown"
     settled = bridge.wait_status(answer["alert_id"], SignalStatus.PLACED)
-    (order,) = bridge.services.journal.orders_of(settled.id)
+    (order,) = bridge.services.journal.orders.orders_of(settled.id)
     assert order.status is OrderState.COMPLETE and order.broker_order_id
     assert len(bridge.placed()) == 1  # settled by reading the book, never sent again
 
@@ -36,7 +36,7 @@ def test_a_request_lost_before_kotak_is_proved_absent_then_sent_again(bridge: Br
 
     assert (code, answer["status"]) == (504, "unknown")
     row = bridge.wait_status(answer["alert_id"], SignalStatus.PLACED)
-    orders = bridge.services.journal.orders_of(row.id)
+    orders = bridge.services.journal.orders.orders_of(row.id)
     assert orders[0].status is OrderState.NOT_PLACED and orders[1].status.accepted
     assert orders[0].tag != orders[1].tag
     assert len(bridge.book()) == 1  # one order at Kotak: the lost one never arrived
@@ -85,7 +85,7 @@ def test_accept_then_reject_shows_kotaks_reason(bridge: Bridge) -> None:
     assert "circuit limit" in answer["error"]["message"]
     assert answer["orders"][0]["status"] == "rejected" and answer["orders"][0]["order_id"]
     row = bridge.journaled("rms-1")
-    timeline = [event.status for event in bridge.services.journal.events_of(row.id)]
+    timeline = [event.status for event in bridge.services.journal.history.events_of(row.id)]
     assert timeline[:3] == ["received", "queued", "dispatching"]
     assert "pending" in timeline and timeline[-1] == "rejected"
 

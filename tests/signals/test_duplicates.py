@@ -6,7 +6,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bridge.journal.signals import SignalStatus
+from bridge.journal.rows import SignalStatus
 from bridge.kotak.sandbox import Fault
 from tests.signals.conftest import SECRET, Bridge
 
@@ -80,7 +80,7 @@ def test_an_alert_id_is_a_repeat_whenever_it_comes_back(make_bridge: Any) -> Non
 
 
 def test_a_refused_signal_repeated_is_answered_with_the_refusal(bridge: Bridge) -> None:
-    bridge.services.journal.set_kill_switch(True)
+    bridge.services.journal.switches.set_kill_switch(True)
     payload = {"secret": SECRET, "symbol": "NSE:SBIN", "action": "buy", "quantity": 1,
                "alert_id": "blocked-1"}
 

@@ -14,7 +14,7 @@ import pytest
 
 from bridge.app import create_app
 from bridge.config import ConfigError, load_settings
-from bridge.journal.signals import SignalStatus
+from bridge.journal.rows import SignalStatus
 from bridge.startup import prepare
 from bridge.wiring import Services, build_services
 from tests.dashboard.conftest import PASSWORD, sign_in
@@ -82,7 +82,7 @@ def test_a_limit_off_the_tick_is_rounded_the_safe_way_and_says_so(bridge: Bridge
     assert (buy["pr"], sell["pr"], sell["tp"]) == ("851", "849.05", "850")
     row = bridge.journaled("buy-off-tick")
     assert row.status is not SignalStatus.REJECTED
-    assert note in [event.detail for event in bridge.services.journal.events_of(row.id)]
+    assert note in [event.detail for event in bridge.services.journal.history.events_of(row.id)]
 
 
 # --- paper mode's market -------------------------------------------------------------------

@@ -150,7 +150,7 @@ def test_a_price_that_rounds_to_nothing_is_refused_at_intake(bridge: Bridge) -> 
     assert code == 422 and "price" in answer["error"]["details"]
     assert "tick" in answer["error"]["message"]
     assert bridge.placed() == []
-    assert not bridge.services.journal.signals_by_alert_id("tiny") or \
+    assert not bridge.services.journal.signals.signals_by_alert_id("tiny") or \
         bridge.journaled("tiny").status.value == "rejected"
 
 

@@ -20,10 +20,10 @@ def test_journal_keeps_the_signal_its_orders_and_their_timeline(bridge: Bridge) 
     assert row.signal is not None and row.signal.strategy == "trend"
     assert row.signal.comment == "{{timenow}}"
     assert row.instrument == "NSE:SBIN-EQ" and row.remote_addr == "127.0.0.1"
-    (order,) = bridge.services.journal.orders_of(row.id)
+    (order,) = bridge.services.journal.orders.orders_of(row.id)
     assert order.broker_order_id == answer["orders"][0]["order_id"]
     timeline = [(e.status, e.order_id is not None)
-                for e in bridge.services.journal.events_of(row.id)]
+                for e in bridge.services.journal.history.events_of(row.id)]
     assert timeline[:5] == [("received", False), ("queued", False), ("dispatching", False),
                             ("created", True), ("sending", True)]
     # After sending, the sender's "accepted" and the tracker's "complete" may land in either
@@ -46,5 +46,5 @@ def test_secret_never_reaches_the_journal_in_any_form(bridge: Bridge) -> None:
                 f"secret={SECRET}&symbol=SBIN&exchange=NSE&action=BUY&quantity=1",
                 content_type="application/x-www-form-urlencoded")
 
-    (row,) = bridge.services.journal.recent_signals()
+    (row,) = bridge.services.journal.signals.recent_signals()
     assert SECRET not in row.raw_body

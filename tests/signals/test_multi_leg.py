@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.journal.signals import SignalStatus
+from bridge.journal.rows import SignalStatus
 from bridge.kotak.sandbox import Rule
 from tests.signals.conftest import Bridge
 
@@ -33,7 +33,7 @@ def test_legs_reach_kotak_buy_legs_first_as_one_signal(bridge: Bridge) -> None:
     row = bridge.journaled("leg-1")
     assert row.signal is not None and [leg.symbol for leg in row.signal.legs] == [
         "INFY-EQ", "RELIANCE-EQ", "SBIN-EQ"]
-    assert len(bridge.services.journal.orders_of(row.id)) == 3
+    assert len(bridge.services.journal.orders.orders_of(row.id)) == 3
 
 
 def test_a_bad_leg_refuses_the_whole_signal_before_anything_is_sent(bridge: Bridge) -> None:
@@ -84,7 +84,7 @@ def test_unwind_closes_the_filled_legs(make_bridge: Any) -> None:
                             ("RELIANCE-EQ", "S", "2")]
     assert bridge.net("INFY-EQ") == 0 and bridge.net("RELIANCE-EQ") == 0
     row = bridge.journaled("leg-unwind")
-    exits = [o for o in bridge.services.journal.orders_of(row.id) if o.is_exit]
+    exits = [o for o in bridge.services.journal.orders.orders_of(row.id) if o.is_exit]
     assert [(o.trading_symbol, o.side) for o in exits] == [("INFY-EQ", "SELL"),
                                                          ("RELIANCE-EQ", "SELL")]
     notice = next(n for n in bridge.services.jobs.notices() if n.kind == "legs_partial")

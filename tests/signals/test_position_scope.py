@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.journal.signals import SignalStatus
+from bridge.journal.rows import SignalStatus
 from bridge.journal.strategy_position import SQUAREOFF_STRATEGY
 from bridge.orders import squareoff
 from tests.dashboard.conftest import PASSWORD, sign_in

@@ -9,7 +9,7 @@ from typing import Any
 
 from bridge.clock import ManualClock
 from bridge.domain import OrderRequest, Product, Side
-from bridge.journal.signals import OrderPlan, OrderState, SignalStatus
+from bridge.journal.rows import OrderPlan, OrderState, SignalStatus
 from tests.signals.conftest import Bridge, weekday_at
 
 
@@ -87,7 +87,7 @@ def test_a_signal_claimed_by_a_dead_process_is_taken_over(make_bridge: Any) -> N
     bridge = make_bridge(background=False)
     assert buy(bridge, "orphan")[0] == 202
     journal = bridge.services.journal
-    claim, _ = journal.take_head("default", "dead-host:1:abc", 10)
+    claim, _ = journal.queue.take_head("default", "dead-host:1:abc", 10)
     assert claim is not None and claim.row.status is SignalStatus.DISPATCHING
 
     bridge.services.dispatcher.alive_within = timedelta(seconds=1)
@@ -102,12 +102,12 @@ def test_an_order_sent_by_a_dead_process_is_settled_not_resent(make_bridge: Any)
     bridge = make_bridge(background=False)
     assert buy(bridge, "half-sent")[0] == 202
     journal = bridge.services.journal
-    claim, _ = journal.take_head("default", "dead-host:2:def", 10)
+    claim, _ = journal.queue.take_head("default", "dead-host:2:def", 10)
     assert claim is not None
     sbin = bridge.services.instruments.current().resolve("NSE:SBIN")
-    (order,), _ = journal.add_orders(claim.row.id, "default", "", [OrderPlan(
+    (order,), _ = journal.orders.add_orders(claim.row.id, "default", "", [OrderPlan(
         "NSE", "SBIN-EQ", "BUY", 1, "MIS", "MARKET", None, None, False, "bdeadbeef0001")])
-    journal.set_order(order.id, OrderState.SENDING, sent_at=bridge.services.clock.now())
+    journal.orders.set_order(order.id, OrderState.SENDING, sent_at=bridge.services.clock.now())
     # The dead process's request did reach Kotak before it died.
     bridge.services.broker().place_order(OrderRequest(sbin, Side.BUY, 1, Product.MIS,
                                                       tag="bdeadbeef0001"))
@@ -117,7 +117,7 @@ def test_an_order_sent_by_a_dead_process_is_settled_not_resent(make_bridge: Any)
     bridge.services.start_background()
 
     row = bridge.wait_status("half-sent", SignalStatus.PLACED)
-    (settled,) = journal.orders_of(row.id)
+    (settled,) = journal.orders.orders_of(row.id)
     assert settled.status is OrderState.COMPLETE
     assert len(bridge.placed()) == 1
 
@@ -131,9 +131,9 @@ def claim_unsent(bridge: Bridge, alert_id: str, dead: str) -> int:
     recorded (``created``) but never marked ``sending``, so nothing of it reached Kotak."""
     assert buy(bridge, alert_id)[0] == 202
     journal = bridge.services.journal
-    claim, _ = journal.take_head("default", dead, 10)
+    claim, _ = journal.queue.take_head("default", dead, 10)
     assert claim is not None and claim.row.alert_id == alert_id
-    journal.add_orders(claim.row.id, "default", "", [OrderPlan(
+    journal.orders.add_orders(claim.row.id, "default", "", [OrderPlan(
         "NSE", "SBIN-EQ", "BUY", 1, "MIS", "MARKET", None, None, False, DEAD_TAG)])
     return claim.row.id
 
@@ -149,10 +149,10 @@ def test_a_signal_whose_dead_process_never_sent_its_order_goes_again(
 
     bridge.wait_status("unsent", SignalStatus.PLACED)
     # Sent once, as recorded: its tag had never reached Kotak.
-    (order,) = bridge.services.journal.orders_of(signal_id)
+    (order,) = bridge.services.journal.orders.orders_of(signal_id)
     assert order.status.accepted and order.tag == DEAD_TAG
     assert [d["ig"] for d in bridge.placed()] == [DEAD_TAG]
-    timeline = [e.status for e in bridge.services.journal.events_of(signal_id)]
+    timeline = [e.status for e in bridge.services.journal.history.events_of(signal_id)]
     assert SignalStatus.FAILED.value not in timeline
 
 
@@ -170,9 +170,9 @@ def test_a_signal_whose_dead_process_never_sent_its_order_expires_after_its_vali
     assert row.error is not None and "validity" in row.error.message
     assert bridge.placed() == []
     # Its unsent order is final, so nothing counts it as still working.
-    (order,) = bridge.services.journal.orders_of(row.id)
+    (order,) = bridge.services.journal.orders.orders_of(row.id)
     assert order.status is OrderState.FAILED
-    assert bridge.services.journal.working_orders() == []
+    assert bridge.services.journal.orders.working_orders() == []
 
 
 def test_a_taken_over_signal_expiring_in_the_queue_fails_its_unsent_order(
@@ -184,12 +184,12 @@ def test_a_taken_over_signal_expiring_in_the_queue_fails_its_unsent_order(
     clock.advance(timedelta(seconds=16))  # its process is dead, the signal still valid
     bridge.services.dispatcher.maintain()
     assert bridge.journaled("unsent-queued").status is SignalStatus.QUEUED
-    assert [o.tag for o in bridge.services.journal.working_orders()] == [DEAD_TAG]
+    assert [o.tag for o in bridge.services.journal.orders.working_orders()] == [DEAD_TAG]
     clock.advance(timedelta(seconds=15))  # nobody sent it in time
     bridge.services.dispatcher.maintain()
 
     assert bridge.journaled("unsent-queued").status is SignalStatus.EXPIRED
-    (order,) = bridge.services.journal.orders_of(signal_id)
+    (order,) = bridge.services.journal.orders.orders_of(signal_id)
     assert order.status is OrderState.FAILED and bridge.placed() == []
 
 
@@ -205,7 +205,7 @@ def test_the_tracker_leaves_a_dead_process_unsent_order_to_the_take_over(
     bridge.services.start_background()
 
     bridge.wait_status("unsent-old", SignalStatus.PLACED)
-    (order,) = bridge.services.journal.orders_of(signal_id)
+    (order,) = bridge.services.journal.orders.orders_of(signal_id)
     assert order.status.accepted and [d["ig"] for d in bridge.placed()] == [DEAD_TAG]
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from bridge.clock import ManualClock
-from bridge.journal.signals import SignalStatus
+from bridge.journal.rows import SignalStatus
 from tests.signals.conftest import Bridge, weekday_at
 
 
@@ -67,7 +67,7 @@ def test_entries_stop_at_square_off_but_exits_go_through(make_bridge: Any) -> No
 
 def test_kill_switch_refuses_entries_and_lets_exits_out(bridge: Bridge) -> None:
     bridge.seed("SBIN-EQ", 10)
-    bridge.services.journal.set_kill_switch(True)
+    bridge.services.journal.switches.set_kill_switch(True)
 
     code, answer = buy(bridge)
     assert (code, answer["error"]["code"]) == (409, "kill_switch")
@@ -76,7 +76,7 @@ def test_kill_switch_refuses_entries_and_lets_exits_out(bridge: Bridge) -> None:
     assert (code, answer["status"]) == (200, "placed")
     assert answer["orders"][0]["quantity"] == 10  # the exit part only: never a new short
     assert bridge.net("SBIN-EQ") == 0
-    events = bridge.services.journal.events_of(bridge.journaled(answer["alert_id"]).id)
+    events = bridge.services.journal.history.events_of(bridge.journaled(answer["alert_id"]).id)
     assert any("entry part refused" in e.detail for e in events)
 
 

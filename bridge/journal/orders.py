@@ -1,0 +1,218 @@
+"""The orders the bridge records for its signals (and its square-offs): writing them before
+they are sent, moving their states forward as Kotak answers, and the lookups the senders,
+the tracker and the entry rules make of them.
+
+Separate from the signal rows because an order has a life of its own after its signal is
+settled (tracking, fills, square-offs); an order change still settles its signal in the
+same transaction, through :mod:`bridge.journal.status`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, select
+
+from bridge.clock import Clock
+from bridge.journal import statements as st
+from bridge.journal.entries import blocked_day, closed_key
+from bridge.journal.rows import (
+    WORKING_ORDER_STATES,
+    EntryCounts,
+    EntryQuery,
+    OrderPlan,
+    OrderRow,
+    OrderState,
+    _new_id,
+    _order_row,
+    storable,
+)
+from bridge.journal.status import _settle
+from bridge.journal.tables import orders
+from bridge.journal.tokens import Turns, _in_flight_before, _stamp_answer
+from bridge.journal.txn import writing
+
+#: how far along each state is; an order's state never moves back (two threads may learn of
+#: the same order in either order: the sender's "accepted" and the tracker's "complete")
+_PROGRESS = {"created": 0, "sending": 1, "unknown": 2, "pending": 3, "open": 4,
+             "trigger_pending": 4, "complete": 5, "rejected": 5, "cancelled": 5,
+             "not_placed": 5, "failed": 5}
+
+
+class OrderStore:
+    def __init__(self, engine: Engine, clock: Clock, turns: Turns) -> None:
+        self.engine = engine
+        self._clock = clock
+        self._turns = turns
+
+    def add_orders(self, signal_id: int | None, account: str, strategy: str,
+                   plans: list[OrderPlan],
+                   send_first_with: int | None = None) -> tuple[list[OrderRow], bool]:
+        """Record the orders a signal will send (``created``).
+
+        With ``send_first_with`` (the first order's rate-limit token) and no earlier request
+        of the account still waiting for its answer, the first order is recorded as
+        ``sending`` straight away, saving a round trip on the common path; the second value
+        returned says whether that happened (else :meth:`QueueStore.start_sending` must wait
+        its turn).
+        """
+        with writing(self.engine) as conn:
+            return _insert_orders(conn, self._clock.now(), signal_id, account, strategy, plans,
+                                  send_first_with)
+
+    def set_order(self, order_id: int, state: OrderState, *, detail: str = "",
+                  answered: int | None = None, **fields: Any) -> bool:
+        """Record an order's new state and whatever the broker said, and bring its signal's
+        status along, in one transaction. Events only on change; returns whether it changed.
+
+        ``answered``: the rate-limit token of the request whose answer this is, stamped in
+        the same transaction (see :meth:`QueueStore.finish_sending`).
+        """
+        now = self._clock.now()
+        fields = {key: storable(value) if isinstance(value, str) else value
+                  for key, value in fields.items()}
+        values: dict[str, Any] = {"status": state.value, "updated_at": now, **fields}
+        if state.final:
+            values["final_at"] = now
+        try:
+            with writing(self.engine) as conn:
+                if answered is not None:
+                    _stamp_answer(conn, answered, self.engine.dialect.name)
+                return _set_order(conn, order_id, state, values, fields, detail, now)
+        finally:
+            if answered is not None:
+                self._turns.answered(answered)
+
+    def order(self, order_id: int) -> OrderRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(st.ORDER_BY_ID, {"where_id": order_id}).first()
+        return _order_row(row) if row is not None else None
+
+    def orders_of(self, signal_id: int) -> list[OrderRow]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(st.ORDERS_OF, {"where_signal": signal_id}).all()
+        return [_order_row(row) for row in rows]
+
+    def order_by_broker_id(self, account: str, broker_order_id: str) -> OrderRow | None:
+        """The bridge's own order that Kotak numbered ``broker_order_id``, if it is one."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(orders).where(
+                orders.c.account == account, orders.c.broker_order_id == broker_order_id)
+                .order_by(orders.c.id.desc()).limit(1)).first()
+        return _order_row(row) if row is not None else None
+
+    def working_orders(self, account: str | None = None) -> list[OrderRow]:
+        query = select(orders).where(orders.c.status.in_([s.value for s in
+                                                          WORKING_ORDER_STATES]))
+        if account is not None:
+            query = query.where(orders.c.account == account)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(orders.c.id)).all()
+        return [_order_row(row) for row in rows]
+
+    def accounts_with_working_orders(self) -> list[str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(orders.c.account).distinct().where(
+                orders.c.status.in_([s.value for s in WORKING_ORDER_STATES]))).all()
+        return [str(row.account) for row in rows]
+
+    def entry_counts(self, account: str, entry: EntryQuery) -> EntryCounts:
+        """What the entry rules need, in one query."""
+        with self.engine.connect() as conn:
+            return _entry_counts(conn, account, entry)
+
+    def last_order_id(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.max(orders.c.id))).scalar() or 0)
+
+    def signal_orders_after(self, account: str, order_id: int) -> set[str]:
+        """``EXCH:SYMBOL:PRODUCT`` of orders that signals of ``account`` recorded after the
+        order ``order_id`` (ids only grow, whatever the clock says)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(orders.c.exchange, orders.c.trading_symbol,
+                                       orders.c.product).distinct()
+                                .where(orders.c.account == account,
+                                       orders.c.signal_id.is_not(None),
+                                       orders.c.id > order_id)).all()
+        return {f"{row.exchange}:{row.trading_symbol}:{row.product}" for row in rows}
+
+
+def orders_by_signal(conn: Connection, signal_ids: list[int]) -> dict[int, list[OrderRow]]:
+    """The orders of each of ``signal_ids`` (an empty list for one with none), in one query."""
+    found: dict[int, list[OrderRow]] = {signal_id: [] for signal_id in signal_ids}
+    if signal_ids:
+        for row in conn.execute(select(orders).where(orders.c.signal_id.in_(signal_ids))
+                                .order_by(orders.c.id)).all():
+            found[int(row.signal_id)].append(_order_row(row))
+    return found
+
+
+def _entry_counts(conn: Connection, account: str, entry: EntryQuery) -> EntryCounts:
+    row = conn.execute(st.ENTRY_COUNTS, {
+        "account": account, "since": entry.since, "strategy": entry.strategy,
+        "exchange": entry.exchange, "trading_symbol": entry.trading_symbol,
+        "closed_key": closed_key(account, entry.exchange)}).one()
+    return EntryCounts(int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), row[3] == "on",
+                       blocked_day(row[4]) == entry.since.date().isoformat())
+
+
+def _insert_orders(conn: Connection, now: datetime, signal_id: int | None, account: str,
+                   strategy: str, plans: list[OrderPlan],
+                   send_first_with: int | None) -> tuple[list[OrderRow], bool]:
+    """Within a write transaction: the body of :meth:`OrderStore.add_orders`."""
+    rows: list[OrderRow] = []
+    sending = send_first_with is not None and not _in_flight_before(
+        conn, account, send_first_with, conn.dialect.name)
+    for index, plan in enumerate(plans):
+        state = OrderState.SENDING if sending and index == 0 else OrderState.CREATED
+        sent_at = now if state is OrderState.SENDING else None
+        order_id = _new_id(conn.execute(st.INSERT_ORDER, {
+            "signal_id": signal_id, "account": account, "strategy": strategy,
+            "tag": plan.tag, "exchange": plan.exchange, "trading_symbol": plan.trading_symbol,
+            "side": plan.side, "quantity": plan.quantity, "product": plan.product,
+            "order_type": plan.order_type, "price": plan.price,
+            "trigger_price": plan.trigger_price, "is_exit": plan.is_exit,
+            "status": state.value, "created_at": now, "updated_at": now, "sent_at": sent_at}))
+        rows.append(OrderRow(
+            id=order_id, signal_id=signal_id, account=account, tag=plan.tag,
+            strategy=strategy, exchange=plan.exchange, trading_symbol=plan.trading_symbol,
+            side=plan.side, quantity=plan.quantity, product=plan.product,
+            order_type=plan.order_type, price=plan.price, trigger_price=plan.trigger_price,
+            is_exit=plan.is_exit, status=state, broker_order_id=None, broker_status=None,
+            filled_quantity=0, average_price=None, error_code=None, reason=None,
+            created_at=now, sent_at=sent_at, updated_at=now))
+        created = {"signal_id": signal_id, "order_id": order_id, "at": now,
+                   "status": OrderState.CREATED.value,
+                   "detail": f"{plan.side} {plan.quantity} {plan.exchange}:"
+                             f"{plan.trading_symbol} {plan.order_type} {plan.product} "
+                             f"tag {plan.tag}"}
+        entries = [created]
+        if state is OrderState.SENDING:
+            entries.append({**created, "status": OrderState.SENDING.value,
+                            "detail": "sent to Kotak"})
+        conn.execute(st.INSERT_EVENT, entries)
+    if sending:
+        conn.execute(st.UPDATE_CALL, {"where_id": send_first_with, "sent": True})
+    return rows, sending
+
+
+def _set_order(conn: Connection, order_id: int, state: OrderState, values: dict[str, Any],
+               fields: dict[str, Any], detail: str, now: datetime) -> bool:
+    current = conn.execute(st.ORDER_BY_ID, {"where_id": order_id}).first()
+    if current is None or _PROGRESS[state.value] < _PROGRESS[current.status]:
+        return False
+    if _PROGRESS[current.status] == 5 and current.status != state.value:
+        return False  # final is final
+    changed = current.status != state.value or any(
+        getattr(current, key) != value for key, value in fields.items())
+    if not changed:
+        return False
+    conn.execute(st.UPDATE_ORDER, {"where_id": order_id, **values})
+    if current.status != state.value or detail:
+        conn.execute(st.INSERT_EVENT, {
+            "signal_id": current.signal_id, "order_id": order_id, "at": now,
+            "status": state.value, "detail": storable(detail)})
+    if current.signal_id is not None:
+        _settle(conn, int(current.signal_id), now)
+    return True

@@ -1,0 +1,90 @@
+"""The broker's rate-limit tokens: one row of ``broker_calls`` per order request, granted
+within the account's rolling second, stamped when the request is answered; and this process's
+share of the turn-taking (which tokens it holds, and the condition their answers wake).
+
+Kept apart from the queue so that admission (:mod:`bridge.journal.signals`) and the order
+records (:mod:`bridge.journal.orders`) can take and stamp a token inside their own
+transactions: these are functions of a connection, not methods of a store.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sqlalchemy import Connection, text
+
+from bridge.journal import statements as st
+from bridge.journal.rows import _new_id
+
+#: a rolling second, padded so requests stamped just over a second apart here cannot land
+#: inside one second at the broker
+RATE_WINDOW_S = 1.05
+#: a token granted but never used (its sender died) stops counting after this long
+UNSENT_TOKEN_S = 5.0
+#: how often the next request in line looks at other processes' answers; requests further
+#: back look less often (this much per request ahead, up to TURN_POLL_MAX_S)
+TURN_POLL_S = 0.005
+TURN_POLL_MAX_S = 0.05
+#: a request behind only this process's requests is woken by their answers; this is a backstop
+LOCAL_TURN_WAIT_S = 0.25
+
+
+class Turns:
+    """The rate-limit tokens granted in this process and not yet answered, and the condition
+    their answers wake the waiting senders with (:meth:`QueueStore.start_sending`)."""
+
+    def __init__(self) -> None:
+        self.condition = threading.Condition()
+        self.mine: set[int] = set()  # rate-limit tokens granted here, not yet answered
+
+    def granted(self, token: int | None) -> None:
+        if token is not None:
+            with self.condition:
+                self.mine.add(token)
+
+    def answered(self, token: int) -> None:
+        with self.condition:
+            self.mine.discard(token)
+            self.condition.notify_all()
+
+
+def _stamp_answer(conn: Connection, token: int, dialect: str) -> None:
+    conn.execute(st.UPDATE_CALL, {"where_id": token, "at": _now_seconds(conn, dialect),
+                                  "done": True})
+
+
+def _in_flight_before(conn: Connection, account: str, token: int, dialect: str) -> list[int]:
+    """The requests granted before ``token`` that still wait for their answers (a few)."""
+    now = _now_seconds(conn, dialect)
+    return [int(token_id) for token_id in conn.execute(st.EARLIER_IN_FLIGHT, {
+        "account": account, "token": token, "stale_start": now - UNSENT_TOKEN_S,
+    }).scalars()]
+
+
+def _take_token(conn: Connection, account: str, rate: int,
+                dialect: str) -> tuple[int | None, float]:
+    """Within an exclusive transaction: grant one broker call, or say when one may go.
+
+    A granted token counts as "happening now" until its request has been answered
+    (:meth:`QueueStore.finish_sending` stamps it then), so the window holds at the moment
+    requests reach the broker, not at the moment signals were claimed.
+    """
+    now = _now_seconds(conn, dialect)
+    rows = conn.execute(st.RATE_WINDOW, {"account": account,
+                                         "window_start": now - RATE_WINDOW_S,
+                                         "stale_start": now - UNSENT_TOKEN_S}).all()
+    if len(rows) >= rate:
+        moments = sorted(float(row.at) if row.done else now for row in rows)
+        return None, max(moments[len(moments) - rate] + RATE_WINDOW_S - now, 0.01)
+    result = conn.execute(st.INSERT_CALL, {"account": account, "at": now, "sent": False,
+                                           "done": False})
+    return _new_id(result), 0.0
+
+
+def _now_seconds(conn: Connection, dialect: str) -> float:
+    """Epoch seconds; PostgreSQL's clock, so every host of a shared journal agrees."""
+    if dialect == "postgresql":
+        return float(conn.execute(text("SELECT extract(epoch from clock_timestamp())"))
+                     .scalar() or 0.0)
+    return time.time()
