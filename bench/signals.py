@@ -18,6 +18,12 @@ then:
 
 Targets: overhead p50 under 3 ms and p99 under 15 ms at 20 signals/s; sustained throughput at
 least a quarter of the bare endpoint's.
+
+With ``--prefill N`` the run instead compares two journals on the same sandbox: an empty one,
+and one holding N signals with their orders over 250 trading days (``bench/prefill.py``).
+Each gets the steady phase and a signed-in phone's reads of the overview (``/``) and of what
+it polls (``/live``). Targets: overhead p50 and p99 within 15% of the empty journal's, the
+pages within 2x.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -46,6 +53,8 @@ from sqlalchemy import create_engine, select  # noqa: E402
 from bridge.journal.tables import orders, signals  # noqa: E402
 
 SECRET = "bench-secret-0123456789abcdef"
+PASSWORD = "bench-dashboard-password"
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 def free_port() -> int:
@@ -236,12 +245,84 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
+def page_times(url: str, repeat: int = 30) -> dict[str, float]:
+    """Sign in as a person would, then time the overview and what the page polls."""
+    session = requests.Session()
+    token = _CSRF.search(session.get(f"{url}/login", timeout=10).text)
+    assert token, "the login page carries no CSRF token"
+    answer = session.post(f"{url}/login", data={"csrf": token.group(1), "password": PASSWORD},
+                          timeout=10, allow_redirects=False)
+    if answer.status_code != 302:
+        raise RuntimeError(f"sign-in refused: HTTP {answer.status_code}")
+    timings: dict[str, float] = {}
+    for page in ("/", "/live"):
+        times = []
+        for _ in range(repeat):
+            began = time.perf_counter()
+            if session.get(f"{url}{page}", timeout=30).status_code != 200:
+                raise RuntimeError(f"{page} did not answer 200")
+            times.append(time.perf_counter() - began)
+        timings[f"{page}_p50_ms"] = round(percentile(times, 50) * 1000, 2)
+    return timings
+
+
+def journal_run(folder: Path, credentials: dict[str, str], sandbox_url: str, args: Any,
+                history: int) -> dict[str, Any]:
+    """The steady phase and the pages, on a journal holding ``history`` signals."""
+    from prefill import prefill
+
+    run = folder / f"journal-{history}"
+    run.mkdir()
+    with_password = {**credentials, "ADMIN_PASSWORD": PASSWORD}
+    result: dict[str, Any] = {"history_signals": history}
+    if history:
+        bridge, _, database = start_bridge(run, with_password, rate=10_000)
+        halt(bridge)  # its start made the journal's tables
+        result["prefill_s"] = round(prefill(database, history), 1)
+    bridge, url, database = start_bridge(run, with_password, rate=10_000)
+    try:
+        steady(url, args.rate, 2)  # warm up every worker
+        requests.delete(f"{sandbox_url}/_sandbox/requests", timeout=5)
+        latencies = steady(url, args.rate, args.seconds)
+        gaps = overheads(database, sandbox_url)
+        result.update({
+            "signals": len(latencies),
+            "overhead_p50_ms": round(percentile(gaps, 50) * 1000, 2),
+            "overhead_p99_ms": round(percentile(gaps, 99) * 1000, 2),
+            "answer_p50_ms": round(percentile(latencies, 50) * 1000, 2),
+            "answer_p99_ms": round(percentile(latencies, 99) * 1000, 2),
+            **page_times(url)})
+    finally:
+        halt(bridge)
+    return result
+
+
+def compare_histories(args: Any) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        sandbox, sandbox_url, credentials = start_sandbox(folder)
+        try:
+            empty = journal_run(folder, credentials, sandbox_url, args, 0)
+            full = journal_run(folder, credentials, sandbox_url, args, args.prefill)
+        finally:
+            halt(sandbox)
+    ratios = {key: round(full[key] / empty[key], 3) for key in
+              ("overhead_p50_ms", "overhead_p99_ms", "answer_p50_ms", "/_p50_ms",
+               "/live_p50_ms")}
+    return {"empty": empty, "full": full, "full_over_empty": ratios}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--rate", type=int, default=20)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--prefill", type=int, default=0,
+                        help="compare an empty journal with one holding this many signals")
     args = parser.parse_args()
+    if args.prefill:
+        sys.stdout.write(json.dumps(compare_histories(args), indent=2) + "\n")
+        return 0
     report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

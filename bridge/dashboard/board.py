@@ -575,13 +575,19 @@ class Board:
                     if (when := next_action(spec, now, services, self._actions)) is not None]
         upcoming.sort(key=lambda job: job.at)
         squareoffs = [job for job in upcoming if job.kind is Kind.SQUAREOFF]
+        shown = upcoming[:4]
+        # The next Kotak login is always shown: after the morning's login it is tomorrow's,
+        # behind the day's square-offs, and a trader still wants to know when it is.
+        login = next((job for job in upcoming if job.kind is Kind.SESSION), None)
+        if login is not None and login not in shown:
+            shown.append(login)
         latest = self.signals(limit=1)
         return Strip(
             mode=services.settings.mode.value, accounts=accounts, scheduler_place=place.value,
             leader=leader.holder if leader else None,
             heartbeat_age_s=round(age, 1) if age is not None else None,
             leader_alive=age is not None and age <= STALE_AFTER.total_seconds(),
-            next_jobs=upcoming[:4], kill_switch=services.journal.switches.kill_switch(),
+            next_jobs=shown, kill_switch=services.journal.switches.kill_switch(),
             queued=depth,
             refused=services.doors.refusals_since(now - timedelta(hours=1)), now=now,
             last_signal=latest[0] if latest else None, last_squareoff=self.last_squareoff(),

@@ -18,6 +18,7 @@ from bridge.clock import Clock
 from bridge.journal import statements as st
 from bridge.journal.entries import blocked_day, closed_key
 from bridge.journal.rows import (
+    UNCAPPED,
     WORKING_ORDER_STATES,
     EntryCounts,
     EntryQuery,
@@ -152,7 +153,9 @@ def _entry_counts(conn: Connection, account: str, entry: EntryQuery) -> EntryCou
     row = conn.execute(st.ENTRY_COUNTS, {
         "account": account, "since": entry.since, "strategy": entry.strategy,
         "exchange": entry.exchange, "trading_symbol": entry.trading_symbol,
-        "closed_key": closed_key(account, entry.exchange)}).one()
+        "closed_key": closed_key(account, entry.exchange), "account_cap": entry.account_cap,
+        "strategy_cap": entry.strategy_cap,
+        "quantity_rows": UNCAPPED if entry.sum_quantity else 0}).one()
     return EntryCounts(int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), row[3] == "on",
                        blocked_day(row[4]) == entry.since.date().isoformat())
 

@@ -147,6 +147,10 @@ class OrderPlan:
     tag: str
 
 
+#: a count with no cap: every matching order is counted
+UNCAPPED = 2**31 - 1
+
+
 @dataclass(frozen=True)
 class EntryQuery:
     """What the entry rules count: the account's day, a strategy, an instrument."""
@@ -155,6 +159,11 @@ class EntryQuery:
     strategy: str
     exchange: str
     trading_symbol: str
+    #: the caps the counts are compared with: counting stops there (0: the cap is off)
+    account_cap: int = UNCAPPED
+    strategy_cap: int = UNCAPPED
+    #: whether the strategy's quantity in the instrument is wanted (its cap is on)
+    sum_quantity: bool = True
 
 
 @dataclass(frozen=True)
@@ -264,3 +273,25 @@ def _order_row(row: Row[Any]) -> OrderRow:
         error_code=row.error_code, reason=row.reason, created_at=row.created_at,
         sent_at=row.sent_at, updated_at=row.updated_at,
     )
+
+
+@dataclass(frozen=True)
+class AdmitRequest:
+    """One signal to admit (see :meth:`SignalStore.admit_many`)."""
+
+    alert_id: str
+    source: str
+    account: str
+    remote_addr: str
+    raw_body: str
+    signal: Signal
+    priority: int
+    expires_at: datetime
+    instrument: str
+    key: str | None
+    key_expires: datetime | None
+    claimant: str | None
+    rate: int
+    received_at: datetime | None = None
+    entry: EntryQuery | None = None
+    plan: Planner | None = None

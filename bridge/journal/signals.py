@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,14 +20,14 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from bridge.clock import Clock
 from bridge.domain import Signal
 from bridge.journal import statements as st
+from bridge.journal.copies import admit_copies, distinct_accounts
 from bridge.journal.orders import _entry_counts, _insert_orders, orders_by_signal
 from bridge.journal.rows import (
     Admission,
+    AdmitRequest,
     Claim,
-    EntryQuery,
     ErrorInfo,
     OrderRow,
-    Planner,
     SignalRow,
     SignalStatus,
     _error_columns,
@@ -66,8 +65,14 @@ class SignalStore:
         dialect = self.engine.dialect.name
         granted: list[int] = []
         with exclusive_many(self.engine, [f"queue:{r.account}" for r in requests]) as conn:
-            admissions = [_admit_in(conn, dialect, now, request, granted)
-                          for request in requests]
+            if len(requests) > 1 and distinct_accounts(requests):
+                admissions = admit_copies(
+                    conn, dialect, now, requests, granted,
+                    lambda key, signal_id, expires: _hold_key(conn, dialect, key, signal_id,
+                                                              expires, now))
+            else:
+                admissions = [_admit_in(conn, dialect, now, request, granted)
+                              for request in requests]
         for token in granted:
             self._turns.granted(token)
         return admissions
@@ -168,28 +173,6 @@ class SignalStore:
                 signals.c.status.in_([SignalStatus.QUEUED.value,
                                       SignalStatus.DISPATCHING.value]))).all()
         return {row.instrument for row in rows if row.instrument}
-
-
-@dataclass(frozen=True)
-class AdmitRequest:
-    """One signal to admit (see :meth:`SignalStore.admit_many`)."""
-
-    alert_id: str
-    source: str
-    account: str
-    remote_addr: str
-    raw_body: str
-    signal: Signal
-    priority: int
-    expires_at: datetime
-    instrument: str
-    key: str | None
-    key_expires: datetime | None
-    claimant: str | None
-    rate: int
-    received_at: datetime | None = None
-    entry: EntryQuery | None = None
-    plan: Planner | None = None
 
 
 def _admit_in(conn: Connection, dialect: str, now: datetime, r: AdmitRequest,

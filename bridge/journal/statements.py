@@ -7,7 +7,19 @@ with named parameters, and executed with plain dictionaries.
 
 from __future__ import annotations
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge.journal.tables import bridge_meta, broker_calls, events, orders, signal_keys, signals
@@ -59,13 +71,29 @@ _COUNTED = and_(orders.c.account == bindparam("account"),
                 orders.c.created_at >= bindparam("since"), orders.c.is_exit.is_(False),
                 orders.c.status.not_in(["failed", "not_placed"]))
 _MINE = and_(_COUNTED, orders.c.strategy == bindparam("strategy"))
+_IN_INSTRUMENT = and_(_MINE, orders.c.exchange == bindparam("exchange"),
+                      orders.c.trading_symbol == bindparam("trading_symbol"),
+                      orders.c.status != "rejected")
+
+
+def _count_up_to(where: ColumnElement[bool], cap: str) -> ScalarSelect[int]:
+    """How many rows match, counted no further than the cap: the rules only ask whether a
+    cap is reached, and counting a busy day's every order made each signal dearer than the
+    last (0 when the cap is off, so nothing is read)."""
+    rows = select(literal(1).label("one")).select_from(orders).where(where).limit(
+        bindparam(cap)).subquery()
+    return select(func.count()).select_from(rows).scalar_subquery()
+
+
+_QUANTITIES = select(orders.c.quantity).where(_IN_INSTRUMENT).limit(
+    bindparam("quantity_rows")).subquery()
+
+# The day's entries, counted up to the caps the rules compare them with; the strategy's
+# quantity in the instrument is summed only when its cap is on (``quantity_rows`` 0 when off).
 ENTRY_COUNTS = select(
-    select(func.count()).select_from(orders).where(_COUNTED).scalar_subquery(),
-    select(func.count()).select_from(orders).where(_MINE).scalar_subquery(),
-    select(func.coalesce(func.sum(orders.c.quantity), 0)).where(
-        _MINE, orders.c.exchange == bindparam("exchange"),
-        orders.c.trading_symbol == bindparam("trading_symbol"),
-        orders.c.status != "rejected").scalar_subquery(),
+    _count_up_to(_COUNTED, "account_cap"),
+    _count_up_to(_MINE, "strategy_cap"),
+    select(func.coalesce(func.sum(_QUANTITIES.c.quantity), 0)).scalar_subquery(),
     select(bridge_meta.c.value).where(bridge_meta.c.key == "kill_switch").scalar_subquery(),
     select(bridge_meta.c.value).where(bridge_meta.c.key == bindparam("closed_key"))
     .scalar_subquery(),

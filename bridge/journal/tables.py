@@ -112,6 +112,8 @@ signals = Table(
     Index("ix_signals_queue", "account", "status", "priority", "id"),
     Index("ix_signals_alert", "alert_id"),
     Index("ix_signals_received", "received_at"),
+    # Which accounts have signals queued, without reading the whole history (revision 0003).
+    Index("ix_signals_status", "status", "account"),
 )
 
 # Idempotency: "id:<alert_id>" forever, "body:<hash>" until the dedup window passes.

@@ -34,8 +34,14 @@ from bridge.config import Settings
 from bridge.domain import Signal, SignalSource
 from bridge.errors import InvalidSignal, RuleRefusal
 from bridge.journal.journal import Journal
-from bridge.journal.rows import Admission, ErrorInfo, OrderRow, SignalRow, SignalStatus
-from bridge.journal.signals import AdmitRequest
+from bridge.journal.rows import (
+    Admission,
+    AdmitRequest,
+    ErrorInfo,
+    OrderRow,
+    SignalRow,
+    SignalStatus,
+)
 from bridge.notify import Notifier
 from bridge.orders import fanout
 from bridge.orders.dispatch import Dispatcher
@@ -43,6 +49,10 @@ from bridge.orders.service import OrderService, Prepared, SignalFailed, instrume
 from bridge.schemas import field_messages, load_signal
 
 log = logging.getLogger(__name__)
+
+#: a fan-out to at most this many accounts follows its orders inside the request (the answer
+#: then says complete or rejected); a larger one answers with what Kotak said on placing
+FOLLOW_COPIES = 10
 
 
 @dataclass(frozen=True)
@@ -162,9 +172,13 @@ class SignalDesk:
         claimant = self.dispatcher.claimant()
         requests = [self._request(intake, copy, name, claimant if index < slots else None)
                     for index, (name, copy) in enumerate(copies)]
+        # A large fan-out's copies are placed, not followed, inside the request: following
+        # 200 orders while the rest are still being sent delays the last account's order,
+        # and the tracker follows every one of them to its outcome right after.
+        follow_until = intake.deadline if len(copies) <= FOLLOW_COPIES else time.monotonic()
         for (name, _), request, admission in zip(
                 copies, requests, self.journal.signals.admit_many(requests), strict=True):
-            done[name] = self._started(request, admission, intake)
+            done[name] = self._started(request, admission, intake, follow_until)
         # The copies run side by side on the dispatcher's pool: wait for them together,
         # within the time budget, then read every account's state at once.
         started = [a for a in done.values() if isinstance(a, _Admitted)]
@@ -210,7 +224,7 @@ class SignalDesk:
             plan=self.service.planner(prepared))
 
     def _started(self, request: AdmitRequest, admission: Admission,
-                 intake: Intake) -> _Admitted:
+                 intake: Intake, follow_until: float | None = None) -> _Admitted:
         """Act on an admission: a repeat is reported, a claim starts sending, the rest
         waits for the dispatcher."""
         if admission.duplicate_of is not None:
@@ -220,7 +234,9 @@ class SignalDesk:
             self.dispatcher.wake()
             return _Admitted(admission.signal_id, request.alert_id)
         return _Admitted(admission.signal_id, request.alert_id,
-                         future=self.dispatcher.run(admission.claim, intake.deadline))
+                         future=self.dispatcher.run(
+                             admission.claim,
+                             intake.deadline if follow_until is None else follow_until))
 
     def _admit(self, intake: Intake, prepared: Prepared, account: str) -> _Admitted:
         """Journal the signal for ``account`` and, when it may go now, start sending it."""

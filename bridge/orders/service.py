@@ -794,19 +794,24 @@ class OrderService:
 
         return plan
 
-    def entry_query(self, signal: Signal, instrument: Instrument) -> EntryQuery:
-        """What the entry rules will count for this signal today."""
+    def entry_query(self, signal: Signal, instrument: Instrument,
+                    account: str = "") -> EntryQuery:
+        """What the entry rules will count for this signal today, up to the account's caps."""
+        risk = self.accounts.risk(account or signal.account)
         return EntryQuery(since=self._day_start(), strategy=signal.strategy,
                           exchange=instrument.exchange.value,
-                          trading_symbol=instrument.trading_symbol)
+                          trading_symbol=instrument.trading_symbol,
+                          account_cap=risk.max_orders_per_day,
+                          strategy_cap=risk.max_orders_per_strategy,
+                          sum_quantity=risk.max_quantity_per_day > 0)
 
     def _entry_refusal(self, signal: Signal, instrument: Instrument, plan: sizing.Sizing,
                        counted: EntryCounts | None = None,
                        account: str = "") -> RuleRefusal | None:
         if plan.entry_quantity == 0:
             return None
-        found = counted or self.journal.orders.entry_counts(account,
-                                                            self.entry_query(signal, instrument))
+        found = counted or self.journal.orders.entry_counts(
+            account, self.entry_query(signal, instrument, account))
         counts = rules.Counts(account_entries=found.account_entries,
                               strategy_entries=found.strategy_entries,
                               strategy_quantity=found.strategy_quantity)
