@@ -91,6 +91,8 @@ def one_run(processes: int, accounts: int, alerts: int, database: str) -> dict[s
                 _wait(f"http://127.0.0.1:{port}/healthz")
             server.sandbox.requests.clear()
             wanted = accounts * alerts
+            bridge_cpu = sum(_cpu_seconds(process.pid) for process in running)
+            own_cpu = sum(os.times()[:2])
             started = time.time()
             def post(n: int) -> float:
                 began = time.monotonic()
@@ -110,7 +112,10 @@ def one_run(processes: int, accounts: int, alerts: int, database: str) -> dict[s
                 if len(done) >= wanted:
                     break
                 time.sleep(0.2)
-            last = max(r.at for r in done)
+            arrivals = sorted(r.at - started for r in done)
+            last = started + arrivals[-1]
+            bridge_cpu = sum(_cpu_seconds(process.pid) for process in running) - bridge_cpu
+            own_cpu = sum(os.times()[:2]) - own_cpu
             refused = sum(1 for r in server.sandbox.requests.snapshot("place")
                           if r.status == 429)
         finally:
@@ -128,7 +133,28 @@ def one_run(processes: int, accounts: int, alerts: int, database: str) -> dict[s
             "share_of_ceiling": round(len(done) / seconds / ceiling, 3),
             "floor_s": round(alerts / RATE, 1), "rate_refusals": refused,
             "answer_p50_s": round(answers[len(answers) // 2], 2),
-            "answer_max_s": round(answers[-1], 2)}
+            "answer_max_s": round(answers[-1], 2),
+            "first_order_s": round(arrivals[0], 3),
+            "median_order_s": round(arrivals[len(arrivals) // 2], 3),
+            "last_order_s": round(arrivals[-1], 3),
+            "bridge_cpu_ms_per_order": round(bridge_cpu / len(done) * 1000, 2),
+            "sandbox_and_client_cpu_ms_per_order": round(own_cpu / len(done) * 1000, 2)}
+
+
+def _cpu_seconds(group: int) -> float:
+    """User and system CPU of a process group (gunicorn's master and its workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 def _wait(url: str) -> None:

@@ -81,6 +81,8 @@ class Services:
     scheduler: Stoppable | None = None  # set when this process takes part in scheduling
     courier: Courier | None = None  # delivers notices; None when no channel is configured
     metrics: Metrics = field(default_factory=Metrics)
+    #: PostgreSQL connections kept for a fan-out's answer (see :func:`_answer_reader`)
+    answer_engine: Engine | None = None
 
     def broker(self, account: str = DEFAULT_ACCOUNT) -> KotakClient:
         return self.brokers[account]
@@ -101,6 +103,8 @@ class Services:
         for client in self.brokers.values():
             client.http.session.close()
         self.engine.dispose()
+        if self.answer_engine is not None:
+            self.answer_engine.dispose()
 
 
 def keep_private(data_dir: Path, database: Path | None) -> None:
@@ -185,16 +189,31 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
     # A worker per account at least, so one account's slow broker never holds the others.
     dispatcher = Dispatcher(journal, orders, tracker, settings, clock,
                             workers=max(8, min(len(brokers) + 4, 256)))
+    answer_engine = _answer_engine(settings, engine, accounts)
     return Services(
         settings=settings, clock=clock, redactor=redactor, engine=engine,
         instruments=instruments, journal=journal, orders=orders, dispatcher=dispatcher,
-        desk=SignalDesk(journal, orders, dispatcher, settings, clock, notifier=notifier),
+        desk=SignalDesk(journal, orders, dispatcher, settings, clock, notifier=notifier,
+                        answers=Journal(answer_engine, clock) if answer_engine else None),
+        answer_engine=answer_engine,
         changes=OrderChanges(orders, count=metrics.signal),
         calendar=calendar, jobs=jobs, notifier=notifier, accounts=accounts,
         doors=DoorBook(engine, clock), brokers=brokers,
         paper=sandbox,
         courier=courier_for(settings, jobs, clock, redactor), metrics=metrics,
     )
+
+
+def _answer_engine(settings: Settings, engine: Engine, accounts: AccountBook) -> Engine | None:
+    """Two PostgreSQL connections of its own for reading a fan-out's answer.
+
+    A signal to 200 accounts has 200 copies recording Kotak's answers at once, and the
+    pool's connections go to them in turn: the caller's answer, read last, waited ~0.5 s
+    behind them. With connections of its own it is read at once. SQLite needs none (its
+    readers never wait for a connection), nor does a bridge with one account."""
+    if engine.dialect.name == "sqlite" or not accounts.fans_out:
+        return None
+    return create_db_engine(settings.database_url, pool_size=1, max_overflow=1)
 
 
 def _paper_price_hint(sandbox: Sandbox) -> PriceHint:

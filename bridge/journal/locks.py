@@ -56,15 +56,24 @@ def try_lock(engine: Engine, name: str) -> contextlib.AbstractContextManager[Non
     return named_lock(engine, name, timeout=0.0)
 
 
-def lock_key(name: str) -> int:
-    """A stable signed 64-bit key for PostgreSQL's advisory locks."""
-    digest = hashlib.sha256(name.encode()).digest()
+def lock_key(name: str, scope: str = "") -> int:
+    """A stable signed 64-bit key for PostgreSQL's advisory locks, within ``scope``."""
+    digest = hashlib.sha256((f"{scope}|{name}" if scope else name).encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def lock_scope(engine: Engine) -> str:
+    """What an advisory lock belongs to: PostgreSQL's advisory locks span the whole
+    database, so two journals in different schemas of one database (set through the URL's
+    ``options``) would otherwise take each other's locks: one bridge's scheduler kept
+    another's from leading. A plain URL keeps the old keys, so processes of the previous
+    version and this one still exclude each other during an upgrade."""
+    return str(engine.url.query.get("options", ""))
 
 
 @contextlib.contextmanager
 def _advisory(engine: Engine, name: str, timeout: float) -> Iterator[None]:
-    key = lock_key(name)
+    key = lock_key(name, lock_scope(engine))
     deadline = time.monotonic() + timeout
     with engine.connect() as conn:
         while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
@@ -113,6 +122,7 @@ class HeldLock:
 
     def __init__(self, engine: Engine, name: str) -> None:
         self.engine = engine
+        self._key = lock_key(name, lock_scope(engine))
         self.name = name
         self._fd: int | None = None
         self._conn: Connection | None = None
@@ -128,7 +138,7 @@ class HeldLock:
             conn = self.engine.connect()
             try:
                 got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
-                                        {"k": lock_key(self.name)}).scalar())
+                                        {"k": self._key}).scalar())
                 conn.commit()
             except Exception:
                 conn.close()
@@ -172,7 +182,7 @@ class HeldLock:
         if self._conn is not None:
             try:
                 self._conn.execute(text("SELECT pg_advisory_unlock(:k)"),
-                                   {"k": lock_key(self.name)})
+                                   {"k": self._key})
                 self._conn.commit()
             except Exception:
                 log.warning("releasing lock %r: the database connection is gone (the lock "

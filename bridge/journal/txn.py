@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 
 from sqlalchemy import Connection, Engine, text
 
-from bridge.journal.locks import lock_key
+from bridge.journal.locks import lock_key, lock_scope
 
 # One lock per SQLite engine, living as long as the engine (not request state).
 _WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
@@ -60,14 +60,17 @@ def exclusive_many(engine: Engine, names: Iterable[str]) -> Iterator[Connection]
     The locks are taken in one global order (by key), so two such transactions over
     overlapping names wait for each other instead of deadlocking.
     """
-    with _transaction(engine, *sorted(set(names), key=lock_key)) as conn:
+    scope = lock_scope(engine)
+    with _transaction(engine, *sorted(set(names), key=lambda name: lock_key(name, scope))) \
+            as conn:
         yield conn
 
 
 @contextlib.contextmanager
 def _transaction(engine: Engine, *names: str | None) -> Iterator[Connection]:
     if engine.dialect.name != "sqlite":
-        keys = [lock_key(name) for name in names if name is not None]
+        scope = lock_scope(engine)
+        keys = [lock_key(name, scope) for name in names if name is not None]
         with engine.begin() as conn:
             if len(keys) == 1:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": keys[0]})
