@@ -20,8 +20,10 @@ import logging
 import os
 import re
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
@@ -126,6 +128,7 @@ class HeldLock:
         self.name = name
         self._fd: int | None = None
         self._conn: Connection | None = None
+        self._closer: weakref.finalize[Any, Any] | None = None
 
     @property
     def held(self) -> bool:
@@ -145,6 +148,10 @@ class HeldLock:
                 raise
             if got:
                 self._conn = conn
+                # A holder dropped without release() (a test's scheduler, a process winding
+                # down) still closes its connection, not leaving it for the garbage
+                # collector to find open.
+                self._closer = weakref.finalize(self, conn.close)
             else:
                 conn.close()
             return got
@@ -190,6 +197,9 @@ class HeldLock:
             self._drop_connection()
 
     def _drop_connection(self) -> None:
+        if self._closer is not None:
+            self._closer.detach()
+            self._closer = None
         if self._conn is not None:
             try:
                 self._conn.close()

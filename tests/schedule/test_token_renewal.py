@@ -65,6 +65,7 @@ def test_the_leader_renews_the_token_once_before_it_lapses(make_bridge: MakeBrid
                                  alert_id="after-renewal")
     assert status == 200 and body["status"] == "placed"
     assert token_requests(bridge) == before + 1  # the order needed no renewal of its own
+    second.resign()
 
 
 def test_the_renewal_shows_on_the_dashboard(make_bridge: MakeBridge) -> None:
