@@ -19,7 +19,6 @@ its time budget (:meth:`Dispatcher.try_inline`); otherwise it is answered "queue
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import secrets
@@ -43,20 +42,6 @@ ALIVE_WITHIN = timedelta(seconds=15)
 MAINTAIN_EVERY = 3.0
 TRACK_EVERY = 1.0
 BACKGROUND_FOLLOW_S = 3.0
-
-
-def _start_every_thread(pool: ThreadPoolExecutor, workers: int) -> None:
-    """Start the pool's threads now rather than on first use: a fan-out to 200 accounts
-    otherwise started 200 threads inside the request, at ~15 ms each on a busy machine.
-    Each placeholder task waits for the others, so each gets a thread of its own."""
-    gate = threading.Barrier(workers)
-
-    def hold() -> None:
-        with contextlib.suppress(threading.BrokenBarrierError):
-            gate.wait(timeout=10.0)
-
-    for _ in range(workers):
-        pool.submit(hold)
 
 
 def process_id() -> str:
@@ -92,7 +77,6 @@ class Dispatcher:
             return
         self._pool = ThreadPoolExecutor(max_workers=self._workers,
                                         thread_name_prefix="bridge-order")
-        _start_every_thread(self._pool, self._workers)
         self.journal.processes.heartbeat(self.process_id)
         self._thread = threading.Thread(target=self._loop, name="bridge-dispatcher",
                                         daemon=True)
