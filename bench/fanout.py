@@ -32,6 +32,9 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# bench/signals.py (beside this file, on the path when run as a script)
+from signals import cpu_seconds  # noqa: E402
+
 from bridge.accounts import secret_env_name  # noqa: E402
 from bridge.kotak.sandbox import Sandbox, SandboxAccount, SandboxConfig, SandboxServer  # noqa: E402
 
@@ -91,7 +94,7 @@ def one_run(processes: int, accounts: int, alerts: int, database: str) -> dict[s
                 _wait(f"http://127.0.0.1:{port}/healthz")
             server.sandbox.requests.clear()
             wanted = accounts * alerts
-            bridge_cpu = sum(_cpu_seconds(process.pid) for process in running)
+            bridge_cpu = sum(cpu_seconds(process) for process in running)
             own_cpu = sum(os.times()[:2])
             started = time.time()
             def post(n: int) -> float:
@@ -114,7 +117,7 @@ def one_run(processes: int, accounts: int, alerts: int, database: str) -> dict[s
                 time.sleep(0.2)
             arrivals = sorted(r.at - started for r in done)
             last = started + arrivals[-1]
-            bridge_cpu = sum(_cpu_seconds(process.pid) for process in running) - bridge_cpu
+            bridge_cpu = sum(cpu_seconds(process) for process in running) - bridge_cpu
             own_cpu = sum(os.times()[:2]) - own_cpu
             refused = sum(1 for r in server.sandbox.requests.snapshot("place")
                           if r.status == 429)
@@ -139,22 +142,6 @@ def one_run(processes: int, accounts: int, alerts: int, database: str) -> dict[s
             "last_order_s": round(arrivals[-1], 3),
             "bridge_cpu_ms_per_order": round(bridge_cpu / len(done) * 1000, 2),
             "sandbox_and_client_cpu_ms_per_order": round(own_cpu / len(done) * 1000, 2)}
-
-
-def _cpu_seconds(group: int) -> float:
-    """User and system CPU of a process group (gunicorn's master and its workers)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == group:
-            total += int(fields[11]) + int(fields[12])
-    return total / ticks
 
 
 def _wait(url: str) -> None:

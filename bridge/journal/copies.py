@@ -15,7 +15,6 @@ resolved one by one, as before.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -33,7 +32,7 @@ from bridge.journal.rows import (
     OrderState,
     SignalRow,
     SignalStatus,
-    storable,
+    signal_columns,
 )
 from bridge.journal.tables import broker_calls, orders, signals
 from bridge.journal.tokens import RATE_WINDOW_S, UNSENT_TOKEN_S, _now_seconds
@@ -59,14 +58,9 @@ def admit_copies(conn: Connection, dialect: str, now: datetime,
     for r in requests:
         token = tokens.get(r.account)
         rows.append({
-            "alert_id": storable(r.alert_id), "source": r.source, "account": r.account,
-            "received_at": r.received_at or now, "remote_addr": storable(r.remote_addr[:64]),
-            "raw_body": storable(r.raw_body), "parsed": json.dumps(r.signal.to_dict()),
-            "strategy": storable(r.signal.strategy), "symbol": storable(r.signal.symbol[:96]),
-            "instrument": r.instrument, "side": r.signal.side.value,
+            **signal_columns(r, now),
             "status": (SignalStatus.DISPATCHING if token is not None
                        else SignalStatus.QUEUED).value,
-            "priority": r.priority, "expires_at": r.expires_at, "updated_at": now,
             "claimed_by": r.claimant if token is not None else None,
             "claimed_at": now if token is not None else None})
     ids = [int(row[0]) for row in conn.execute(_SIGNAL_IDS, rows)]

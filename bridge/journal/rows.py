@@ -295,3 +295,16 @@ class AdmitRequest:
     received_at: datetime | None = None
     entry: EntryQuery | None = None
     plan: Planner | None = None
+
+
+def signal_columns(r: AdmitRequest, now: datetime) -> dict[str, Any]:
+    """The row a signal is journaled as on admission, still queued."""
+    return {
+        "alert_id": storable(r.alert_id), "source": r.source, "account": r.account,
+        "received_at": r.received_at or now, "remote_addr": storable(r.remote_addr[:64]),
+        "raw_body": storable(r.raw_body), "parsed": json.dumps(r.signal.to_dict()),
+        "strategy": storable(r.signal.strategy), "symbol": storable(r.signal.symbol[:96]),
+        "instrument": r.instrument, "side": r.signal.side.value,
+        "status": SignalStatus.QUEUED.value, "priority": r.priority,
+        "expires_at": r.expires_at, "updated_at": now,
+    }

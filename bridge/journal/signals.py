@@ -34,6 +34,7 @@ from bridge.journal.rows import (
     _new_id,
     _order_row,
     _signal_row,
+    signal_columns,
     storable,
 )
 from bridge.journal.status import _settle
@@ -177,15 +178,7 @@ class SignalStore:
 
 def _admit_in(conn: Connection, dialect: str, now: datetime, r: AdmitRequest,
               granted: list[int]) -> Admission:
-    values = {
-        "alert_id": storable(r.alert_id), "source": r.source, "account": r.account,
-        "received_at": r.received_at or now, "remote_addr": storable(r.remote_addr[:64]),
-        "raw_body": storable(r.raw_body), "parsed": json.dumps(r.signal.to_dict()),
-        "strategy": storable(r.signal.strategy), "symbol": storable(r.signal.symbol[:96]),
-        "instrument": r.instrument, "side": r.signal.side.value,
-        "status": SignalStatus.QUEUED.value, "priority": r.priority,
-        "expires_at": r.expires_at, "updated_at": now,
-    }
+    values = signal_columns(r, now)
     # Decided before the row exists: everything queued now arrived earlier, so the signal
     # is at the head unless something of the same or a higher priority waits.
     token = None

@@ -187,7 +187,7 @@ class SignalDesk:
         # within the time budget, then read every account's state at once.
         started = [a for a in done.values() if isinstance(a, _Admitted)]
         # Reading and writing out the answer takes about a millisecond per account: it
-        # comes out of the wait, so a fan-out to 200 accounts is still answered on time.
+        # comes out of the wait rather than being added after the budget.
         wait_futures([a.future for a in started if a.future is not None],
                      timeout=max(intake.deadline - ANSWER_S_PER_COPY * len(started)
                                  - time.monotonic(), 0.0))
@@ -231,7 +231,7 @@ class SignalDesk:
             plan=self.service.planner(prepared))
 
     def _started(self, request: AdmitRequest, admission: Admission,
-                 intake: Intake, follow_until: float | None = None) -> _Admitted:
+                 intake: Intake, follow_until: float) -> _Admitted:
         """Act on an admission: a repeat is reported, a claim starts sending, the rest
         waits for the dispatcher."""
         if admission.duplicate_of is not None:
@@ -241,14 +241,13 @@ class SignalDesk:
             self.dispatcher.wake()
             return _Admitted(admission.signal_id, request.alert_id)
         return _Admitted(admission.signal_id, request.alert_id,
-                         future=self.dispatcher.run(
-                             admission.claim,
-                             intake.deadline if follow_until is None else follow_until))
+                         future=self.dispatcher.run(admission.claim, follow_until))
 
     def _admit(self, intake: Intake, prepared: Prepared, account: str) -> _Admitted:
         """Journal the signal for ``account`` and, when it may go now, start sending it."""
         request = self._request(intake, prepared, account, self.dispatcher.claimant())
-        return self._started(request, self.journal.signals.admit_many([request])[0], intake)
+        return self._started(request, self.journal.signals.admit_many([request])[0], intake,
+                             intake.deadline)
 
     def _finish(self, admitted: _Admitted, intake: Intake) -> Outcome:
         """What to answer for an admitted signal, waiting within the time budget."""
