@@ -50,9 +50,6 @@ from bridge.schemas import field_messages, load_signal
 
 log = logging.getLogger(__name__)
 
-#: a fan-out to at most this many accounts follows its orders inside the request (the answer
-#: then says complete or rejected); a larger one answers with what Kotak said on placing
-FOLLOW_COPIES = 10
 #: what reading and writing out a fan-out's answer costs per account (measured: ~1 ms)
 ANSWER_S_PER_COPY = 0.001
 
@@ -176,13 +173,9 @@ class SignalDesk:
         claimant = self.dispatcher.claimant()
         requests = [self._request(intake, copy, name, claimant if index < slots else None)
                     for index, (name, copy) in enumerate(copies)]
-        # A large fan-out's copies are placed, not followed, inside the request: following
-        # 200 orders while the rest are still being sent delays the last account's order,
-        # and the tracker follows every one of them to its outcome right after.
-        follow_until = intake.deadline if len(copies) <= FOLLOW_COPIES else time.monotonic()
         for (name, _), request, admission in zip(
                 copies, requests, self.journal.signals.admit_many(requests), strict=True):
-            done[name] = self._started(request, admission, intake, follow_until)
+            done[name] = self._started(request, admission, intake, intake.deadline)
         # The copies run side by side on the dispatcher's pool: wait for them together,
         # within the time budget, then read every account's state at once.
         started = [a for a in done.values() if isinstance(a, _Admitted)]
