@@ -9,7 +9,8 @@ straight on the sandbox's engine in one transaction), then ``--rounds`` times on
 placed and the order book read through the bridge's own Kotak client (the sandbox's order
 rate limit lifted). The figures are the median milliseconds of each call. The order book's
 answer holds every order of the day, so its encoding and parsing grow with N whatever the
-store does; a place does not.
+store does; a place does not. Beside them, "store ms" is what every call pays to hold the
+book and keep its changes, apart from its own work: an empty ``store.transaction()``.
 """
 
 from __future__ import annotations
@@ -50,11 +51,15 @@ def fill_book(services: Services, count: int) -> None:
                 raise RuntimeError(f"prefill order {n} refused: {reply}")
 
 
-def measure(services: Services, rounds: int, first: int) -> tuple[float, float, int]:
-    """Median ms of a place and of an order-book read, and the orders the book then held."""
+def measure(services: Services, rounds: int,
+            first: int) -> tuple[float, float, float, int]:
+    """Median ms of a place, of an order-book read and of an empty transaction, and the
+    orders the book then held."""
     broker = services.broker()
     sbin = services.instruments.current().resolve("NSE:SBIN")
-    places, reads = [], []
+    assert services.paper is not None
+    store = services.paper.store
+    places, reads, holds = [], [], []
     held = 0
     for n in range(first, first + rounds):
         began = time.perf_counter()
@@ -62,9 +67,14 @@ def measure(services: Services, rounds: int, first: int) -> tuple[float, float, 
                                         Product.MIS, tag=f"bench-{n}"))
         placed = time.perf_counter()
         held = len(broker.order_book())
+        read = time.perf_counter()
+        with store.transaction():
+            pass
         places.append(placed - began)
-        reads.append(time.perf_counter() - placed)
-    return statistics.median(places) * 1000, statistics.median(reads) * 1000, held
+        reads.append(read - placed)
+        holds.append(time.perf_counter() - read)
+    return (statistics.median(places) * 1000, statistics.median(reads) * 1000,
+            statistics.median(holds) * 1000, held)
 
 
 def main() -> None:
@@ -83,13 +93,15 @@ def main() -> None:
         services = build_services(settings)
         try:
             prepare(services)
-            sys.stdout.write(f"{'orders in the day':>18} {'place ms':>9} {'order book ms':>14}\n")
+            sys.stdout.write(f"{'orders in the day':>18} {'place ms':>9} {'order book ms':>14}"
+                             f" {'store ms':>9}\n")
             placed = 0
             for count in counts:
                 fill_book(services, max(count - placed, 0))
-                place_ms, read_ms, held = measure(services, args.rounds, count)
+                place_ms, read_ms, hold_ms, held = measure(services, args.rounds, count)
                 placed = held
-                sys.stdout.write(f"{count:>18} {place_ms:>9.2f} {read_ms:>14.2f}\n")
+                sys.stdout.write(f"{count:>18} {place_ms:>9.2f} {read_ms:>14.2f}"
+                                 f" {hold_ms:>9.2f}\n")
                 sys.stdout.flush()
         finally:
             services.close()

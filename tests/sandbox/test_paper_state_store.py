@@ -4,6 +4,7 @@ from before opens whole, and a call late in a busy day costs what it costs at it
 from __future__ import annotations
 
 import copy
+import multiprocessing
 import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -40,13 +41,17 @@ def _sandbox(path: Path, clock: ManualClock, store: SqliteStateStore | None = No
                    store=store or SqliteStateStore(path), clock=clock)
 
 
-def _place(sandbox: Sandbox, n: int, kind: str = "MKT", price: str = "0") -> str:
+def _place(sandbox: Sandbox, n: int, kind: str = "MKT", price: str = "0",
+           count: int = 1) -> str:
+    """Place order ``n`` (and the ``count - 1`` after it, in the same call); return the
+    last one's number."""
     with sandbox.store.transaction() as state:
-        status, body = sandbox.engine.place(state, UCC, {
-            "am": "NO", "dq": "0", "es": "nse_cm", "mp": "0", "pc": "MIS", "pr": price,
-            "pt": kind, "qt": "1", "rt": "DAY", "tp": "0", "ts": "SBIN-EQ",
-            "tt": "B" if n % 2 else "S", "ig": f"tag-{n}"}, sandbox.clock.now())
-    assert status == 200, body
+        for m in range(n, n + count):
+            status, body = sandbox.engine.place(state, UCC, {
+                "am": "NO", "dq": "0", "es": "nse_cm", "mp": "0", "pc": "MIS", "pr": price,
+                "pt": kind, "qt": "1", "rt": "DAY", "tp": "0", "ts": "SBIN-EQ",
+                "tt": "B" if m % 2 else "S", "ig": f"tag-{m}"}, sandbox.clock.now())
+            assert status == 200, body
     return str(body["nOrdNo"])
 
 
@@ -205,8 +210,8 @@ def test_a_call_late_in_a_busy_day_reads_and_writes_what_one_early_does(
 
     two.orders(UCC)
     early = cost_of_a_place_and_a_read(0)
-    for n in range(1, 300):
-        _place(one if n % 2 else two, n)
+    _place(one, 1, count=150)
+    _place(two, 151, count=149)
     two.orders(UCC)
     late = cost_of_a_place_and_a_read(300)
 
@@ -264,3 +269,31 @@ def test_workers_taking_turns_hold_the_book_a_fresh_worker_reads(tmp_path: Path,
         assert _copy(two.store) == fresh, f"after step {n}"
     assert [row["ordSt"] for row in one.orders(UCC)] == ["complete"]
     assert {row["trdSym"] for row in one.positions(UCC)} == {"INFY-EQ", "SBIN-EQ"}
+
+
+def _worker(path: Path, first: int, count: int) -> None:
+    sandbox = _sandbox(path, ManualClock(NOON))
+    for n in range(first, first + count):
+        _place(sandbox, n)
+        sandbox.orders(UCC)
+
+
+def test_worker_processes_placing_at_once_keep_every_order(tmp_path: Path,
+                                                           clock: ManualClock) -> None:
+    path = tmp_path / "paper-broker.db"
+    SqliteStateStore(path)
+    spawn = multiprocessing.get_context("spawn")
+    workers = [spawn.Process(target=_worker, args=(path, first, 40)) for first in (0, 100)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [worker.exitcode for worker in workers] == [0, 0]
+
+    state = _copy(SqliteStateStore(path))
+    book = state.books[UCC]
+    assert len(book.orders) == 80 and state.order_seq == 80
+    assert book.tags == {f"tag-{n}" for n in (*range(40), *range(100, 140))}
+    assert len(book.fills) == 80 and len({fill.fill_id for fill in book.fills}) == 80
+    (position,) = book.positions.values()
+    assert position.day_buy_qty + position.day_sell_qty == 80
