@@ -25,7 +25,7 @@ import secrets
 import socket
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from datetime import timedelta
 
 from bridge.clock import Clock
@@ -34,6 +34,7 @@ from bridge.journal.journal import Journal
 from bridge.journal.rows import Claim, ErrorInfo, OrderState, SignalRow, SignalStatus, TakeOver
 from bridge.orders.service import OrderService
 from bridge.orders.tracking import Tracker
+from bridge.orders.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class Dispatcher:
         self.clock = clock
         self.process_id = process_id()
         self._workers = workers
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: WorkerPool | None = None
         self._inflight = 0
         self._guard = threading.Lock()
         #: a process silent this long is dead; its claims are taken over
@@ -75,8 +76,7 @@ class Dispatcher:
     def start(self) -> None:
         if self._thread is not None:
             return
-        self._pool = ThreadPoolExecutor(max_workers=self._workers,
-                                        thread_name_prefix="bridge-order")
+        self._pool = WorkerPool(self._workers, "bridge-order")
         self.journal.processes.heartbeat(self.process_id)
         self._thread = threading.Thread(target=self._loop, name="bridge-dispatcher",
                                         daemon=True)
@@ -89,7 +89,7 @@ class Dispatcher:
         if self._thread is not None:
             self._thread.join(timeout)
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown()
         self.journal.processes.forget_process(self.process_id)
 
     def wake(self) -> None:
@@ -118,7 +118,7 @@ class Dispatcher:
         assert self._pool is not None
         with self._guard:
             self._inflight += 1
-        future = self._pool.submit(self._run, claim, follow_until)
+        future: Future[None] = self._pool.submit(lambda: self._run(claim, follow_until))
         future.add_done_callback(self._done)
         return future
 
