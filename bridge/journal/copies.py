@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from bridge.journal import statements as st
-from bridge.journal.orders import _entry_counts
+from bridge.journal.orders import entry_counts_many
 from bridge.journal.rows import (
     Admission,
     AdmitRequest,
@@ -181,8 +181,9 @@ def _record_orders(conn: Connection, dialect: str, now: datetime,
     and ``_insert_orders`` for many accounts at once)."""
     if not claimed:
         return []
-    counted = [(r, signal_id, token,
-                _entry_counts(conn, r.account, r.entry) if r.entry is not None else None)
+    asked = [(r.account, r.entry) for r, _, _ in claimed if r.entry is not None]
+    found = iter(entry_counts_many(conn, asked))
+    counted = [(r, signal_id, token, next(found) if r.entry is not None else None)
                for r, signal_id, token in claimed]
     planned = [(r, signal_id, token, counts,
                 r.plan(counts) if r.plan is not None and counts is not None else None)

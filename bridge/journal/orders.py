@@ -9,6 +9,7 @@ same transaction, through :mod:`bridge.journal.status`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy import Connection, Engine, func, select
 from bridge.clock import Clock
 from bridge.journal import statements as st
 from bridge.journal.entries import blocked_day, closed_key
+from bridge.journal.group_commit import GroupCommit
 from bridge.journal.rows import (
     UNCAPPED,
     WORKING_ORDER_STATES,
@@ -29,9 +31,9 @@ from bridge.journal.rows import (
     _order_row,
     storable,
 )
-from bridge.journal.status import _settle
+from bridge.journal.status import settle_signals
 from bridge.journal.tables import orders
-from bridge.journal.tokens import Turns, _in_flight_before, _stamp_answer
+from bridge.journal.tokens import Turns, _in_flight_before, stamp_answers
 from bridge.journal.txn import writing
 
 #: how far along each state is; an order's state never moves back (two threads may learn of
@@ -41,11 +43,25 @@ _PROGRESS = {"created": 0, "sending": 1, "unknown": 2, "pending": 3, "open": 4,
              "not_placed": 5, "failed": 5}
 
 
+@dataclass(frozen=True)
+class OrderChange:
+    """An order's new state and what the broker said (see :meth:`OrderStore.set_order`)."""
+
+    order_id: int
+    state: OrderState
+    detail: str = ""
+    answered: int | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
 class OrderStore:
     def __init__(self, engine: Engine, clock: Clock, turns: Turns) -> None:
         self.engine = engine
         self._clock = clock
         self._turns = turns
+        # Concurrent changes (a fan-out's answers) share one transaction.
+        self._changes: GroupCommit[OrderChange, bool] = GroupCommit(
+            self._write_changes, lambda change: self._write_changes([change])[0])
 
     def add_orders(self, signal_id: int | None, account: str, strategy: str,
                    plans: list[OrderPlan],
@@ -70,20 +86,22 @@ class OrderStore:
         ``answered``: the rate-limit token of the request whose answer this is, stamped in
         the same transaction (see :meth:`QueueStore.finish_sending`).
         """
-        now = self._clock.now()
-        fields = {key: storable(value) if isinstance(value, str) else value
-                  for key, value in fields.items()}
-        values: dict[str, Any] = {"status": state.value, "updated_at": now, **fields}
-        if state.final:
-            values["final_at"] = now
+        change = OrderChange(order_id, state, detail, answered, {
+            key: storable(value) if isinstance(value, str) else value
+            for key, value in fields.items()})
         try:
-            with writing(self.engine) as conn:
-                if answered is not None:
-                    _stamp_answer(conn, answered, self.engine.dialect.name)
-                return _set_order(conn, order_id, state, values, fields, detail, now)
+            return self._changes.write(change)
         finally:
             if answered is not None:
                 self._turns.answered(answered)
+
+    def _write_changes(self, changes: list[OrderChange]) -> list[bool]:
+        """Record ``changes`` in one transaction, in order; whether each changed anything."""
+        now = self._clock.now()
+        with writing(self.engine) as conn:
+            stamp_answers(conn, [c.answered for c in changes if c.answered is not None],
+                          self.engine.dialect.name)
+            return _set_orders(conn, changes, now)
 
     def order(self, order_id: int) -> OrderRow | None:
         with self.engine.connect() as conn:
@@ -156,6 +174,31 @@ def _entry_counts(conn: Connection, account: str, entry: EntryQuery) -> EntryCou
         "closed_key": closed_key(account, entry.exchange), "account_cap": entry.account_cap,
         "strategy_cap": entry.strategy_cap,
         "quantity_rows": UNCAPPED if entry.sum_quantity else 0}).one()
+    return _counts(row, entry)
+
+
+def entry_counts_many(conn: Connection, wanted: list[tuple[str, EntryQuery]]
+                      ) -> list[EntryCounts]:
+    """:func:`_entry_counts` for many accounts: one statement on PostgreSQL (a fan-out's
+    copies), one per account on SQLite, where a statement is cheap."""
+    if conn.dialect.name != "postgresql" or len(wanted) < 2:
+        return [_entry_counts(conn, account, entry) for account, entry in wanted]
+    entries = [entry for _, entry in wanted]
+    rows = conn.execute(st.ENTRY_COUNTS_MANY_PG, {
+        "accounts": [account for account, _ in wanted],
+        "since": [entry.since for entry in entries],
+        "strategies": [entry.strategy for entry in entries],
+        "exchanges": [entry.exchange for entry in entries],
+        "symbols": [entry.trading_symbol for entry in entries],
+        "account_caps": [entry.account_cap for entry in entries],
+        "strategy_caps": [entry.strategy_cap for entry in entries],
+        "quantity_rows": [UNCAPPED if entry.sum_quantity else 0 for entry in entries],
+        "closed_keys": [closed_key(account, entry.exchange) for account, entry in wanted],
+    }).all()
+    return [_counts(row, entry) for row, entry in zip(rows, entries, strict=True)]
+
+
+def _counts(row: Any, entry: EntryQuery) -> EntryCounts:
     return EntryCounts(int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), row[3] == "on",
                        blocked_day(row[4]) == entry.since.date().isoformat())
 
@@ -200,22 +243,57 @@ def _insert_orders(conn: Connection, now: datetime, signal_id: int | None, accou
     return rows, sending
 
 
-def _set_order(conn: Connection, order_id: int, state: OrderState, values: dict[str, Any],
-               fields: dict[str, Any], detail: str, now: datetime) -> bool:
-    current = conn.execute(st.ORDER_BY_ID, {"where_id": order_id}).first()
-    if current is None or _PROGRESS[state.value] < _PROGRESS[current.status]:
+def _set_orders(conn: Connection, changes: list[OrderChange], now: datetime) -> list[bool]:
+    """Within a write transaction: apply ``changes`` in order, then settle their signals.
+
+    Events only on change. A second change to one order is applied after the first (its
+    own round), so every change sees what the one before it wrote."""
+    touched: set[int] = set()
+    rounds: list[list[int]] = []
+    seen: dict[int, int] = {}
+    for index, change in enumerate(changes):
+        turn = seen.get(change.order_id, 0)
+        seen[change.order_id] = turn + 1
+        if turn == len(rounds):
+            rounds.append([])
+        rounds[turn].append(index)
+    changed_at: dict[int, bool] = {}
+    for indexes in rounds:
+        current = {int(row.id): row for row in conn.execute(
+            st.ORDERS_BY_IDS, {"ids": [changes[i].order_id for i in indexes]})}
+        news: list[dict[str, Any]] = []
+        # In the global order of ids, so two batches over the same orders cannot deadlock.
+        for index in sorted(indexes, key=lambda i: changes[i].order_id):
+            change = changes[index]
+            row = current.get(change.order_id)
+            changed = row is not None and _moves(row, change)
+            changed_at[index] = changed
+            if not changed or row is None:
+                continue
+            values: dict[str, Any] = {"status": change.state.value, "updated_at": now,
+                                      **change.fields}
+            if change.state.final:
+                values["final_at"] = now
+            conn.execute(st.UPDATE_ORDER, {"where_id": change.order_id, **values})
+            if row.status != change.state.value or change.detail:
+                news.append({"signal_id": row.signal_id, "order_id": change.order_id,
+                             "at": now, "status": change.state.value,
+                             "detail": storable(change.detail)})
+            if row.signal_id is not None:
+                touched.add(int(row.signal_id))
+        if news:
+            conn.execute(st.INSERT_EVENT, news)
+    settle_signals(conn, sorted(touched), now)
+    return [changed_at[index] for index in range(len(changes))]
+
+
+def _moves(current: Any, change: OrderChange) -> bool:
+    """Whether ``change`` moves the order as recorded in ``current`` (never backwards, and
+    a final state is final)."""
+    state = change.state
+    if _PROGRESS[state.value] < _PROGRESS[current.status]:
         return False
     if _PROGRESS[current.status] == 5 and current.status != state.value:
-        return False  # final is final
-    changed = current.status != state.value or any(
-        getattr(current, key) != value for key, value in fields.items())
-    if not changed:
         return False
-    conn.execute(st.UPDATE_ORDER, {"where_id": order_id, **values})
-    if current.status != state.value or detail:
-        conn.execute(st.INSERT_EVENT, {
-            "signal_id": current.signal_id, "order_id": order_id, "at": now,
-            "status": state.value, "detail": storable(detail)})
-    if current.signal_id is not None:
-        _settle(conn, int(current.signal_id), now)
-    return True
+    return current.status != state.value or any(
+        getattr(current, key) != value for key, value in change.fields.items())

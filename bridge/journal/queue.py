@@ -40,8 +40,8 @@ from bridge.journal.tokens import (
     UNSENT_TOKEN_S,
     Turns,
     _in_flight_before,
-    _stamp_answer,
     _take_token,
+    stamp_answers,
 )
 from bridge.journal.txn import exclusive, writing
 
@@ -141,7 +141,7 @@ class QueueStore:
         the window true at Kotak's door whatever the delays in between.
         """
         with writing(self.engine) as conn:
-            _stamp_answer(conn, token, self.engine.dialect.name)
+            stamp_answers(conn, [token], self.engine.dialect.name)
         self._turns.answered(token)
 
     def release_token(self, token: int) -> None:

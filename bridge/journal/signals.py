@@ -37,7 +37,7 @@ from bridge.journal.rows import (
     signal_columns,
     storable,
 )
-from bridge.journal.status import _settle
+from bridge.journal.status import settle_signal
 from bridge.journal.tables import events, signals
 from bridge.journal.tokens import Turns, _take_token
 from bridge.journal.txn import exclusive_many, writing
@@ -164,7 +164,7 @@ class SignalStore:
     def settle(self, signal_id: int) -> SignalStatus | None:
         """Derive a signal's status from its orders and record it if it changed."""
         with writing(self.engine) as conn:
-            return _settle(conn, signal_id, self._clock.now())
+            return settle_signal(conn, signal_id, self._clock.now())
 
     def busy_instruments(self, account: str) -> set[str]:
         """Instruments (``EXCH:SYMBOL``) of signals queued or being sent for ``account``."""

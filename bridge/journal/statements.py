@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import (
     ColumnElement,
     ScalarSelect,
+    TextClause,
     and_,
     bindparam,
     delete,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -38,6 +40,13 @@ SIGNAL_BY_ID = select(signals).where(signals.c.id == bindparam("where_id"))
 SIGNAL_STATE = select(signals.c.status, signals.c.error_code, signals.c.error_message).where(
     signals.c.id == bindparam("where_id"))
 ORDER_BY_ID = select(orders).where(orders.c.id == bindparam("where_id"))
+# Many at once (a fan-out's answers, committed together): one statement for all of them.
+SIGNAL_STATES = select(signals.c.id, signals.c.status, signals.c.error_code,
+                       signals.c.error_message).where(
+    signals.c.id.in_(bindparam("ids", expanding=True)))
+ORDERS_BY_IDS = select(orders).where(orders.c.id.in_(bindparam("ids", expanding=True)))
+ORDERS_OF_SIGNALS = select(orders).where(
+    orders.c.signal_id.in_(bindparam("ids", expanding=True))).order_by(orders.c.id)
 ORDERS_OF = select(orders).where(orders.c.signal_id == bindparam("where_signal")).order_by(
     orders.c.id)
 
@@ -98,3 +107,29 @@ ENTRY_COUNTS = select(
     select(bridge_meta.c.value).where(bridge_meta.c.key == bindparam("closed_key"))
     .scalar_subquery(),
 )
+
+# ENTRY_COUNTS for many accounts in one statement (a fan-out's copies, on PostgreSQL): one
+# row per element of the arrays, in their order, each counted up to its own caps.
+_COUNTED_SQL = ("o.account = q.account AND o.created_at >= q.since AND NOT o.is_exit "
+                "AND o.status NOT IN ('failed', 'not_placed')")
+_MINE_SQL = f"{_COUNTED_SQL} AND o.strategy = q.strategy"
+ENTRY_COUNTS_MANY_PG: TextClause = text(f"""
+SELECT
+  (SELECT count(*) FROM (SELECT 1 FROM orders o WHERE {_COUNTED_SQL}
+                         LIMIT q.account_cap) a),
+  (SELECT count(*) FROM (SELECT 1 FROM orders o WHERE {_MINE_SQL}
+                         LIMIT q.strategy_cap) b),
+  (SELECT coalesce(sum(c.quantity), 0) FROM (
+     SELECT o.quantity FROM orders o WHERE {_MINE_SQL} AND o.exchange = q.exchange
+       AND o.trading_symbol = q.trading_symbol AND o.status != 'rejected'
+     LIMIT q.quantity_rows) c),
+  (SELECT value FROM bridge_meta WHERE key = 'kill_switch'),
+  (SELECT value FROM bridge_meta WHERE key = q.closed_key)
+FROM unnest(CAST(:accounts AS text[]), CAST(:since AS timestamptz[]),
+            CAST(:strategies AS text[]), CAST(:exchanges AS text[]),
+            CAST(:symbols AS text[]), CAST(:account_caps AS integer[]),
+            CAST(:strategy_caps AS integer[]), CAST(:quantity_rows AS integer[]),
+            CAST(:closed_keys AS text[]))
+  WITH ORDINALITY AS q(account, since, strategy, exchange, trading_symbol, account_cap,
+                       strategy_cap, quantity_rows, closed_key, position)
+ORDER BY q.position""")

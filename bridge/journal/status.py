@@ -69,25 +69,46 @@ def _summary(orders: list[OrderRow]) -> str:
                      for o in orders)
 
 
-def _settle(conn: Connection, signal_id: int, now: datetime) -> SignalStatus | None:
-    row = conn.execute(st.SIGNAL_STATE, {"where_id": signal_id}).first()
-    found = [_order_row(r) for r in conn.execute(st.ORDERS_OF,
-                                                 {"where_signal": signal_id}).all()]
-    if row is None or not found:
-        return None
-    status, error = derive_status(found)
-    same_error = (error.code, error.message) == (row.error_code, row.error_message) \
-        if error is not None else row.error_code is None
-    if status.value == row.status and same_error:
-        return status
-    values: dict[str, Any] = {"status": status.value, "updated_at": now}
-    values.update(_error_columns(error) if error is not None else
-                  {"error_code": None, "error_message": None, "error_details": None})
-    if not status.pending:
-        values.update(claimed_by=None, claimed_at=None)
-    conn.execute(st.UPDATE_SIGNAL, {"where_id": signal_id, **values})
-    if status.value != row.status:
-        conn.execute(st.INSERT_EVENT, {
-            "signal_id": signal_id, "at": now, "status": status.value,
-            "detail": storable(error.message if error else _summary(found))})
-    return status
+def settle_signals(conn: Connection, signal_ids: list[int],
+                   now: datetime) -> dict[int, SignalStatus]:
+    """Within a write transaction: bring each signal's recorded status in line with its
+    orders (three statements for any number of signals, plus one per changed signal).
+
+    Returns the status of each signal that has orders."""
+    if not signal_ids:
+        return {}
+    wanted = sorted(set(signal_ids))
+    states = {int(row.id): row for row in conn.execute(st.SIGNAL_STATES, {"ids": wanted})}
+    found: dict[int, list[OrderRow]] = {}
+    for order in conn.execute(st.ORDERS_OF_SIGNALS, {"ids": wanted}):
+        found.setdefault(int(order.signal_id), []).append(_order_row(order))
+    settled: dict[int, SignalStatus] = {}
+    news: list[dict[str, Any]] = []
+    for signal_id in wanted:
+        row, its_orders = states.get(signal_id), found.get(signal_id)
+        if row is None or not its_orders:
+            continue
+        status, error = derive_status(its_orders)
+        settled[signal_id] = status
+        same_error = (error.code, error.message) == (row.error_code, row.error_message) \
+            if error is not None else row.error_code is None
+        if status.value == row.status and same_error:
+            continue
+        values: dict[str, Any] = {"status": status.value, "updated_at": now}
+        values.update(_error_columns(error) if error is not None else
+                      {"error_code": None, "error_message": None, "error_details": None})
+        if not status.pending:
+            values.update(claimed_by=None, claimed_at=None)
+        conn.execute(st.UPDATE_SIGNAL, {"where_id": signal_id, **values})
+        if status.value != row.status:
+            news.append({"signal_id": signal_id, "order_id": None, "at": now,
+                         "status": status.value,
+                         "detail": storable(error.message if error else _summary(its_orders))})
+    if news:
+        conn.execute(st.INSERT_EVENT, news)
+    return settled
+
+
+def settle_signal(conn: Connection, signal_id: int, now: datetime) -> SignalStatus | None:
+    """Within a write transaction: :func:`settle_signals` for one signal."""
+    return settle_signals(conn, [signal_id], now).get(signal_id)

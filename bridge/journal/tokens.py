@@ -49,9 +49,12 @@ class Turns:
             self.condition.notify_all()
 
 
-def _stamp_answer(conn: Connection, token: int, dialect: str) -> None:
-    conn.execute(st.UPDATE_CALL, {"where_id": token, "at": _now_seconds(conn, dialect),
-                                  "done": True})
+def stamp_answers(conn: Connection, tokens: list[int], dialect: str) -> None:
+    """Within a write transaction: the requests of ``tokens`` were answered now."""
+    if tokens:
+        now = _now_seconds(conn, dialect)
+        conn.execute(st.UPDATE_CALL, [{"where_id": token, "at": now, "done": True}
+                                      for token in tokens])
 
 
 def _in_flight_before(conn: Connection, account: str, token: int, dialect: str) -> list[int]:

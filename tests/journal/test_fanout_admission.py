@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, event, select
 
 from bridge.clock import SystemClock
@@ -99,8 +100,8 @@ def test_copies_admitted_together_are_journaled_as_if_one_by_one(engine: Engine)
     assert all(c.first_sending for c in claimed)
     if engine.dialect.name == "postgresql":
         # One round trip per step for all the copies, not one per copy and step (14 per copy
-        # one by one); the entry counts are still read per claimed account. (SQLite, in the
-        # process, inserts row by row where it must say each row's id in order.)
+        # one by one). (SQLite, in the process, inserts row by row where it must say each
+        # row's id in order.)
         assert len(sent) <= 20, "\n".join(" ".join(s.split())[:90] for s in sent)
 
 
@@ -109,3 +110,22 @@ def _scene_and_stop(journal: Journal, statements: list[str]) -> list[AdmitReques
     requests = _scene(journal, "all-")
     statements.clear()
     return requests
+
+
+def test_the_statements_of_a_fan_out_do_not_grow_with_its_accounts(engine: Engine) -> None:
+    """On PostgreSQL every step, the entry counts included, is one statement for all the
+    copies: 40 accounts cost the round trips of 2."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite reads the entry counts per account (a statement there is cheap)")
+    journal = Journal(engine, SystemClock())
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda *args: statements.append(args[2]))
+    counted = []
+    for size in (2, 40):
+        statements.clear()
+        admitted = journal.signals.admit_many([_request(f"grow{size}-{n}", "copy")
+                                               for n in range(size)])
+        assert all(a.claim is not None and a.claim.first_sending for a in admitted)
+        counted.append(len(statements))
+    assert counted[1] == counted[0], counted
