@@ -40,6 +40,17 @@ class DbSessionStore:
         data = self._open(sealed, f"session of account {account}")
         return KotakSession.from_dict(data) if data is not None else None
 
+    def load_many(self, accounts: list[str]) -> dict[str, KotakSession]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(broker_sessions.c.account, broker_sessions.c.sealed)
+                                .where(broker_sessions.c.account.in_(accounts))).all()
+        found: dict[str, KotakSession] = {}
+        for row in rows:
+            data = self._open(row.sealed, f"session of account {row.account}")
+            if data is not None:
+                found[str(row.account)] = KotakSession.from_dict(data)
+        return found
+
     def save(self, session: KotakSession) -> None:
         values = {"sealed": self._box.seal(json.dumps(session.to_dict())),
                   "expires_at": session.expires_at, "updated_at": self._clock.now()}

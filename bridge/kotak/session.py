@@ -56,6 +56,10 @@ class SessionStore(Protocol):
 
     def load(self, account: str) -> KotakSession | None: ...
 
+    def load_many(self, accounts: list[str]) -> dict[str, KotakSession]:
+        """The sessions of ``accounts`` that exist, in one read."""
+        ...
+
     def save(self, session: KotakSession) -> None: ...
 
     def delete(self, account: str) -> None: ...
@@ -85,6 +89,10 @@ class MemorySessionStore:
 
     def load(self, account: str) -> KotakSession | None:
         return self._sessions.get(account)
+
+    def load_many(self, accounts: list[str]) -> dict[str, KotakSession]:
+        return {account: self._sessions[account] for account in accounts
+                if account in self._sessions}
 
     def save(self, session: KotakSession) -> None:
         self._sessions[session.account] = session
@@ -181,11 +189,38 @@ class SessionManager:
 
     def _load(self) -> KotakSession | None:
         cached = self._cached
-        if cached is not None and time.monotonic() - cached[0] < CACHE_FOR:
+        if cached is not None and self._fresh():
             return cached[1]
         session = self._store.load(self.account)
         self._cached = (time.monotonic(), session) if session is not None else None
         return session
+
+    @staticmethod
+    def prime(managers: list[SessionManager]) -> None:
+        """Read the sessions of many accounts at once, before each is about to be used.
+
+        A fan-out sends one order on each of hundreds of accounts at the same moment; each
+        would otherwise read and decrypt its own session in a query of its own. Accounts
+        whose session was read within :data:`CACHE_FOR` are left alone; one without a
+        session is left to :meth:`current` to refuse as usual.
+        """
+        stale: dict[int, list[SessionManager]] = {}
+        stores: dict[int, SessionStore] = {}
+        for manager in managers:
+            if not manager._fresh():
+                stale.setdefault(id(manager._store), []).append(manager)
+                stores[id(manager._store)] = manager._store
+        for key, waiting in stale.items():
+            found = stores[key].load_many([manager.account for manager in waiting])
+            now = time.monotonic()
+            for manager in waiting:
+                session = found.get(manager.account)
+                if session is not None:
+                    manager._cached = (now, session)
+
+    def _fresh(self) -> bool:
+        cached = self._cached
+        return cached is not None and time.monotonic() - cached[0] < CACHE_FOR
 
     def _keep(self, session: KotakSession) -> None:
         self._store.save(session)
@@ -365,3 +400,4 @@ class SessionManager:
         for secret in (session.token, session.sid, session.bearer):
             if secret:
                 self._on_secret(secret)
+

@@ -173,8 +173,10 @@ class SignalDesk:
         claimant = self.dispatcher.claimant()
         requests = [self._request(intake, copy, name, claimant if index < slots else None)
                     for index, (name, copy) in enumerate(copies)]
-        for (name, _), request, admission in zip(
-                copies, requests, self.journal.signals.admit_many(requests), strict=True):
+        admissions = self.journal.signals.admit_many(requests)
+        # Read every account's session at once, just before the copies go.
+        self.service.prime_sessions([name for name, _ in copies])
+        for (name, _), request, admission in zip(copies, requests, admissions, strict=True):
             done[name] = self._started(request, admission, intake, intake.deadline)
         # The copies run side by side on the dispatcher's pool: wait for them together,
         # within the time budget, then read every account's state at once.

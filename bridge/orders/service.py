@@ -81,6 +81,7 @@ from bridge.kotak.instruments import (
     UnknownInstrument,
 )
 from bridge.kotak.sandbox.paper import unknown_symbol_hint
+from bridge.kotak.session import SessionManager
 from bridge.notify import Notifier
 from bridge.orders import rules, sizing
 from bridge.orders.legs import LegFailures
@@ -280,6 +281,11 @@ class OrderService:
             exchange=first.exchange, side=first.side, quantity=first.quantity,
             notes=signal.notes + rounded)
         return Prepared(signal, instrument, 1, legs=tuple(item for _, item in ordered))
+
+    def prime_sessions(self, accounts: list[str]) -> None:
+        """Read the Kotak sessions of the accounts about to be sent to, in one go."""
+        SessionManager.prime([self.brokers[account].sessions for account in accounts
+                              if account in self.brokers])
 
     def precheck(self, prepared: Prepared) -> None:
         """Rules that need no broker call: is the exchange (of every leg) open at all?

@@ -3,11 +3,13 @@ OAuth token, Kotak's midnight expiry, and the session surviving a restart."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pyotp
 import pytest
+from sqlalchemy import event
 
 from bridge.clock import IST, ManualClock
 from bridge.journal.db import create_db_engine
@@ -16,6 +18,7 @@ from bridge.journal.sessions import DbSessionStore
 from bridge.kotak.auth import AuthFlow
 from bridge.kotak.errors import LoginBlocked, LoginFailed, SessionInvalid
 from bridge.kotak.sandbox import Sandbox, SandboxAccount, SandboxConfig, SandboxServer
+from bridge.kotak.session import SessionManager
 from bridge.secretbox import SecretBox
 from tests.conftest import ist, make_kotak
 
@@ -191,3 +194,40 @@ def test_session_survives_a_restart_through_the_journal(sandbox: Sandbox,
 
 def _clock() -> ManualClock:
     return ManualClock(datetime.now(IST))
+
+
+def test_a_fan_out_reads_every_account_session_in_one_query(sandbox: Sandbox,
+                                                            account: SandboxAccount,
+                                                            server: SandboxServer,
+                                                            tmp_path: Path) -> None:
+    """Hundreds of accounts sending at once read their sessions together, and each order
+    then goes out on its account's own session without another read."""
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'bridge.db'}")
+    create_schema(engine)
+    store = DbSessionStore(engine, SecretBox.for_settings("", tmp_path), _clock())
+    make_kotak(sandbox, account, server, AuthFlow.TOTP, store=store).sessions.login()
+    logged_in = store.load("default")
+    assert logged_in is not None
+    for name in ("b", "c"):
+        store.save(dataclasses.replace(logged_in, account=name, sid=f"sid-{name}"))
+    # as after a restart: nothing read yet in this process
+    fresh = [make_kotak(sandbox, account, server, AuthFlow.TOTP, store=store)
+             for _ in range(3)]
+    managers = [fresh[0].sessions]
+    managers += [SessionManager(name, fresh[n].sessions.credentials, fresh[n].client.http,
+                                store, _clock()) for n, name in ((1, "b"), (2, "c"))]
+    managers.append(SessionManager("never-logged-in", fresh[0].sessions.credentials,
+                                   fresh[0].client.http, store, _clock()))
+    reads: list[str] = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda *args: reads.append(args[2]) if "broker_sessions" in args[2] else None)
+
+    SessionManager.prime(managers)
+
+    assert len(reads) == 1
+    assert [m.current().sid for m in managers[:3]] == [logged_in.sid, "sid-b", "sid-c"]
+    assert fresh[0].client.order_book() == []
+    assert len(reads) == 1  # every session came from the one read
+    with pytest.raises(SessionInvalid):
+        managers[3].current()  # no session: refused as before, after its own look
+    engine.dispose()
