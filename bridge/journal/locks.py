@@ -117,6 +117,14 @@ def _file_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".lock"
 
 
+def _end_session(conn: Connection, *, name: str) -> None:
+    """Close the database session under ``conn`` itself, not back into the pool."""
+    try:
+        conn.invalidate()
+    except Exception:
+        log.debug("ending the session of dropped lock %r failed", name)
+
+
 class HeldLock:
     """A named lock held for as long as a process wants it (the scheduler's leadership),
     not for one block: taken without waiting, checked, and released on demand or by the
@@ -149,9 +157,11 @@ class HeldLock:
             if got:
                 self._conn = conn
                 # A holder dropped without release() (a test's scheduler, a process winding
-                # down) still closes its connection, not leaving it for the garbage
-                # collector to find open.
-                self._closer = weakref.finalize(self, conn.close)
+                # down) ends its session, which frees the lock. Closing the connection
+                # would hand it back to the pool still holding the lock (no one else could
+                # lead), or, once the engine is disposed, to a pool no one empties, where
+                # it waits open for the garbage collector.
+                self._closer = weakref.finalize(self, _end_session, conn, name=self.name)
             else:
                 conn.close()
             return got
