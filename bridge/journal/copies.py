@@ -48,7 +48,7 @@ def distinct_accounts(requests: Sequence[AdmitRequest]) -> bool:
 
 
 def admit_copies(conn: Connection, dialect: str, now: datetime,
-                 requests: Sequence[AdmitRequest], granted: list[int],
+                 requests: Sequence[AdmitRequest], granted: list[tuple[int, str]],
                  hold_key: Callable[[str, int, datetime | None], int | None]
                  ) -> list[Admission]:
     """Admit copies for distinct accounts inside the caller's exclusive transaction."""
@@ -102,7 +102,7 @@ def admit_copies(conn: Connection, dialect: str, now: datetime,
     for (index, r, signal_id), (counts, rows_made, first_sending) in zip(
             claimed, made, strict=True):
         token = tokens[r.account]
-        granted.append(token)
+        granted.append((token, r.account))
         row = SignalRow(
             id=signal_id, alert_id=r.alert_id, source=r.source, account=r.account,
             received_at=r.received_at or now, status=SignalStatus.DISPATCHING,

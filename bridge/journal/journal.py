@@ -33,7 +33,7 @@ class Journal:
         self.engine = engine
         # The signal, order and queue stores take and answer rate-limit tokens: one record
         # of this process's tokens, so that an answer recorded by one wakes senders of another.
-        turns = Turns()
+        self.turns = turns = Turns()
         self.signals = SignalStore(engine, clock, turns)
         self.orders = OrderStore(engine, clock, turns)
         self.queue = QueueStore(engine, clock, turns)

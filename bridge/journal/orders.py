@@ -108,6 +108,12 @@ class OrderStore:
             row = conn.execute(st.ORDER_BY_ID, {"where_id": order_id}).first()
         return _order_row(row) if row is not None else None
 
+    def orders_by_ids(self, order_ids: list[int]) -> dict[int, OrderRow]:
+        """The orders of ``order_ids`` that exist, by id, in one query."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(st.ORDERS_BY_IDS, {"ids": order_ids}).all()
+        return {int(row.id): _order_row(row) for row in rows}
+
     def orders_of(self, signal_id: int) -> list[OrderRow]:
         with self.engine.connect() as conn:
             rows = conn.execute(st.ORDERS_OF, {"where_signal": signal_id}).all()

@@ -85,7 +85,7 @@ class QueueStore:
             # Orders a dead process recorded and never sent go as recorded (take_over).
             recorded = [_order_row(order) for order in conn.execute(
                 st.ORDERS_OF, {"where_signal": head.id}).all()]
-        self._turns.granted(token)
+        self._turns.granted(token, account)
         claimed = dataclasses.replace(_signal_row(head), status=SignalStatus.DISPATCHING)
         unsent = tuple(order for order in recorded if order.status is OrderState.CREATED)
         return Claim(claimed, token, orders=unsent), 0.0
@@ -94,8 +94,7 @@ class QueueStore:
         """Take a broker rate-limit token: its id, or ``None`` and the seconds to wait."""
         with exclusive(self.engine, f"queue:{account}") as conn:
             token, wait = _take_token(conn, account, rate, self.engine.dialect.name)
-        if token is not None:
-            self._turns.granted(token)
+        self._turns.granted(token, account)
         return token, wait
 
     def start_sending(self, order: OrderRow, token: int,

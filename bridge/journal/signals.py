@@ -64,7 +64,7 @@ class SignalStore:
         """
         now = self._clock.now()
         dialect = self.engine.dialect.name
-        granted: list[int] = []
+        granted: list[tuple[int, str]] = []
         with exclusive_many(self.engine, [f"queue:{r.account}" for r in requests]) as conn:
             if len(requests) > 1 and distinct_accounts(requests):
                 admissions = admit_copies(
@@ -74,8 +74,8 @@ class SignalStore:
             else:
                 admissions = [_admit_in(conn, dialect, now, request, granted)
                               for request in requests]
-        for token in granted:
-            self._turns.granted(token)
+        for token, account in granted:
+            self._turns.granted(token, account)
         return admissions
 
     def add_signal(self, *, alert_id: str, source: str, account: str, remote_addr: str,
@@ -177,7 +177,7 @@ class SignalStore:
 
 
 def _admit_in(conn: Connection, dialect: str, now: datetime, r: AdmitRequest,
-              granted: list[int]) -> Admission:
+              granted: list[tuple[int, str]]) -> Admission:
     values = signal_columns(r, now)
     # Decided before the row exists: everything queued now arrived earlier, so the signal
     # is at the head unless something of the same or a higher priority waits.
@@ -214,7 +214,7 @@ def _admit_in(conn: Connection, dialect: str, now: datetime, r: AdmitRequest,
     conn.execute(st.INSERT_EVENT, timeline)
     if token is None:
         return Admission(signal_id)
-    granted.append(token)
+    granted.append((token, r.account))
     counts = _entry_counts(conn, r.account, r.entry) if r.entry is not None else None
     plans = r.plan(counts) if r.plan is not None and counts is not None else None
     made, first_sending = (

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from sqlalchemy import Connection, text
 
@@ -37,16 +38,31 @@ class Turns:
     def __init__(self) -> None:
         self.condition = threading.Condition()
         self.mine: set[int] = set()  # rate-limit tokens granted here, not yet answered
+        #: each of those tokens' account, and when it was granted (monotonic)
+        self._accounts: dict[int, tuple[str, float]] = {}
+        #: told of every answer (the dispatcher: an account may send its next signal)
+        self.on_answer: Callable[[], None] = lambda: None
 
-    def granted(self, token: int | None) -> None:
+    def granted(self, token: int | None, account: str) -> None:
         if token is not None:
             with self.condition:
                 self.mine.add(token)
+                self._accounts[token] = (account, time.monotonic())
 
     def answered(self, token: int) -> None:
         with self.condition:
             self.mine.discard(token)
+            self._accounts.pop(token, None)
             self.condition.notify_all()
+        self.on_answer()
+
+    def busy_accounts(self) -> set[str]:
+        """The accounts with a request of this process still waiting for its answer (one
+        granted more than :data:`UNSENT_TOKEN_S` ago no longer holds its account back, as
+        it no longer holds back the account's next request)."""
+        since = time.monotonic() - UNSENT_TOKEN_S
+        with self.condition:
+            return {account for account, at in self._accounts.values() if at > since}
 
 
 def stamp_answers(conn: Connection, tokens: list[int], dialect: str) -> None:

@@ -13,6 +13,12 @@ background loop that
 * keeps this process's heartbeat, and follows open orders (:class:`~bridge.orders.tracking.
   Tracker`).
 
+An account whose previous request from this process still waits for Kotak's answer is not
+claimed from: its next signal would only wait for its turn on a sending thread. Any answer
+wakes the loop. A signal the loop claimed is not followed by its sending thread (nobody waits
+on its answer): once sent, its open orders are handed to the tracker, which follows each
+account's orders together, so the threads go on sending.
+
 A request whose signal is at the head runs it on the pool at once and waits for it within
 its time budget (:meth:`Dispatcher.try_inline`); otherwise it is answered "queued".
 """
@@ -33,7 +39,7 @@ from bridge.config import Settings
 from bridge.journal.journal import Journal
 from bridge.journal.rows import Claim, ErrorInfo, OrderState, SignalRow, SignalStatus, TakeOver
 from bridge.orders.service import OrderService
-from bridge.orders.tracking import Tracker
+from bridge.orders.tracking import FOLLOW_EVERY_S, Tracker
 from bridge.orders.workers import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -42,7 +48,6 @@ HEARTBEAT_EVERY = 2.0
 ALIVE_WITHIN = timedelta(seconds=15)
 MAINTAIN_EVERY = 3.0
 TRACK_EVERY = 1.0
-BACKGROUND_FOLLOW_S = 3.0
 
 
 def process_id() -> str:
@@ -70,6 +75,7 @@ class Dispatcher:
         self._due: dict[str, float] = {}
         #: accounts out of rate-limit tokens, and when their next one frees (monotonic)
         self._not_before: dict[str, float] = {}
+        self._following = threading.Event()  # set while the handed-over orders are looked at
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -77,6 +83,7 @@ class Dispatcher:
         if self._thread is not None:
             return
         self._pool = WorkerPool(self._workers, "bridge-order")
+        self.journal.turns.on_answer = self.wake
         self.journal.processes.heartbeat(self.process_id)
         self._thread = threading.Thread(target=self._loop, name="bridge-dispatcher",
                                         daemon=True)
@@ -133,10 +140,12 @@ class Dispatcher:
 
     def _run(self, claim: Claim, follow_until: float) -> None:
         try:
-            self.service.execute(claim, follow_until)
+            orders = self.service.execute(claim, follow_until)
         except Exception:
             log.exception("signal %s failed unexpectedly; settling what was sent", claim.row.id)
             self._salvage(claim.row, "an internal error stopped the signal")
+            return
+        self.tracker.hand_over(orders)
 
     def _salvage(self, row: SignalRow, why: str) -> None:
         """Make a half-done signal safe: unsent orders failed, sent ones settled by tag."""
@@ -177,15 +186,33 @@ class Dispatcher:
         if self._is_due("maintain", MAINTAIN_EVERY):
             self.maintain()
         self._dispatch()
+        if self._is_due("follow", FOLLOW_EVERY_S):
+            self._follow_handed()
         if self._is_due("track", TRACK_EVERY):
             self.tracker.sweep_all()
+
+    def _follow_handed(self) -> None:
+        """Look at the orders handed to the tracker, on the pool (the loop goes on claiming
+        meanwhile), one look at a time."""
+        if not self.tracker.has_handed() or self._pool is None or self._following.is_set():
+            return
+        self._following.set()
+
+        def follow() -> None:
+            try:
+                self.tracker.follow_handed()
+            finally:
+                self._following.clear()
+
+        self._pool.submit(follow)
 
     def _dispatch(self) -> None:
         """Claim what each account may send now. An account out of rate-limit tokens is
         skipped until its next token frees, never waited for: the others go meanwhile."""
         now = time.monotonic()
+        busy = self.journal.turns.busy_accounts()
         for account in self.journal.queue.queued_accounts():
-            if self._not_before.get(account, 0.0) > now:
+            if self._not_before.get(account, 0.0) > now or account in busy:
                 continue
             while self._has_capacity() and not self._stop.is_set():
                 claim, wait = self.journal.queue.take_head(account, self.process_id,
@@ -194,7 +221,8 @@ class Dispatcher:
                     if wait > 0:
                         self._not_before[account] = time.monotonic() + wait
                     break
-                self._submit(claim, time.monotonic() + BACKGROUND_FOLLOW_S)
+                self._submit(claim, time.monotonic())
+                break  # its next signal waits for this one's answer
         self._not_before = {account: moment for account, moment in self._not_before.items()
                             if moment > now}
 

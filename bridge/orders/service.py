@@ -113,6 +113,11 @@ _BROKER_STATE = {
 }
 
 
+def order_state(status: OrderStatus) -> OrderState:
+    """The journal's state for an order Kotak reports in ``status``."""
+    return _BROKER_STATE[status]
+
+
 class SignalFailed(Exception):
     """The signal cannot go on; carries the journal status and error to record."""
 
@@ -299,12 +304,14 @@ class OrderService:
 
     # --- at dispatch ----------------------------------------------------------------------
 
-    def execute(self, claim: Claim, follow_until: float) -> None:
+    def execute(self, claim: Claim, follow_until: float) -> list[OrderRow]:
         """Send a claimed signal's orders and follow them until ``follow_until`` (monotonic).
 
         The claim carries the rate-limit token for the first order and, when the signal was
         claimed at admission, the entry counts and possibly the orders already recorded.
-        Everything that happens is written to the journal; nothing is raised.
+        Everything that happens is written to the journal; nothing is raised. Returns the
+        orders recorded for the signal (none when nothing was sent), so that whoever comes
+        next can follow those the deadline left open.
         """
         row = claim.row
         signal = row.signal
@@ -325,24 +332,24 @@ class OrderService:
         except SignalFailed as failed:
             self.journal.signals.set_signal_status(row.id, failed.status, error=failed.error)
             self.report.settled(row.id)
-            return
+            return []
         except RuleRefusal as refused:
             self.journal.signals.set_signal_status(row.id, SignalStatus.REJECTED, error=ErrorInfo(
                 refused.code, refused.message, refused.details))
             self.report.settled(row.id)
-            return
+            return []
         except InvalidSignal as invalid:
             self.journal.signals.set_signal_status(row.id, SignalStatus.REJECTED, error=ErrorInfo(
                 invalid.code, invalid.message, invalid.details))
             self.report.settled(row.id)
-            return
+            return []
         except NothingToSend as nothing:
             # Kept as the signal's error row with code "noop": the answer, the dashboard and
             # `bridge signal` then show why nothing was sent (the answer as "reason").
             self.journal.signals.set_signal_status(row.id, SignalStatus.NOOP, error=ErrorInfo(
                 "noop", nothing.message, nothing.details))
             self.report.settled(row.id)
-            return
+            return []
         finally:
             purse.release()
         if not orders:
@@ -350,11 +357,12 @@ class OrderService:
                 row.id, SignalStatus.NOOP,
                 detail="the position is already where the signal wants it: nothing to send")
             self.report.settled(row.id)
-            return
+            return []
         if signal.legs:
             self.legs.check(row.id, self)
         # Each order's state, and the signal's with it, is recorded as Kotak answers.
         self.follow(orders, follow_until)
+        return orders
 
     def _send_signal(self, row: SignalRow, signal: Signal, purse: _Tokens,
                      counts: EntryCounts | None) -> list[OrderRow]:

@@ -6,11 +6,19 @@ answer and that is still absent from the book a minute after sending never arriv
 marked ``not_placed``, and since the book proves nothing reached Kotak its signal is queued
 again (a new order, a new tag) while still within its validity window, else expired. Nothing
 is ever re-sent on a guess. One process at a time sweeps an account.
+
+Orders a sender stopped following before they were final (a queued signal's, sent by the
+dispatcher with nobody waiting on the answer; a signal's whose answer budget ran out) are
+handed over (:meth:`Tracker.hand_over`) and looked at every :data:`FOLLOW_EVERY_S` for
+:data:`HANDED_FOR_S`, all of them read from the journal in one query and each account's
+asked of Kotak together: no sending thread is held waiting for an order to fill, and an
+account with many orders in flight costs one book read, not one history read per order.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from datetime import timedelta
@@ -24,7 +32,7 @@ from bridge.journal.locks import LockTimeout, try_lock
 from bridge.journal.rows import OrderRow, OrderState, SignalStatus
 from bridge.kotak.client import KotakClient
 from bridge.kotak.errors import BrokerUnavailable, KotakError
-from bridge.orders.service import BOOK_WAIT_S, OrderService
+from bridge.orders.service import BOOK_WAIT_S, OrderService, order_state
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +40,9 @@ log = logging.getLogger(__name__)
 FEW = 5
 #: at most this many are looked up one by one while the book does not answer
 MANY = 50
+#: how often orders handed over by their senders are looked at, and for how long
+FOLLOW_EVERY_S = 0.2
+HANDED_FOR_S = 5.0
 
 
 class Tracker:
@@ -49,6 +60,66 @@ class Tracker:
         self.sending_grace = sending_grace
         self.settle_after = settle_after
         self._complained: dict[str, float] = {}
+        self._guard = threading.Lock()
+        #: order id -> (account, when it was handed over, monotonic)
+        self._handed: dict[int, tuple[str, float]] = {}
+
+    def hand_over(self, orders: list[OrderRow]) -> None:
+        """Follow these orders from now on (their sender stopped following them before
+        they were final): see :meth:`follow_handed`."""
+        now = time.monotonic()
+        with self._guard:
+            for order in orders:
+                if not order.status.final and order.id:
+                    self._handed[order.id] = (order.account, now)
+
+    def has_handed(self) -> bool:
+        with self._guard:
+            return bool(self._handed)
+
+    def follow_handed(self) -> None:
+        """One look at the orders handed over in the last :data:`HANDED_FOR_S`: read from the
+        journal in one query, each account's asked of Kotak together (its orders' reports
+        when few, else its book), what changed recorded. Final ones are dropped; older ones
+        are left to the regular sweep.
+
+        No lock is taken: like a sender following its own orders, this only records what
+        Kotak said, and an order's state never moves back whoever records it.
+        """
+        cutoff = time.monotonic() - HANDED_FOR_S
+        with self._guard:
+            self._handed = {order_id: entry for order_id, entry in self._handed.items()
+                            if entry[1] > cutoff}
+            wanted = list(self._handed)
+        if not wanted:
+            return
+        current = self.journal.orders.orders_by_ids(wanted)
+        done = [order_id for order_id in wanted
+                if order_id not in current or current[order_id].status.final]
+        by_account: dict[str, list[OrderRow]] = {}
+        for order in current.values():
+            if not order.status.final and order.broker_order_id:
+                by_account.setdefault(order.account, []).append(order)
+        for account, orders in by_account.items():
+            if account not in self.brokers:
+                continue
+            try:
+                found = self._rows(account, orders)
+            except KotakError as exc:
+                log.info("following %d orders of account %s: %s", len(orders), account,
+                         exc.message)
+                continue
+            by_id = {row.order_id: row for row in found}
+            for order in orders:
+                row = by_id.get(order.broker_order_id or "")
+                if row is None:
+                    continue
+                self.service.apply(order, row)
+                if order_state(row.status).final:
+                    done.append(order.id)
+        with self._guard:
+            for order_id in done:
+                self._handed.pop(order_id, None)
 
     def _rows(self, account: str, working: list[OrderRow]) -> list[BrokerOrder]:
         """Kotak's rows for these orders: each one's report when few, else the whole book
@@ -81,13 +152,17 @@ class Tracker:
 
     def sweep_all(self) -> None:
         for account in self.journal.orders.accounts_with_working_orders():
-            if account not in self.brokers:
-                continue
-            try:
-                with try_lock(self._engine, f"tracker:{account}"):
-                    self.sweep(account)
-            except LockTimeout:
-                continue  # another process is sweeping this account
+            self.sweep_locked(account)
+
+    def sweep_locked(self, account: str) -> None:
+        """Sweep ``account`` unless another process is sweeping it right now."""
+        if account not in self.brokers:
+            return
+        try:
+            with try_lock(self._engine, f"tracker:{account}"):
+                self.sweep(account)
+        except LockTimeout:
+            return  # another process is sweeping this account
 
     def sweep(self, account: str) -> None:
         now = self.clock.now()
