@@ -10,6 +10,7 @@ from typing import Any
 from bridge.clock import ManualClock
 from bridge.domain import OrderRequest, Product, Side
 from bridge.journal.rows import OrderPlan, OrderState, SignalStatus
+from bridge.kotak.sandbox.conditions import Rule
 from tests.signals.conftest import Bridge, weekday_at
 
 
@@ -222,3 +223,44 @@ def test_rate_limit_holds_across_two_bridges_sharing_the_journal(make_bridge: An
     assert max_in_any_second(placement_times(first)) <= 3
     assert sorted(int(json.loads(r.jdata)["qt"]) for r in
                   first.sandbox.requests.snapshot("place")) == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_queued_signal_kotak_rejects_after_accepting_it_is_recorded_rejected(
+        make_bridge: Any) -> None:
+    """Sent by the dispatcher with nobody waiting on its answer, its order is followed by
+    the tracker: the rejection shows on the signal and in its timeline within a moment."""
+    bridge = make_bridge(KOTAK_ORDER_RATE="1")
+    bridge.sandbox.add_rule(Rule(action="reject", reason="insufficient_funds",
+                                 symbol="TCS-EQ"))
+
+    first, _ = buy(bridge, "q-first")
+    queued, answer = buy(bridge, "q-tcs", symbol="NSE:TCS")
+
+    assert (first, queued, answer["status"]) == (200, 202, "queued")
+    row = bridge.wait_status("q-tcs", SignalStatus.REJECTED, timeout=8.0)
+    assert row.error is not None and "Margin Exceeds" in row.error.message
+    assert bridge.wait_status("q-first", SignalStatus.PLACED).status is SignalStatus.PLACED
+    (order,) = bridge.services.journal.orders.orders_of(row.id)
+    assert order.status is OrderState.REJECTED and order.broker_order_id
+
+
+def test_orders_handed_to_the_tracker_are_asked_of_kotak_per_account_not_per_order(
+        make_bridge: Any) -> None:
+    """Eight open orders of one account, handed over by their senders, cost one order-book
+    read per look, not eight order reports."""
+    bridge = make_bridge(KOTAK_ORDER_RATE="20")
+    bridge.sandbox.add_rule(Rule(action="stuck", symbol="SBIN-EQ", times=None))
+    bridge.signal(symbol="NSE:SBIN", action="BUY", quantity=8, splitsize=1, alert_id="open")
+    row = bridge.wait_status("open", SignalStatus.PLACED)
+    orders = bridge.services.journal.orders.orders_of(row.id)
+    assert len(orders) == 8 and all(not o.status.final for o in orders)
+    bridge.services.dispatcher.stop()  # only this test looks now
+    bridge.sandbox.requests.clear()
+    tracker = bridge.services.dispatcher.tracker
+
+    tracker.hand_over(orders)
+    tracker.follow_handed()
+
+    asked = {name: len(bridge.sandbox.requests.snapshot(name))
+             for name in ("orders", "order", "history")}
+    assert asked == {"orders": 1, "order": 0, "history": 0}
