@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -250,3 +252,80 @@ def test_lowercase_ok_and_string_codes_are_success() -> None:
     http, _, _ = client(canned({"stat": "ok", "stCode": "200", "data": []}))
 
     assert read(http) == {"stat": "ok", "stCode": "200", "data": []}
+
+
+@pytest.mark.parametrize(("method", "headers", "params", "form", "json_body"), [
+    ("POST", {"Sid": "s1", "Auth": "t0k"}, {"sId": "server 1"},
+     {"jData": json.dumps({"ts": "M&M-EQ", "pr": "1 2+3=4", "tag": "₹ ü | %7C / ?"}),
+      "second": ""}, None),
+    ("POST", {"Content-Type": "text/plain", "Accept": "*/*"}, None, {"jData": "{}"}, None),
+    ("POST", {"Authorization": "abc", "Content-Type": "application/json"}, None, None,
+     {"mobileNumber": "+911234567890", "nested": [1, "ü"]}),
+    ("POST", {}, None, {}, {"ignored": "form wins"}),
+    ("GET", {"sid": "lower-case name"}, {"a": "b|c", "d": "é"}, None, None),
+    ("DELETE", {}, {}, None, None),
+])
+def test_kotak_receives_exactly_the_request_requests_would_build(
+        method: str, headers: dict[str, str], params: dict[str, str] | None,
+        form: dict[str, str] | None, json_body: Any) -> None:
+    http, adapter, _ = client(canned({"stat": "Ok", "stCode": 200}))
+    http.session.cookies.set("gateway", "g1", domain="kotak.test", path="/")
+
+    http.request(Call.READ, method, URL, what="order book", headers=headers, params=params,
+                 form=form, json_body=json_body)
+
+    sent, _ = adapter.sent[0]
+    expected = http.session.prepare_request(requests.Request(
+        method, URL, headers=headers, params=params, data=form, json=json_body))
+    assert (sent.method, sent.url, list(sent.headers.items()), sent.body) == (
+        expected.method, expected.url, list(expected.headers.items()), expected.body)
+
+
+class _CookieGateway(BaseHTTPRequestHandler):
+    """Sets a gateway cookie on its first answer and records the Cookie header of each call."""
+
+    protocol_version = "HTTP/1.1"
+    server: _Gateway
+
+    def do_GET(self) -> None:
+        self.server.seen.append(self.headers.get("Cookie"))
+        body = json.dumps({"stat": "Ok", "stCode": 200, "data": []}).encode()
+        self.send_response(200)
+        if len(self.server.seen) == 1:
+            self.send_header("Set-Cookie", "gateway=abc123; Path=/")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        return
+
+
+class _Gateway(ThreadingHTTPServer):
+    daemon_threads = True
+    seen: list[str | None]
+
+
+@pytest.fixture
+def gateway() -> Iterator[_Gateway]:
+    server = _Gateway(("127.0.0.1", 0), _CookieGateway)
+    server.seen = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_cookie_kotak_sets_is_sent_back_on_the_next_call(gateway: _Gateway) -> None:
+    http = KotakHttp()
+    url = f"http://127.0.0.1:{gateway.server_address[1]}/quick/user/orders"
+
+    for _ in range(3):
+        http.request(Call.READ, "GET", url, what="order book", headers={})
+    http.session.close()
+
+    assert gateway.seen == [None, "gateway=abc123", "gateway=abc123"]
