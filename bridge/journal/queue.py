@@ -113,12 +113,12 @@ class QueueStore:
             if not ahead:
                 break
             # Answers in this process wake the waiters at once; another process's answer is
-            # seen by polling, most often by the request next in line.
+            # seen by polling, often by the request next in line and less often by those
+            # further back, so a burst's waiters do not spend the bridge's time asking the
+            # journal whose turn it is.
             with self._turns.condition:
                 if self._turns.mine.issuperset(ahead):
                     self._turns.condition.wait(LOCAL_TURN_WAIT_S)
-                elif not self._turns.mine.isdisjoint(ahead) or len(ahead) == 1:
-                    self._turns.condition.wait(TURN_POLL_S)
                 else:
                     self._turns.condition.wait(min(TURN_POLL_S * len(ahead), TURN_POLL_MAX_S))
         now = self._clock.now()

@@ -76,6 +76,8 @@ class Dispatcher:
         #: accounts out of rate-limit tokens, and when their next one frees (monotonic)
         self._not_before: dict[str, float] = {}
         self._following = threading.Event()  # set while the handed-over orders are looked at
+        #: whether the last pass left queued signals of accounts waiting for an answer
+        self._held_back = False
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -83,7 +85,7 @@ class Dispatcher:
         if self._thread is not None:
             return
         self._pool = WorkerPool(self._workers, "bridge-order")
-        self.journal.turns.on_answer = self.wake
+        self.journal.turns.on_answer = self._answered
         self.journal.processes.heartbeat(self.process_id)
         self._thread = threading.Thread(target=self._loop, name="bridge-dispatcher",
                                         daemon=True)
@@ -101,6 +103,11 @@ class Dispatcher:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def _answered(self) -> None:
+        """An answer frees its account: wake the loop if it left an account for that."""
+        if self._held_back:
+            self._wake.set()
 
     # --- sending --------------------------------------------------------------------------
 
@@ -211,8 +218,12 @@ class Dispatcher:
         skipped until its next token frees, never waited for: the others go meanwhile."""
         now = time.monotonic()
         busy = self.journal.turns.busy_accounts()
+        held_back = False
         for account in self.journal.queue.queued_accounts():
-            if self._not_before.get(account, 0.0) > now or account in busy:
+            if account in busy:
+                held_back = True
+                continue
+            if self._not_before.get(account, 0.0) > now:
                 continue
             while self._has_capacity() and not self._stop.is_set():
                 claim, wait = self.journal.queue.take_head(account, self.process_id,
@@ -223,6 +234,7 @@ class Dispatcher:
                     break
                 self._submit(claim, time.monotonic())
                 break  # its next signal waits for this one's answer
+        self._held_back = held_back
         self._not_before = {account: moment for account, moment in self._not_before.items()
                             if moment > now}
 
