@@ -265,8 +265,10 @@ def _set_orders(conn: Connection, changes: list[OrderChange], now: datetime) -> 
         rounds[turn].append(index)
     changed_at: dict[int, bool] = {}
     for indexes in rounds:
-        current = {int(row.id): row for row in conn.execute(
-            st.ORDERS_BY_IDS, {"ids": [changes[i].order_id for i in indexes]})}
+        current = {int(row.id): row for row in (
+            conn.execute(st.ORDERS_BY_IDS, {"ids": [changes[i].order_id for i in indexes]})
+            if len(indexes) > 1 else  # the usual lone change: a plain, cheaper lookup
+            conn.execute(st.ORDER_BY_ID, {"where_id": changes[indexes[0]].order_id}))}
         news: list[dict[str, Any]] = []
         # In the global order of ids, so two batches over the same orders cannot deadlock.
         for index in sorted(indexes, key=lambda i: changes[i].order_id):

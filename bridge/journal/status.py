@@ -78,9 +78,16 @@ def settle_signals(conn: Connection, signal_ids: list[int],
     if not signal_ids:
         return {}
     wanted = sorted(set(signal_ids))
-    states = {int(row.id): row for row in conn.execute(st.SIGNAL_STATES, {"ids": wanted})}
+    states: dict[int, Any]
+    if len(wanted) == 1:  # the usual lone signal: plain lookups, cheaper than IN lists
+        state = conn.execute(st.SIGNAL_STATE, {"where_id": wanted[0]}).first()
+        states = {wanted[0]: state} if state is not None else {}
+        orders = conn.execute(st.ORDERS_OF, {"where_signal": wanted[0]})
+    else:
+        states = {int(row.id): row for row in conn.execute(st.SIGNAL_STATES, {"ids": wanted})}
+        orders = conn.execute(st.ORDERS_OF_SIGNALS, {"ids": wanted})
     found: dict[int, list[OrderRow]] = {}
-    for order in conn.execute(st.ORDERS_OF_SIGNALS, {"ids": wanted}):
+    for order in orders:
         found.setdefault(int(order.signal_id), []).append(_order_row(order))
     settled: dict[int, SignalStatus] = {}
     news: list[dict[str, Any]] = []
