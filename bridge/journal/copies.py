@@ -35,7 +35,7 @@ from bridge.journal.rows import (
     signal_columns,
 )
 from bridge.journal.tables import broker_calls, orders, signals
-from bridge.journal.tokens import RATE_WINDOW_S, UNSENT_TOKEN_S, _now_seconds
+from bridge.journal.tokens import RATE_WINDOW_S, UNSENT_TOKEN_S, now_seconds
 
 _SIGNAL_IDS = insert(signals).returning(signals.c.id, sort_by_parameter_order=True)
 _CALL_IDS = insert(broker_calls).returning(broker_calls.c.id, sort_by_parameter_order=True)
@@ -131,11 +131,11 @@ def _heads(conn: Connection, requests: Sequence[AdmitRequest]) -> set[str]:
 
 def _take_tokens(conn: Connection, dialect: str,
                  requests: Sequence[AdmitRequest]) -> dict[str, int]:
-    """One rate-limit token for each account that has one free now (``_take_token`` for
+    """One rate-limit token for each account that has one free now (``grant_token`` for
     many accounts at once)."""
     if not requests:
         return {}
-    now = _now_seconds(conn, dialect)
+    now = now_seconds(conn, dialect)
     used: dict[str, int] = defaultdict(int)
     for account, _at, _done in conn.execute(
             select(broker_calls.c.account, broker_calls.c.at, broker_calls.c.done).where(
@@ -177,8 +177,8 @@ def _hold_keys(conn: Connection, dialect: str, requests: Sequence[AdmitRequest],
 def _record_orders(conn: Connection, dialect: str, now: datetime,
                    claimed: list[tuple[AdmitRequest, int, int]]
                    ) -> list[tuple[Any, list[OrderRow], bool]]:
-    """Entry counts, planned orders and their events for every claimed copy (``_entry_counts``
-    and ``_insert_orders`` for many accounts at once)."""
+    """Entry counts, planned orders and their events for every claimed copy (``count_entries``
+    and ``insert_orders`` for many accounts at once)."""
     if not claimed:
         return []
     asked = [(r.account, r.entry) for r, _, _ in claimed if r.entry is not None]
@@ -246,10 +246,10 @@ def _record_orders(conn: Connection, dialect: str, now: datetime,
 
 def _accounts_in_flight(conn: Connection, dialect: str, tokens: dict[str, int]) -> set[str]:
     """The accounts with a request granted before their new token and not yet answered
-    (``_in_flight_before`` for many accounts at once)."""
+    (``in_flight_before`` for many accounts at once)."""
     if not tokens:
         return set()
-    now = _now_seconds(conn, dialect)
+    now = now_seconds(conn, dialect)
     busy = set()
     for account, token_id in conn.execute(
             select(broker_calls.c.account, broker_calls.c.id).where(

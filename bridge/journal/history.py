@@ -14,7 +14,7 @@ from sqlalchemy import Engine, and_, delete, select
 from bridge.clock import Clock
 from bridge.journal.rows import EventRow, SignalStatus
 from bridge.journal.tables import broker_calls, events, orders, signal_keys, signals
-from bridge.journal.tokens import _now_seconds
+from bridge.journal.tokens import now_seconds
 from bridge.journal.txn import writing
 
 
@@ -61,4 +61,4 @@ class HistoryStore:
                 and_(signal_keys.c.expires_at.is_not(None),
                      signal_keys.c.expires_at < now - timedelta(minutes=5))))
             conn.execute(delete(broker_calls).where(
-                broker_calls.c.at < _now_seconds(conn, self.engine.dialect.name) - 60))
+                broker_calls.c.at < now_seconds(conn, self.engine.dialect.name) - 60))

@@ -27,13 +27,13 @@ from bridge.journal.rows import (
     OrderPlan,
     OrderRow,
     OrderState,
-    _new_id,
-    _order_row,
+    new_id,
+    order_row,
     storable,
 )
 from bridge.journal.status import settle_signals
 from bridge.journal.tables import orders
-from bridge.journal.tokens import Turns, _in_flight_before, stamp_answers
+from bridge.journal.tokens import Turns, in_flight_before, stamp_answers
 from bridge.journal.txn import writing
 
 #: how far along each state is; an order's state never moves back (two threads may learn of
@@ -75,7 +75,7 @@ class OrderStore:
         its turn).
         """
         with writing(self.engine) as conn:
-            return _insert_orders(conn, self._clock.now(), signal_id, account, strategy, plans,
+            return insert_orders(conn, self._clock.now(), signal_id, account, strategy, plans,
                                   send_first_with)
 
     def set_order(self, order_id: int, state: OrderState, *, detail: str = "",
@@ -106,18 +106,18 @@ class OrderStore:
     def order(self, order_id: int) -> OrderRow | None:
         with self.engine.connect() as conn:
             row = conn.execute(st.ORDER_BY_ID, {"where_id": order_id}).first()
-        return _order_row(row) if row is not None else None
+        return order_row(row) if row is not None else None
 
     def orders_by_ids(self, order_ids: list[int]) -> dict[int, OrderRow]:
         """The orders of ``order_ids`` that exist, by id, in one query."""
         with self.engine.connect() as conn:
             rows = conn.execute(st.ORDERS_BY_IDS, {"ids": order_ids}).all()
-        return {int(row.id): _order_row(row) for row in rows}
+        return {int(row.id): order_row(row) for row in rows}
 
     def orders_of(self, signal_id: int) -> list[OrderRow]:
         with self.engine.connect() as conn:
             rows = conn.execute(st.ORDERS_OF, {"where_signal": signal_id}).all()
-        return [_order_row(row) for row in rows]
+        return [order_row(row) for row in rows]
 
     def order_by_broker_id(self, account: str, broker_order_id: str) -> OrderRow | None:
         """The bridge's own order that Kotak numbered ``broker_order_id``, if it is one."""
@@ -125,7 +125,7 @@ class OrderStore:
             row = conn.execute(select(orders).where(
                 orders.c.account == account, orders.c.broker_order_id == broker_order_id)
                 .order_by(orders.c.id.desc()).limit(1)).first()
-        return _order_row(row) if row is not None else None
+        return order_row(row) if row is not None else None
 
     def working_orders(self, account: str | None = None) -> list[OrderRow]:
         query = select(orders).where(orders.c.status.in_([s.value for s in
@@ -134,7 +134,7 @@ class OrderStore:
             query = query.where(orders.c.account == account)
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(orders.c.id)).all()
-        return [_order_row(row) for row in rows]
+        return [order_row(row) for row in rows]
 
     def accounts_with_working_orders(self) -> list[str]:
         with self.engine.connect() as conn:
@@ -145,7 +145,7 @@ class OrderStore:
     def entry_counts(self, account: str, entry: EntryQuery) -> EntryCounts:
         """What the entry rules need, in one query."""
         with self.engine.connect() as conn:
-            return _entry_counts(conn, account, entry)
+            return count_entries(conn, account, entry)
 
     def last_order_id(self) -> int:
         with self.engine.connect() as conn:
@@ -169,11 +169,11 @@ def orders_by_signal(conn: Connection, signal_ids: list[int]) -> dict[int, list[
     if signal_ids:
         for row in conn.execute(select(orders).where(orders.c.signal_id.in_(signal_ids))
                                 .order_by(orders.c.id)).all():
-            found[int(row.signal_id)].append(_order_row(row))
+            found[int(row.signal_id)].append(order_row(row))
     return found
 
 
-def _entry_counts(conn: Connection, account: str, entry: EntryQuery) -> EntryCounts:
+def count_entries(conn: Connection, account: str, entry: EntryQuery) -> EntryCounts:
     row = conn.execute(st.ENTRY_COUNTS, {
         "account": account, "since": entry.since, "strategy": entry.strategy,
         "exchange": entry.exchange, "trading_symbol": entry.trading_symbol,
@@ -185,10 +185,10 @@ def _entry_counts(conn: Connection, account: str, entry: EntryQuery) -> EntryCou
 
 def entry_counts_many(conn: Connection, wanted: list[tuple[str, EntryQuery]]
                       ) -> list[EntryCounts]:
-    """:func:`_entry_counts` for many accounts: one statement on PostgreSQL (a fan-out's
+    """:func:`count_entries` for many accounts: one statement on PostgreSQL (a fan-out's
     copies), one per account on SQLite, where a statement is cheap."""
     if conn.dialect.name != "postgresql" or len(wanted) < 2:
-        return [_entry_counts(conn, account, entry) for account, entry in wanted]
+        return [count_entries(conn, account, entry) for account, entry in wanted]
     entries = [entry for _, entry in wanted]
     rows = conn.execute(st.ENTRY_COUNTS_MANY_PG, {
         "accounts": [account for account, _ in wanted],
@@ -209,17 +209,17 @@ def _counts(row: Any, entry: EntryQuery) -> EntryCounts:
                        blocked_day(row[4]) == entry.since.date().isoformat())
 
 
-def _insert_orders(conn: Connection, now: datetime, signal_id: int | None, account: str,
+def insert_orders(conn: Connection, now: datetime, signal_id: int | None, account: str,
                    strategy: str, plans: list[OrderPlan],
                    send_first_with: int | None) -> tuple[list[OrderRow], bool]:
     """Within a write transaction: the body of :meth:`OrderStore.add_orders`."""
     rows: list[OrderRow] = []
-    sending = send_first_with is not None and not _in_flight_before(
+    sending = send_first_with is not None and not in_flight_before(
         conn, account, send_first_with, conn.dialect.name)
     for index, plan in enumerate(plans):
         state = OrderState.SENDING if sending and index == 0 else OrderState.CREATED
         sent_at = now if state is OrderState.SENDING else None
-        order_id = _new_id(conn.execute(st.INSERT_ORDER, {
+        order_id = new_id(conn.execute(st.INSERT_ORDER, {
             "signal_id": signal_id, "account": account, "strategy": strategy,
             "tag": plan.tag, "exchange": plan.exchange, "trading_symbol": plan.trading_symbol,
             "side": plan.side, "quantity": plan.quantity, "product": plan.product,

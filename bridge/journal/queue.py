@@ -27,9 +27,9 @@ from bridge.journal.rows import (
     SignalRow,
     SignalStatus,
     TakeOver,
-    _error_columns,
-    _order_row,
-    _signal_row,
+    error_columns,
+    order_row,
+    signal_row,
     storable,
 )
 from bridge.journal.tables import UtcDateTime, broker_calls, events, orders, signals
@@ -39,8 +39,8 @@ from bridge.journal.tokens import (
     TURN_POLL_S,
     UNSENT_TOKEN_S,
     Turns,
-    _in_flight_before,
-    _take_token,
+    grant_token,
+    in_flight_before,
     stamp_answers,
 )
 from bridge.journal.txn import exclusive, writing
@@ -73,7 +73,7 @@ class QueueStore:
                 .order_by(signals.c.priority, signals.c.id).limit(1)).first()
             if head is None:
                 return None, 0.0
-            token, wait = _take_token(conn, account, rate, self.engine.dialect.name)
+            token, wait = grant_token(conn, account, rate, self.engine.dialect.name)
             if token is None:
                 return None, wait
             conn.execute(update(signals).where(signals.c.id == head.id).values(
@@ -83,17 +83,17 @@ class QueueStore:
                                                status=SignalStatus.DISPATCHING.value,
                                                detail="sending to Kotak"))
             # Orders a dead process recorded and never sent go as recorded (take_over).
-            recorded = [_order_row(order) for order in conn.execute(
+            recorded = [order_row(order) for order in conn.execute(
                 st.ORDERS_OF, {"where_signal": head.id}).all()]
         self._turns.granted(token, account)
-        claimed = dataclasses.replace(_signal_row(head), status=SignalStatus.DISPATCHING)
+        claimed = dataclasses.replace(signal_row(head), status=SignalStatus.DISPATCHING)
         unsent = tuple(order for order in recorded if order.status is OrderState.CREATED)
         return Claim(claimed, token, orders=unsent), 0.0
 
     def take_token(self, account: str, rate: int) -> tuple[int | None, float]:
         """Take a broker rate-limit token: its id, or ``None`` and the seconds to wait."""
         with exclusive(self.engine, f"queue:{account}") as conn:
-            token, wait = _take_token(conn, account, rate, self.engine.dialect.name)
+            token, wait = grant_token(conn, account, rate, self.engine.dialect.name)
         self._turns.granted(token, account)
         return token, wait
 
@@ -109,7 +109,7 @@ class QueueStore:
         deadline = time.monotonic() + patience
         while time.monotonic() < deadline:
             with self.engine.connect() as conn:
-                ahead = _in_flight_before(conn, order.account, token, self.engine.dialect.name)
+                ahead = in_flight_before(conn, order.account, token, self.engine.dialect.name)
             if not ahead:
                 break
             # Answers in this process wake the waiters at once; another process's answer is
@@ -189,7 +189,7 @@ class QueueStore:
             rows = conn.execute(select(signals).where(
                 signals.c.status == SignalStatus.DISPATCHING.value,
                 signals.c.claimed_at < cutoff)).all()
-        return [_signal_row(row) for row in rows if row.claimed_by not in live]
+        return [signal_row(row) for row in rows if row.claimed_by not in live]
 
     def retry_never_arrived(self, signal_id: int) -> SignalStatus | None:
         """Queue a signal again when the order book proved none of its orders arrived.
@@ -219,7 +219,7 @@ class QueueStore:
             values: dict[str, Any] = {"status": status.value, "claimed_by": None,
                                       "claimed_at": None, "updated_at": now}
             if status is SignalStatus.EXPIRED:
-                values.update(_error_columns(ErrorInfo("expired", detail, {})))
+                values.update(error_columns(ErrorInfo("expired", detail, {})))
             else:
                 values.update(error_code=None, error_message=None, error_details=None)
             conn.execute(update(signals).where(signals.c.id == signal_id).values(**values))
@@ -280,7 +280,7 @@ def _expire_unsent(conn: Connection, signal_id: int, now: datetime, message: str
     Returns whether it was expired."""
     if not conn.execute(update(signals).where(signals.c.id == signal_id, *only_if).values(
             status=SignalStatus.EXPIRED.value, claimed_by=None, claimed_at=None,
-            updated_at=now, **_error_columns(ErrorInfo("expired", message, {})))).rowcount:
+            updated_at=now, **error_columns(ErrorInfo("expired", message, {})))).rowcount:
         return False
     timeline = [{"signal_id": signal_id, "order_id": None, "at": now,
                  "status": SignalStatus.EXPIRED.value, "detail": storable(message)}]

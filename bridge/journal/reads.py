@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Engine, func, select
 
 from bridge.journal.orders import orders_by_signal
-from bridge.journal.rows import OrderRow, SignalRow, _order_row, _signal_row
+from bridge.journal.rows import OrderRow, SignalRow, order_row, signal_row
 from bridge.journal.tables import orders, signals
 
 
@@ -32,7 +32,7 @@ class JournalReader:
         if before_id is not None:
             query = query.where(signals.c.id < before_id)
         with self.engine.connect() as conn:
-            return [_signal_row(row) for row in conn.execute(query).all()]
+            return [signal_row(row) for row in conn.execute(query).all()]
 
     def orders_of_signals(self, signal_ids: Sequence[int]) -> dict[int, list[OrderRow]]:
         with self.engine.connect() as conn:
@@ -43,7 +43,7 @@ class JournalReader:
         query = (select(orders).where(orders.c.created_at >= since)
                  .order_by(orders.c.id.desc()).limit(limit))
         with self.engine.connect() as conn:
-            return [_order_row(row) for row in conn.execute(query).all()]
+            return [order_row(row) for row in conn.execute(query).all()]
 
     def strategies(self, limit: int = 100) -> list[str]:
         query = (select(signals.c.strategy).where(signals.c.strategy != "")

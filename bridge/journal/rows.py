@@ -225,7 +225,7 @@ class EventRow:
     order_id: int | None
 
 
-def _new_id(result: CursorResult[Any]) -> int:
+def new_id(result: CursorResult[Any]) -> int:
     key = result.inserted_primary_key
     if key is None:
         raise RuntimeError("the database returned no id for a new row")
@@ -237,14 +237,14 @@ def storable(text: str) -> str:
     return text.replace("\x00", "\\u0000")
 
 
-def _error_columns(error: ErrorInfo | None) -> dict[str, Any]:
+def error_columns(error: ErrorInfo | None) -> dict[str, Any]:
     if error is None:
         return {}
     return {"error_code": error.code, "error_message": storable(error.message[:2000]),
             "error_details": json.dumps(error.details, default=str)[:8000]}
 
 
-def _signal_row(row: Row[Any]) -> SignalRow:
+def signal_row(row: Row[Any]) -> SignalRow:
     error = None
     if row.error_code:
         details = json.loads(row.error_details) if row.error_details else {}
@@ -261,7 +261,7 @@ def _signal_row(row: Row[Any]) -> SignalRow:
     )
 
 
-def _order_row(row: Row[Any]) -> OrderRow:
+def order_row(row: Row[Any]) -> OrderRow:
     return OrderRow(
         id=int(row.id), signal_id=row.signal_id, account=row.account, tag=row.tag,
         strategy=row.strategy, exchange=row.exchange, trading_symbol=row.trading_symbol,

@@ -21,7 +21,7 @@ from bridge.clock import Clock
 from bridge.domain import Signal
 from bridge.journal import statements as st
 from bridge.journal.copies import admit_copies, distinct_accounts
-from bridge.journal.orders import _entry_counts, _insert_orders, orders_by_signal
+from bridge.journal.orders import count_entries, insert_orders, orders_by_signal
 from bridge.journal.rows import (
     Admission,
     AdmitRequest,
@@ -30,16 +30,16 @@ from bridge.journal.rows import (
     OrderRow,
     SignalRow,
     SignalStatus,
-    _error_columns,
-    _new_id,
-    _order_row,
-    _signal_row,
+    error_columns,
+    new_id,
+    order_row,
     signal_columns,
+    signal_row,
     storable,
 )
 from bridge.journal.status import settle_signal
 from bridge.journal.tables import events, signals
-from bridge.journal.tokens import Turns, _take_token
+from bridge.journal.tokens import Turns, grant_token
 from bridge.journal.txn import exclusive_many, writing
 
 
@@ -94,10 +94,10 @@ class SignalStore:
             "instrument": instrument, "side": signal.side.value if signal else "",
             "status": status.value,
             "priority": priority, "expires_at": expires_at, "updated_at": now,
-            **_error_columns(error),
+            **error_columns(error),
         }
         with writing(self.engine) as conn:
-            signal_id = _new_id(conn.execute(st.INSERT_SIGNAL, values))
+            signal_id = new_id(conn.execute(st.INSERT_SIGNAL, values))
             conn.execute(insert(events).values(
                 signal_id=signal_id, at=now, status=status.value,
                 detail=storable(error.message) if error else "received"))
@@ -114,7 +114,7 @@ class SignalStore:
             condition.append(signals.c.status.in_(allowed))
         values: dict[str, Any] = {"status": status.value, "updated_at": now}
         if error is not None:
-            values.update(_error_columns(error))
+            values.update(error_columns(error))
         if duplicate_of is not None:
             values["duplicate_of"] = duplicate_of
         if not status.pending:
@@ -130,15 +130,15 @@ class SignalStore:
     def signal(self, signal_id: int) -> SignalRow | None:
         with self.engine.connect() as conn:
             row = conn.execute(st.SIGNAL_BY_ID, {"where_id": signal_id}).first()
-        return _signal_row(row) if row is not None else None
+        return signal_row(row) if row is not None else None
 
     def signal_with_orders(self, signal_id: int) -> tuple[SignalRow | None, list[OrderRow]]:
         """A signal and its orders, on one connection."""
         with self.engine.connect() as conn:
             row = conn.execute(st.SIGNAL_BY_ID, {"where_id": signal_id}).first()
             found = conn.execute(st.ORDERS_OF, {"where_signal": signal_id}).all()
-        return (_signal_row(row) if row is not None else None,
-                [_order_row(order) for order in found])
+        return (signal_row(row) if row is not None else None,
+                [order_row(order) for order in found])
 
     def signals_with_orders(self, signal_ids: list[int]) -> dict[
             int, tuple[SignalRow, list[OrderRow]]]:
@@ -148,18 +148,18 @@ class SignalStore:
         with self.engine.connect() as conn:
             rows = conn.execute(select(signals).where(signals.c.id.in_(signal_ids))).all()
             found = orders_by_signal(conn, signal_ids)
-        return {int(row.id): (_signal_row(row), found[int(row.id)]) for row in rows}
+        return {int(row.id): (signal_row(row), found[int(row.id)]) for row in rows}
 
     def signals_by_alert_id(self, alert_id: str) -> list[SignalRow]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(signals).where(signals.c.alert_id == alert_id)
                                 .order_by(signals.c.id)).all()
-        return [_signal_row(row) for row in rows]
+        return [signal_row(row) for row in rows]
 
     def recent_signals(self, limit: int = 100) -> list[SignalRow]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(signals).order_by(signals.c.id.desc()).limit(limit)).all()
-        return [_signal_row(row) for row in rows]
+        return [signal_row(row) for row in rows]
 
     def settle(self, signal_id: int) -> SignalStatus | None:
         """Derive a signal's status from its orders and record it if it changed."""
@@ -184,11 +184,11 @@ def _admit_in(conn: Connection, dialect: str, now: datetime, r: AdmitRequest,
     token = None
     if r.claimant is not None and conn.execute(st.QUEUED_AT_OR_ABOVE, {
             "account": r.account, "priority": r.priority}).first() is None:
-        token, _ = _take_token(conn, r.account, r.rate, dialect)
+        token, _ = grant_token(conn, r.account, r.rate, dialect)
     if token is not None:
         values.update(status=SignalStatus.DISPATCHING.value, claimed_by=r.claimant,
                       claimed_at=now)
-    signal_id = _new_id(conn.execute(st.INSERT_SIGNAL, values))
+    signal_id = new_id(conn.execute(st.INSERT_SIGNAL, values))
     timeline = [{"signal_id": signal_id, "at": now, "status": "received",
                  "detail": "received"}]
     original = (_hold_key(conn, dialect, r.key, signal_id, r.key_expires, now)
@@ -215,10 +215,10 @@ def _admit_in(conn: Connection, dialect: str, now: datetime, r: AdmitRequest,
     if token is None:
         return Admission(signal_id)
     granted.append((token, r.account))
-    counts = _entry_counts(conn, r.account, r.entry) if r.entry is not None else None
+    counts = count_entries(conn, r.account, r.entry) if r.entry is not None else None
     plans = r.plan(counts) if r.plan is not None and counts is not None else None
     made, first_sending = (
-        _insert_orders(conn, now, signal_id, r.account, r.signal.strategy, plans, token)
+        insert_orders(conn, now, signal_id, r.account, r.signal.strategy, plans, token)
         if plans else ([], False))
     row = SignalRow(
         id=signal_id, alert_id=r.alert_id, source=r.source, account=r.account,

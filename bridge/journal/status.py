@@ -18,8 +18,8 @@ from bridge.journal.rows import (
     OrderRow,
     OrderState,
     SignalStatus,
-    _error_columns,
-    _order_row,
+    error_columns,
+    order_row,
     storable,
 )
 
@@ -88,7 +88,7 @@ def settle_signals(conn: Connection, signal_ids: list[int],
         orders = conn.execute(st.ORDERS_OF_SIGNALS, {"ids": wanted})
     found: dict[int, list[OrderRow]] = {}
     for order in orders:
-        found.setdefault(int(order.signal_id), []).append(_order_row(order))
+        found.setdefault(int(order.signal_id), []).append(order_row(order))
     settled: dict[int, SignalStatus] = {}
     news: list[dict[str, Any]] = []
     for signal_id in wanted:
@@ -102,7 +102,7 @@ def settle_signals(conn: Connection, signal_ids: list[int],
         if status.value == row.status and same_error:
             continue
         values: dict[str, Any] = {"status": status.value, "updated_at": now}
-        values.update(_error_columns(error) if error is not None else
+        values.update(error_columns(error) if error is not None else
                       {"error_code": None, "error_message": None, "error_details": None})
         if not status.pending:
             values.update(claimed_by=None, claimed_at=None)

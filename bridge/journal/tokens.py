@@ -16,7 +16,7 @@ from collections.abc import Callable
 from sqlalchemy import Connection, text
 
 from bridge.journal import statements as st
-from bridge.journal.rows import _new_id
+from bridge.journal.rows import new_id
 
 #: a rolling second, padded so requests stamped just over a second apart here cannot land
 #: inside one second at the broker
@@ -68,20 +68,20 @@ class Turns:
 def stamp_answers(conn: Connection, tokens: list[int], dialect: str) -> None:
     """Within a write transaction: the requests of ``tokens`` were answered now."""
     if tokens:
-        now = _now_seconds(conn, dialect)
+        now = now_seconds(conn, dialect)
         conn.execute(st.UPDATE_CALL, [{"where_id": token, "at": now, "done": True}
                                       for token in tokens])
 
 
-def _in_flight_before(conn: Connection, account: str, token: int, dialect: str) -> list[int]:
+def in_flight_before(conn: Connection, account: str, token: int, dialect: str) -> list[int]:
     """The requests granted before ``token`` that still wait for their answers (a few)."""
-    now = _now_seconds(conn, dialect)
+    now = now_seconds(conn, dialect)
     return [int(token_id) for token_id in conn.execute(st.EARLIER_IN_FLIGHT, {
         "account": account, "token": token, "stale_start": now - UNSENT_TOKEN_S,
     }).scalars()]
 
 
-def _take_token(conn: Connection, account: str, rate: int,
+def grant_token(conn: Connection, account: str, rate: int,
                 dialect: str) -> tuple[int | None, float]:
     """Within an exclusive transaction: grant one broker call, or say when one may go.
 
@@ -89,7 +89,7 @@ def _take_token(conn: Connection, account: str, rate: int,
     (:meth:`QueueStore.finish_sending` stamps it then), so the window holds at the moment
     requests reach the broker, not at the moment signals were claimed.
     """
-    now = _now_seconds(conn, dialect)
+    now = now_seconds(conn, dialect)
     rows = conn.execute(st.RATE_WINDOW, {"account": account,
                                          "window_start": now - RATE_WINDOW_S,
                                          "stale_start": now - UNSENT_TOKEN_S}).all()
@@ -98,10 +98,10 @@ def _take_token(conn: Connection, account: str, rate: int,
         return None, max(moments[len(moments) - rate] + RATE_WINDOW_S - now, 0.01)
     result = conn.execute(st.INSERT_CALL, {"account": account, "at": now, "sent": False,
                                            "done": False})
-    return _new_id(result), 0.0
+    return new_id(result), 0.0
 
 
-def _now_seconds(conn: Connection, dialect: str) -> float:
+def now_seconds(conn: Connection, dialect: str) -> float:
     """Epoch seconds; PostgreSQL's clock, so every host of a shared journal agrees."""
     if dialect == "postgresql":
         return float(conn.execute(text("SELECT extract(epoch from clock_timestamp())"))

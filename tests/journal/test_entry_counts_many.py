@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from bridge.clock import SystemClock
 from bridge.journal.journal import Journal
-from bridge.journal.orders import _entry_counts, entry_counts_many
+from bridge.journal.orders import count_entries, entry_counts_many
 from bridge.journal.rows import EntryQuery, OrderPlan, OrderState
 
 
@@ -61,7 +61,7 @@ def test_counts_read_together_equal_counts_read_one_by_one(engine: Engine) -> No
     ]
     with engine.connect() as conn:
         together = entry_counts_many(conn, asked)
-        alone = [_entry_counts(conn, account, entry) for account, entry in asked]
+        alone = [count_entries(conn, account, entry) for account, entry in asked]
 
     assert together == alone
     first = together[0]
