@@ -23,6 +23,7 @@ Nothing here logs headers or bodies: they carry tokens and credentials.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -257,7 +258,11 @@ def _prepare(session: requests.Session, method: str, url: str, headers: Mapping[
         auth = get_netrc_auth(url)
     prepared = requests.PreparedRequest()
     prepared.prepare_method(method)
-    prepared.prepare_url(url, _encoded(params))
+    query = _encoded(params)
+    if query is None or isinstance(query, str):
+        prepared.url = _prepared_url(url, query)
+    else:
+        prepared.prepare_url(url, query)
     prepared.prepare_headers(_merged_headers(session.headers, headers))
     prepared.prepare_cookies(session.cookies)
     data = _encoded(form)
@@ -265,9 +270,23 @@ def _prepare(session: requests.Session, method: str, url: str, headers: Mapping[
     if form and data is not form and "content-type" not in prepared.headers:
         # requests names the type of a form it encoded itself, not of a string it is given
         prepared.headers["Content-Type"] = "application/x-www-form-urlencoded"
-    prepared.prepare_auth(auth, url)
+    if auth is not None or "@" in (prepared.url or ""):
+        # without either, requests finds no credentials to add (it looks in the URL)
+        prepared.prepare_auth(auth, url)
     prepared.prepare_hooks(session.hooks)
     return prepared
+
+
+@functools.lru_cache(maxsize=512)
+def _prepared_url(url: str, query: str | None) -> str:
+    """``url`` with ``query`` as requests prepares it (checked, IDNA-encoded, re-quoted).
+
+    A pure function of its arguments, kept because a fan-out prepares the same few order
+    URLs again and again; a URL requests refuses raises every time (nothing is cached).
+    """
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, query)
+    return prepared.url or url
 
 
 def _merged_headers(defaults: Mapping[str, Any],

@@ -254,31 +254,48 @@ def test_lowercase_ok_and_string_codes_are_success() -> None:
     assert read(http) == {"stat": "ok", "stCode": "200", "data": []}
 
 
-@pytest.mark.parametrize(("method", "headers", "params", "form", "json_body"), [
-    ("POST", {"Sid": "s1", "Auth": "t0k"}, {"sId": "server 1"},
+@pytest.mark.parametrize(("method", "url", "headers", "params", "form", "json_body"), [
+    ("POST", URL, {"Sid": "s1", "Auth": "t0k"}, {"sId": "server 1"},
      {"jData": json.dumps({"ts": "M&M-EQ", "pr": "1 2+3=4", "tag": "₹ ü | %7C / ?"}),
       "second": ""}, None),
-    ("POST", {"Content-Type": "text/plain", "Accept": "*/*"}, None, {"jData": "{}"}, None),
-    ("POST", {"Authorization": "abc", "Content-Type": "application/json"}, None, None,
+    ("POST", URL, {"Content-Type": "text/plain", "Accept": "*/*"}, None, {"jData": "{}"},
+     None),
+    ("POST", URL, {"Authorization": "abc", "Content-Type": "application/json"}, None, None,
      {"mobileNumber": "+911234567890", "nested": [1, "ü"]}),
-    ("POST", {}, None, {}, {"ignored": "form wins"}),
-    ("GET", {"sid": "lower-case name"}, {"a": "b|c", "d": "é"}, None, None),
-    ("DELETE", {}, {}, None, None),
+    ("POST", URL, {}, None, {}, {"ignored": "form wins"}),
+    ("GET", URL, {"sid": "lower-case name"}, {"a": "b|c", "d": "é"}, None, None),
+    ("GET", "https://Kotak.TEST:8443/quick/user/orders?x=1#top", {}, {"y": "2"}, None, None),
+    ("GET", "https://gw%40user:p%20w@kotak.test/quick/user/orders", {}, None, None, None),
+    ("DELETE", URL, {}, {}, None, None),
 ])
 def test_kotak_receives_exactly_the_request_requests_would_build(
-        method: str, headers: dict[str, str], params: dict[str, str] | None,
+        method: str, url: str, headers: dict[str, str], params: dict[str, str] | None,
         form: dict[str, str] | None, json_body: Any) -> None:
     http, adapter, _ = client(canned({"stat": "Ok", "stCode": 200}))
     http.session.cookies.set("gateway", "g1", domain="kotak.test", path="/")
 
-    http.request(Call.READ, method, URL, what="order book", headers=headers, params=params,
+    http.request(Call.READ, method, url, what="order book", headers=headers, params=params,
                  form=form, json_body=json_body)
 
     sent, _ = adapter.sent[0]
     expected = http.session.prepare_request(requests.Request(
-        method, URL, headers=headers, params=params, data=form, json=json_body))
+        method, url, headers=headers, params=params, data=form, json=json_body))
     assert (sent.method, sent.url, list(sent.headers.items()), sent.body) == (
         expected.method, expected.url, list(expected.headers.items()), expected.body)
+
+
+@pytest.mark.parametrize("url", ["kotak.test/quick/user/orders", "https:///quick/user/orders",
+                                 "https://.kotak.test/quick/user/orders"])
+def test_a_malformed_kotak_url_is_refused_every_time_without_sending(url: str) -> None:
+    http, adapter, _ = client(canned({"stat": "Ok", "stCode": 200}))
+
+    for _ in range(2):
+        with pytest.raises(ProtocolError) as refused:
+            http.request(Call.WRITE, "POST", url, what="place", headers={},
+                         params={"sId": "server1"}, form={"jData": "{}"})
+        assert refused.value.message.startswith("bad Kotak URL for place")
+
+    assert adapter.sent == []
 
 
 class _CookieGateway(BaseHTTPRequestHandler):
