@@ -41,6 +41,7 @@ from bridge.journal.tokens import (
     Turns,
     grant_token,
     in_flight_before,
+    now_seconds,
     stamp_answers,
 )
 from bridge.journal.txn import exclusive, writing
@@ -157,6 +158,15 @@ class QueueStore:
                 func.count(), func.min(signals.c.received_at, type_=UtcDateTime())).where(
                 signals.c.status == SignalStatus.QUEUED.value)).one()
         return int(row[0] or 0), row[1]
+
+    def accounts_in_flight(self) -> set[str]:
+        """Accounts with a request granted (by any process) and not yet answered, as the
+        next request of the account would count it (stale ones left out)."""
+        with self.engine.connect() as conn:
+            since = now_seconds(conn, self.engine.dialect.name) - UNSENT_TOKEN_S
+            rows = conn.execute(select(broker_calls.c.account).distinct().where(
+                broker_calls.c.done.is_(False), broker_calls.c.at > since)).all()
+        return {str(row.account) for row in rows}
 
     def queued_accounts(self) -> list[str]:
         with self.engine.connect() as conn:

@@ -31,6 +31,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import timedelta
 
@@ -48,6 +49,8 @@ HEARTBEAT_EVERY = 2.0
 ALIVE_WITHIN = timedelta(seconds=15)
 MAINTAIN_EVERY = 3.0
 TRACK_EVERY = 1.0
+#: how soon an account whose request from another process awaits its answer is looked at again
+ELSEWHERE_LOOK_S = 0.02
 
 
 def process_id() -> str:
@@ -75,7 +78,7 @@ class Dispatcher:
         self._due: dict[str, float] = {}
         #: accounts out of rate-limit tokens, and when their next one frees (monotonic)
         self._not_before: dict[str, float] = {}
-        self._following = threading.Event()  # set while the handed-over orders are looked at
+        self._running: set[str] = set()  # background jobs (following, sweeping) under way
         #: whether the last pass left queued signals of accounts waiting for an answer
         self._held_back = False
 
@@ -193,47 +196,60 @@ class Dispatcher:
         if self._is_due("maintain", MAINTAIN_EVERY):
             self.maintain()
         self._dispatch()
-        if self._is_due("follow", FOLLOW_EVERY_S):
-            self._follow_handed()
+        if self._is_due("follow", FOLLOW_EVERY_S) and self.tracker.has_handed():
+            self._in_background("follow", self.tracker.follow_handed)
         if self._is_due("track", TRACK_EVERY):
-            self.tracker.sweep_all()
+            self._in_background("track", self.tracker.sweep_all)
 
-    def _follow_handed(self) -> None:
-        """Look at the orders handed to the tracker, on the pool (the loop goes on claiming
-        meanwhile), one look at a time."""
-        if not self.tracker.has_handed() or self._pool is None or self._following.is_set():
+    def _in_background(self, name: str, job: Callable[[], None]) -> None:
+        """Run ``job`` on the pool, so the loop goes on claiming meanwhile (following a
+        hundred accounts' orders takes as many calls to Kotak); one ``name`` at a time."""
+        if self._pool is None:
             return
-        self._following.set()
+        with self._guard:
+            if name in self._running:
+                return
+            self._running.add(name)
 
-        def follow() -> None:
+        def run() -> None:
             try:
-                self.tracker.follow_handed()
+                job()
+            except Exception:
+                log.exception("%s failed (it runs again shortly)", name)
             finally:
-                self._following.clear()
+                with self._guard:
+                    self._running.discard(name)
 
-        self._pool.submit(follow)
+        self._pool.submit(run)
 
     def _dispatch(self) -> None:
         """Claim what each account may send now. An account out of rate-limit tokens is
-        skipped until its next token frees, never waited for: the others go meanwhile."""
+        skipped until its next token frees, never waited for: the others go meanwhile. An
+        account whose previous request still waits for Kotak's answer is skipped too: this
+        process's answers wake the loop, another process's are looked for shortly."""
         now = time.monotonic()
-        busy = self.journal.turns.busy_accounts()
+        queued = self.journal.queue.queued_accounts()
+        if not queued:
+            self._held_back = False
+            return
+        mine = self.journal.turns.busy_accounts()
+        elsewhere = self.journal.queue.accounts_in_flight() - mine
         held_back = False
-        for account in self.journal.queue.queued_accounts():
-            if account in busy:
+        for account in queued:
+            if account in mine:
                 held_back = True
                 continue
-            if self._not_before.get(account, 0.0) > now:
+            if account in elsewhere:
+                self._not_before[account] = now + ELSEWHERE_LOOK_S
                 continue
-            while self._has_capacity() and not self._stop.is_set():
-                claim, wait = self.journal.queue.take_head(account, self.process_id,
-                                                           self.service.accounts.rate(account))
-                if claim is None:
-                    if wait > 0:
-                        self._not_before[account] = time.monotonic() + wait
-                    break
+            if self._not_before.get(account, 0.0) > now or not self._has_capacity():
+                continue
+            claim, wait = self.journal.queue.take_head(account, self.process_id,
+                                                       self.service.accounts.rate(account))
+            if claim is not None:
                 self._submit(claim, time.monotonic())
-                break  # its next signal waits for this one's answer
+            elif wait > 0:
+                self._not_before[account] = time.monotonic() + wait
         self._held_back = held_back
         self._not_before = {account: moment for account, moment in self._not_before.items()
                             if moment > now}

@@ -166,9 +166,13 @@ class Tracker:
 
     def sweep(self, account: str) -> None:
         now = self.clock.now()
-        # An order its sender is still following (just sent) is left to the sender.
+        # An order its sender is still following (just sent) is left to the sender, and
+        # one handed over by its sender is being looked at by follow_handed.
+        with self._guard:
+            handed = set(self._handed)
         working = [order for order in self.journal.orders.working_orders(account)
-                   if now - (order.sent_at or order.updated_at) > self.settle_after]
+                   if now - (order.sent_at or order.updated_at) > self.settle_after
+                   and order.id not in handed]
         if not working:
             return
         try:
