@@ -95,6 +95,21 @@ class OrderStore:
             if answered is not None:
                 self._turns.answered(answered)
 
+    def set_orders(self, changes: list[OrderChange]) -> list[bool]:
+        """:meth:`set_order` for many orders, in one transaction, in order; whether each
+        changed anything. (Text fields are stored as :meth:`set_order` stores them.)"""
+        if not changes:
+            return []
+        try:
+            return self._write_changes([OrderChange(
+                c.order_id, c.state, c.detail, c.answered,
+                {key: storable(value) if isinstance(value, str) else value
+                 for key, value in c.fields.items()}) for c in changes])
+        finally:
+            for change in changes:
+                if change.answered is not None:
+                    self._turns.answered(change.answered)
+
     def _write_changes(self, changes: list[OrderChange]) -> list[bool]:
         """Record ``changes`` in one transaction, in order; whether each changed anything."""
         now = self._clock.now()

@@ -48,6 +48,7 @@ from bridge.domain import (
 from bridge.errors import InvalidSignal, RuleRefusal
 from bridge.journal.journal import Journal
 from bridge.journal.locks import named_lock
+from bridge.journal.orders import OrderChange
 from bridge.journal.rows import (
     Claim,
     EntryCounts,
@@ -625,30 +626,37 @@ class OrderService:
 
     def apply(self, order: OrderRow, broker: BrokerOrder) -> bool:
         """Record what Kotak says about one of our orders; return whether anything changed."""
-        state = _BROKER_STATE[broker.status]
-        reason = broker.rejection_reason if state is OrderState.REJECTED else None
-        fields: dict[str, Any] = {
-            "broker_order_id": broker.order_id, "broker_status": broker.broker_status,
-            "filled_quantity": broker.filled_quantity,
-            "average_price": str(broker.average_price) if broker.filled_quantity else None,
-        }
-        if reason:
-            fields.update(reason=f"Kotak rejected it: {reason}", error_code="broker_rejected")
-        if order.status is OrderState.UNKNOWN and state.accepted:
-            fields.update(error_code=None, reason=None)  # found in the book: it arrived
-        detail = _describe(broker, state)
-        changed = self.journal.orders.set_order(order.id, state, detail=detail, **fields)
-        if changed and state.final:
+        change = _change(order, broker)
+        changed = self.journal.orders.set_order(order.id, change.state, detail=change.detail,
+                                                **change.fields)
+        self._applied(order, broker, change.state, changed)
+        return changed
+
+    def apply_many(self, found: list[tuple[OrderRow, BrokerOrder]]) -> list[bool]:
+        """:meth:`apply` for many orders at once, in one transaction (the tracker following
+        many accounts' orders)."""
+        changes = [_change(order, broker) for order, broker in found]
+        results = self.journal.orders.set_orders(changes)
+        for (order, broker), change, changed in zip(found, changes, results, strict=True):
+            self._applied(order, broker, change.state, changed)
+        return results
+
+    def _applied(self, order: OrderRow, broker: BrokerOrder, state: OrderState,
+                 changed: bool) -> None:
+        """Tell of what a recorded change means: a settled signal, a rejection, a leg."""
+        if not changed:
+            return
+        if state.final:
             self.report.settled(order.signal_id)
         # ``order`` is the caller's (older) view: only a move into "rejected" is news.
-        if changed and state is OrderState.REJECTED and order.status is not state:
+        if state is OrderState.REJECTED and order.status is not state:
+            reason = broker.rejection_reason
             self._tell("order_rejected", "error", order,
                        f"rejected by Kotak: {reason or broker.broker_status or 'no reason'}")
         # A leg refused, or a leg of unknown outcome found (after a crash): a multi-leg
         # signal may have just turned partial.
-        if changed and (state is OrderState.REJECTED or order.status is OrderState.UNKNOWN):
+        if state is OrderState.REJECTED or order.status is OrderState.UNKNOWN:
             self.legs.check(order.signal_id, self)
-        return changed
 
     # --- a multi-leg signal's failed leg (bridge.orders.legs) -----------------------------
 
@@ -1052,6 +1060,22 @@ def _check_prices(signal: Signal, instrument: Instrument) -> None:
                 f"{field} {value} rounds to 0 at {instrument.trading_symbol}'s tick of "
                 f"{tick}: give a price of at least {tick}",
                 {field: [f"rounds to 0 at the tick size {tick}"]})
+
+
+def _change(order: OrderRow, broker: BrokerOrder) -> OrderChange:
+    """The change to ``order`` that Kotak's report ``broker`` makes."""
+    state = _BROKER_STATE[broker.status]
+    reason = broker.rejection_reason if state is OrderState.REJECTED else None
+    fields: dict[str, Any] = {
+        "broker_order_id": broker.order_id, "broker_status": broker.broker_status,
+        "filled_quantity": broker.filled_quantity,
+        "average_price": str(broker.average_price) if broker.filled_quantity else None,
+    }
+    if reason:
+        fields.update(reason=f"Kotak rejected it: {reason}", error_code="broker_rejected")
+    if order.status is OrderState.UNKNOWN and state.accepted:
+        fields.update(error_code=None, reason=None)  # found in the book: it arrived
+    return OrderChange(order.id, state, _describe(broker, state), fields=fields)
 
 
 def new_tag() -> str:

@@ -100,6 +100,7 @@ class Tracker:
         for order in current.values():
             if not order.status.final and order.broker_order_id:
                 by_account.setdefault(order.account, []).append(order)
+        reported: list[tuple[OrderRow, BrokerOrder]] = []
         for account, orders in by_account.items():
             if account not in self.brokers:
                 continue
@@ -110,13 +111,11 @@ class Tracker:
                          exc.message)
                 continue
             by_id = {row.order_id: row for row in found}
-            for order in orders:
-                row = by_id.get(order.broker_order_id or "")
-                if row is None:
-                    continue
-                self.service.apply(order, row)
-                if order_state(row.status).final:
-                    done.append(order.id)
+            reported += [(order, by_id[order.broker_order_id or ""]) for order in orders
+                         if (order.broker_order_id or "") in by_id]
+        # What every account said, recorded in one transaction.
+        self.service.apply_many(reported)
+        done += [order.id for order, row in reported if order_state(row.status).final]
         with self._guard:
             for order_id in done:
                 self._handed.pop(order_id, None)
