@@ -592,7 +592,7 @@ class OrderService:
         """
         pause = 0.05
         if time.monotonic() + pause >= until:
-            return  # not followed here (a large fan-out's copies): the tracker follows them
+            return  # not followed here (sent from the queue): the tracker follows them
         live = [o for o in self._current(orders) if not o.status.final and o.broker_order_id]
         while live and time.monotonic() + pause < until:
             still: list[OrderRow] = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +24,7 @@ from bridge.kotak.errors import (
 )
 from bridge.kotak.http import KotakHttp, RetryPolicy, Timeouts
 from bridge.kotak.wire import Call
+from tests.conftest import serving
 
 URL = "https://kotak.test/quick/user/orders"
 
@@ -328,13 +328,8 @@ class _Gateway(ThreadingHTTPServer):
 def gateway() -> Iterator[_Gateway]:
     server = _Gateway(("127.0.0.1", 0), _CookieGateway)
     server.seen = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_cookie_kotak_sets_is_sent_back_on_the_next_call(gateway: _Gateway) -> None:

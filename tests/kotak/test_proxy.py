@@ -5,7 +5,6 @@ is a tiny loopback forwarder in front of the sandbox."""
 from __future__ import annotations
 
 import http.client
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 from bridge.config import ConfigError, load_settings
 from bridge.kotak.sandbox import SandboxAccount, SandboxServer
 from bridge.wiring import build_services
+from tests.conftest import serving
 
 
 class _Forwarder(BaseHTTPRequestHandler):
@@ -61,13 +61,8 @@ class _Proxy(ThreadingHTTPServer):
 def proxy() -> Iterator[_Proxy]:
     server = _Proxy(("127.0.0.1", 0), _Forwarder)
     server.seen = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def live_env(server: SandboxServer, account: SandboxAccount, tmp_path: Path) -> dict[str, str]:
