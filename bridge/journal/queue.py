@@ -10,15 +10,15 @@ with the order and signal stores, which stamp and take tokens too.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, delete, func, insert, select, update
 
 from bridge.clock import Clock
 from bridge.journal import statements as st
+from bridge.journal.heads import PlanFor, claim_heads
 from bridge.journal.rows import (
     Claim,
     ErrorInfo,
@@ -28,7 +28,6 @@ from bridge.journal.rows import (
     SignalStatus,
     TakeOver,
     error_columns,
-    order_row,
     signal_row,
     storable,
 )
@@ -44,7 +43,7 @@ from bridge.journal.tokens import (
     now_seconds,
     stamp_answers,
 )
-from bridge.journal.txn import exclusive, writing
+from bridge.journal.txn import exclusive, exclusive_many, writing
 
 #: an order in these states never reached Kotak: never sent (``created``), or sent in an
 #: earlier attempt and proven by the order book never to have arrived
@@ -64,32 +63,25 @@ class QueueStore:
         Returns the claim, or ``None`` and how long until a token frees (0 when the queue
         had nothing to give).
         """
-        with exclusive(self.engine, f"queue:{account}") as conn:
-            now = self._clock.now()
-            head = conn.execute(
-                select(signals).where(signals.c.account == account,
-                                      signals.c.status == SignalStatus.QUEUED.value,
-                                      or_(signals.c.expires_at.is_(None),
-                                          signals.c.expires_at > now))
-                .order_by(signals.c.priority, signals.c.id).limit(1)).first()
-            if head is None:
-                return None, 0.0
-            token, wait = grant_token(conn, account, rate, self.engine.dialect.name)
-            if token is None:
-                return None, wait
-            conn.execute(update(signals).where(signals.c.id == head.id).values(
-                status=SignalStatus.DISPATCHING.value, claimed_by=process_id, claimed_at=now,
-                updated_at=now))
-            conn.execute(insert(events).values(signal_id=head.id, at=now,
-                                               status=SignalStatus.DISPATCHING.value,
-                                               detail="sending to Kotak"))
-            # Orders a dead process recorded and never sent go as recorded (take_over).
-            recorded = [order_row(order) for order in conn.execute(
-                st.ORDERS_OF, {"where_signal": head.id}).all()]
-        self._turns.granted(token, account)
-        claimed = dataclasses.replace(signal_row(head), status=SignalStatus.DISPATCHING)
-        unsent = tuple(order for order in recorded if order.status is OrderState.CREATED)
-        return Claim(claimed, token, orders=unsent), 0.0
+        claims, waits = self.take_heads({account: rate}, process_id)
+        if claims:
+            return claims[0], 0.0
+        return None, waits.get(account, 0.0)
+
+    def take_heads(self, rates: dict[str, int], process_id: str,
+                   plan_for: PlanFor | None = None) -> tuple[list[Claim], dict[str, float]]:
+        """:meth:`take_head` for many accounts ({account: rate}) in one transaction; with
+        ``plan_for``, a plain signal's orders are recorded with its claim, the first marked
+        ``sending`` when its account has nothing in flight (as at admission). Returns the
+        claims, and the seconds each account whose head waits for a token must wait."""
+        if not rates:
+            return [], {}
+        with exclusive_many(self.engine, [f"queue:{account}" for account in rates]) as conn:
+            claims, waits = claim_heads(conn, self.engine.dialect.name, self._clock.now(),
+                                        rates, process_id, plan_for)
+        for claim in claims:
+            self._turns.granted(claim.token, claim.row.account)
+        return claims, waits
 
     def take_token(self, account: str, rate: int) -> tuple[int | None, float]:
         """Take a broker rate-limit token: its id, or ``None`` and the seconds to wait."""

@@ -5,7 +5,8 @@ background loop that
 
 * claims the head of each account's queue together with a rate-limit token (exits before
   entries, then arrival order), so no more than ``KOTAK_ORDER_RATE`` order requests leave per
-  rolling second across all processes;
+  rolling second across all processes; every account's head in one transaction, a plain
+  signal's orders recorded with its claim (:mod:`bridge.journal.heads`);
 * expires queued signals past their validity, and takes over signals claimed by a process
   that died: never sent (no order of theirs ever marked ``sending``), they are queued again
   and their recorded orders sent as recorded, or expired past their validity; half sent,
@@ -235,6 +236,8 @@ class Dispatcher:
         mine = self.journal.turns.busy_accounts()
         elsewhere = self.journal.queue.accounts_in_flight() - mine
         held_back = False
+        wanted: dict[str, int] = {}
+        room = self.free_slots()
         for account in queued:
             if account in mine:
                 held_back = True
@@ -242,14 +245,16 @@ class Dispatcher:
             if account in elsewhere:
                 self._not_before[account] = now + ELSEWHERE_LOOK_S
                 continue
-            if self._not_before.get(account, 0.0) > now or not self._has_capacity():
+            if self._not_before.get(account, 0.0) > now or len(wanted) >= room:
                 continue
-            claim, wait = self.journal.queue.take_head(account, self.process_id,
-                                                       self.service.accounts.rate(account))
-            if claim is not None:
-                self._submit(claim, time.monotonic())
-            elif wait > 0:
-                self._not_before[account] = time.monotonic() + wait
+            wanted[account] = self.service.accounts.rate(account)
+        # Every account's head in one transaction, its orders recorded with the claim.
+        claims, waits = self.journal.queue.take_heads(wanted, self.process_id,
+                                                      self.service.claim_plan)
+        for claim in claims:
+            self._submit(claim, time.monotonic())
+        for account, wait in waits.items():
+            self._not_before[account] = time.monotonic() + wait
         self._held_back = held_back
         self._not_before = {account: moment for account, moment in self._not_before.items()
                             if moment > now}

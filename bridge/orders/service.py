@@ -818,6 +818,24 @@ class OrderService:
 
         return plan
 
+    def claim_plan(self, row: SignalRow) -> tuple[EntryQuery | None, Planner | None]:
+        """For a queued signal the dispatcher is claiming: what its entry rules count and
+        how its orders are made, so they are recorded with the claim (as at admission).
+        ``(None, None)`` leaves everything to :meth:`execute`: a signal a rule refuses now,
+        whose contract is gone, or that needs the live position."""
+        signal = row.signal
+        if signal is None:
+            return None, None
+        try:
+            prepared = Prepared(signal, self._instrument(row), row.priority)
+            self.precheck(prepared)
+        except (RuleRefusal, InvalidSignal, SignalFailed):
+            return None, None
+        planner = self.planner(prepared)
+        if planner is None:
+            return None, None
+        return self.entry_query(signal, prepared.instrument, row.account), planner
+
     def entry_query(self, signal: Signal, instrument: Instrument,
                     account: str = "") -> EntryQuery:
         """What the entry rules will count for this signal today, up to the account's caps."""
