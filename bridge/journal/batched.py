@@ -16,16 +16,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from bridge.journal import statements as st
+from bridge.journal.bulk import insert_returning
 from bridge.journal.orders import entry_counts_many
 from bridge.journal.rows import EntryCounts, EntryQuery, OrderRow, OrderState, Planner
 from bridge.journal.tables import broker_calls, orders
 from bridge.journal.tokens import RATE_WINDOW_S, UNSENT_TOKEN_S, now_seconds
 
-_CALL_IDS = insert(broker_calls).returning(broker_calls.c.id, sort_by_parameter_order=True)
-_ORDER_IDS = insert(orders).returning(orders.c.id, sort_by_parameter_order=True)
 _MARK_SENT = update(broker_calls).where(broker_calls.c.id == bindparam("where_id"))
 
 
@@ -68,9 +67,10 @@ def take_tokens(conn: Connection, dialect: str,
             waits[account] = max(ordered[len(ordered) - rate] + RATE_WINDOW_S - now, 0.01)
     if not free:
         return {}, waits
-    made = conn.execute(_CALL_IDS, [{"account": account, "at": now, "sent": False,
-                                     "done": False} for account in free])
-    return {account: int(row[0]) for account, row in zip(free, made, strict=True)}, waits
+    made = dict(insert_returning(conn, broker_calls, [
+        {"account": account, "at": now, "sent": False, "done": False} for account in free],
+        ("account", "id")))
+    return {account: int(made[account]) for account in free}, waits
 
 
 def record_orders(conn: Connection, dialect: str, now: datetime, intents: list[Intent]
@@ -102,8 +102,7 @@ def record_orders(conn: Connection, dialect: str, now: datetime, intents: list[I
                 "trigger_price": plan.trigger_price, "is_exit": plan.is_exit,
                 "status": state.value, "created_at": now, "updated_at": now,
                 "sent_at": now if state is OrderState.SENDING else None})
-    order_ids = iter([int(row[0]) for row in conn.execute(_ORDER_IDS, values)]
-                     if values else [])
+    order_ids = dict(insert_returning(conn, orders, values, ("tag", "id")))
     results: list[tuple[EntryCounts | None, list[OrderRow], bool]] = []
     timeline: list[dict[str, Any]] = []
     sent_tokens: list[dict[str, Any]] = []
@@ -111,7 +110,7 @@ def record_orders(conn: Connection, dialect: str, now: datetime, intents: list[I
         sending = bool(plans) and i.account not in busy
         rows: list[OrderRow] = []
         for index, plan in enumerate(plans or []):
-            order_id = next(order_ids)
+            order_id = int(order_ids[plan.tag])
             state = OrderState.SENDING if sending and index == 0 else OrderState.CREATED
             sent_at = now if state is OrderState.SENDING else None
             rows.append(OrderRow(

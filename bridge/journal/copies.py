@@ -19,10 +19,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
 from bridge.journal import statements as st
 from bridge.journal.batched import Intent, record_orders, take_tokens
+from bridge.journal.bulk import insert_returning
 from bridge.journal.rows import (
     Admission,
     AdmitRequest,
@@ -31,9 +32,7 @@ from bridge.journal.rows import (
     SignalStatus,
     signal_columns,
 )
-from bridge.journal.tables import signals
-
-_SIGNAL_IDS = insert(signals).returning(signals.c.id, sort_by_parameter_order=True)
+from bridge.journal.tables import signal_keys, signals
 
 
 def distinct_accounts(requests: Sequence[AdmitRequest]) -> bool:
@@ -57,7 +56,8 @@ def admit_copies(conn: Connection, dialect: str, now: datetime,
                        else SignalStatus.QUEUED).value,
             "claimed_by": r.claimant if token is not None else None,
             "claimed_at": now if token is not None else None})
-    ids = [int(row[0]) for row in conn.execute(_SIGNAL_IDS, rows)]
+    inserted = dict(insert_returning(conn, signals, rows, ("account", "id")))
+    ids = [int(inserted[r.account]) for r in requests]
     originals = _hold_keys(conn, dialect, requests, ids, hold_key)
     timeline: list[dict[str, Any]] = []
     admissions: list[Admission | None] = []
@@ -133,9 +133,9 @@ def _hold_keys(conn: Connection, dialect: str, requests: Sequence[AdmitRequest],
               if r.key is not None]
     if not wanted:
         return {}
-    taken = set(conn.execute(st.CLAIM_KEY[dialect], [
+    taken = {row[0] for row in insert_returning(conn, signal_keys, [
         {"key": r.key, "signal_id": signal_id, "expires_at": r.key_expires}
-        for r, signal_id in wanted]).scalars())
+        for r, signal_id in wanted], ("key",), skip_conflicts_on=("key",))}
     originals: dict[int, int] = {}
     for r, signal_id in wanted:
         if r.key in taken or r.key is None:
