@@ -151,10 +151,17 @@ class OrderStore:
             rows = conn.execute(query.order_by(orders.c.id)).all()
         return [order_row(row) for row in rows]
 
-    def accounts_with_working_orders(self) -> list[str]:
+    def accounts_with_working_orders(self, last_touched_before: datetime | None = None
+                                     ) -> list[str]:
+        """Accounts with orders not yet final; with ``last_touched_before``, only those with
+        such an order sent (or, never sent, last changed) before then."""
+        query = select(orders.c.account).distinct().where(
+            orders.c.status.in_([s.value for s in WORKING_ORDER_STATES]))
+        if last_touched_before is not None:
+            query = query.where(func.coalesce(orders.c.sent_at, orders.c.updated_at)
+                                < last_touched_before)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(orders.c.account).distinct().where(
-                orders.c.status.in_([s.value for s in WORKING_ORDER_STATES]))).all()
+            rows = conn.execute(query).all()
         return [str(row.account) for row in rows]
 
     def entry_counts(self, account: str, entry: EntryQuery) -> EntryCounts:
