@@ -180,7 +180,7 @@ class KotakClient:
                 Call.READ, "GET", url, what="get-client-ip",
                 headers=wire.client_ip_headers(creds.access_token, session.token, session.sid))
         except SessionInvalid as exc:
-            self.sessions.invalidate(exc.message)
+            self.sessions.invalidate(exc.message, session)
             raise
         return wire.parse_client_ip(body)
 
@@ -257,6 +257,23 @@ class KotakClient:
         if endpoint.credential is Credential.ACCESS_TOKEN:
             return self._market_data(endpoint, values, deadline)
         session = self.sessions.current()
+        try:
+            return self._with(session, endpoint, form, empty_ok, values, older, deadline)
+        except SessionInvalid as exc:
+            # Refused, Kotak did nothing: with a newer session stored since this one was
+            # kept (another process logged in), the call goes once more with that.
+            newer = self.sessions.invalidate(exc.message, session)
+            if newer is None:
+                raise
+        try:
+            return self._with(newer, endpoint, form, empty_ok, values, older, deadline)
+        except SessionInvalid as exc:
+            self.sessions.invalidate(exc.message, newer)
+            raise
+
+    def _with(self, session: KotakSession, endpoint: Endpoint, form: dict[str, str] | None,
+              empty_ok: bool, values: Mapping[str, str] | None, older: bool,
+              deadline: float | None) -> Any:
         url, params = _address(endpoint, session, values, older)
         legacy = session.flow is AuthFlow.OAUTH2
         # The SDK presents the access token beside the session on order calls only.
@@ -265,14 +282,10 @@ class KotakClient:
         headers = wire.trading_headers(session.token, session.sid,
                                        bearer=session.bearer if legacy else "",
                                        access_token=token)
-        try:
-            return self.http.request(
-                endpoint.call, endpoint.method, url, what=endpoint.name, headers=headers,
-                params=params, form=form, empty_ok=empty_ok, deadline=deadline,
-            )
-        except SessionInvalid as exc:
-            self.sessions.invalidate(exc.message)
-            raise
+        return self.http.request(
+            endpoint.call, endpoint.method, url, what=endpoint.name, headers=headers,
+            params=params, form=form, empty_ok=empty_ok, deadline=deadline,
+        )
 
     def _market_data(self, endpoint: Endpoint, values: Mapping[str, str] | None,
                      deadline: float | None = None) -> Any:

@@ -41,7 +41,7 @@ from bridge.kotak.http import KotakHttp
 log = logging.getLogger(__name__)
 
 #: how long a session read from the store is reused without reading it again (seconds)
-CACHE_FOR = 1.0
+CACHE_FOR = 10.0
 
 
 @dataclass(frozen=True)
@@ -161,8 +161,10 @@ class SessionManager:
         self._totp = TotpLogin(http, credentials, clock)
         self._oauth = OAuth2Login(http, credentials, clock)
         # Every broker call needs the session; reading (and decrypting) it from the store
-        # each time is wasted work, so it is kept for a moment. A login or a refusal by
-        # Kotak in this process updates it at once; elsewhere, within CACHE_FOR.
+        # each time is wasted work (a fan-out to 50 accounts read 50 a second), so it is
+        # kept for CACHE_FOR. A login in this process updates it at once; one elsewhere is
+        # read when the kept session has expired, when Kotak refuses it (invalidate, and
+        # the call goes once more with the newer one), or after CACHE_FOR.
         self._cached: tuple[float, KotakSession] | None = None
 
     # --- using the session ----------------------------------------------------------------
@@ -172,8 +174,13 @@ class SessionManager:
 
         :raises SessionInvalid: there is no session, or it has expired.
         """
+        kept = self._fresh()
         session = self._load()
         now = self._clock.now()
+        if kept and (session is None or not session.valid_at(now, self._expiry_margin)):
+            # Kept from an earlier read: another process may have logged in since.
+            self._cached = None
+            session = self._load()
         if session is None:
             raise SessionInvalid("no Kotak session: log in first")
         if not session.valid_at(now, self._expiry_margin):
@@ -181,6 +188,7 @@ class SessionManager:
                 f"the Kotak session expired at {ist_text(session.expires_at)}")
         if not session.bearer_valid_at(now, self._bearer_margin):
             session = self._renew_bearer(session)
+            self._cached = (time.monotonic(), session)
         self._remember(session)
         return session
 
@@ -226,12 +234,20 @@ class SessionManager:
         self._store.save(session)
         self._cached = (time.monotonic(), session)
 
-    def invalidate(self, reason: str) -> None:
-        """Forget the session because Kotak refused it; readiness then reports it."""
+    def invalidate(self, reason: str, refused: KotakSession | None = None
+                   ) -> KotakSession | None:
+        """Kotak refused ``refused``: forget it, and readiness then reports it. A newer
+        session stored meanwhile (another process logged in, or renewed the OAuth token,
+        since this one was kept) is kept instead and returned, never dropped."""
+        stored = self._store.load(self.account)
+        if stored is not None and refused is not None and stored != refused:
+            self._cached = (time.monotonic(), stored)
+            return stored
         self._cached = None
-        if self._store.load(self.account) is not None:
+        if stored is not None:
             log.warning("kotak session of account %s dropped: %s", self.account, reason)
             self._store.delete(self.account)
+        return None
 
     def status(self) -> SessionStatus:
         session = self._store.load(self.account)

@@ -18,7 +18,7 @@ from bridge.journal.sessions import DbSessionStore
 from bridge.kotak.auth import AuthFlow
 from bridge.kotak.errors import LoginBlocked, LoginFailed, SessionInvalid
 from bridge.kotak.sandbox import Sandbox, SandboxAccount, SandboxConfig, SandboxServer
-from bridge.kotak.session import SessionManager
+from bridge.kotak.session import MemorySessionStore, SessionManager
 from bridge.secretbox import SecretBox
 from tests.conftest import ist, make_kotak
 
@@ -231,3 +231,42 @@ def test_a_fan_out_reads_every_account_session_in_one_query(sandbox: Sandbox,
     with pytest.raises(SessionInvalid):
         managers[3].current()  # no session: refused as before, after its own look
     engine.dispose()
+
+
+def test_a_session_replaced_elsewhere_is_used_not_dropped(
+        sandbox: Sandbox, account: SandboxAccount, server: SandboxServer,
+        flow: AuthFlow) -> None:
+    """Two processes share the journal's sessions. One keeps the session it read; Kotak ends
+    it and the other process logs in anew. The first one's next call is refused, so it is
+    made once more with the newer session (Kotak did nothing with the refused one), and the
+    newer session stays stored."""
+    store = MemorySessionStore()
+    keeping = make_kotak(sandbox, account, server, flow, store=store)
+    keeping.login()
+    assert keeping.client.order_book() == []  # the session is now kept in this process
+    sandbox.expire_sessions()
+    other = make_kotak(sandbox, account, server, flow, store=store)
+    other.sessions.login(attended=True)  # as a person does when told the session ended
+    newer = store.load("default")
+
+    assert keeping.client.order_book() == []
+
+    assert store.load("default") == newer is not None
+    assert keeping.sessions.status().valid
+
+
+def test_a_kept_session_past_its_expiry_is_read_again(account: SandboxAccount) -> None:
+    """A kept session that has expired is not refused while a newer one is stored."""
+    clock = ManualClock(ist("2026-11-24T23:50:00"))
+    sandbox = Sandbox([account], config=SandboxConfig(order_rate=0), clock=clock)
+    with SandboxServer(sandbox) as server:
+        store = MemorySessionStore()
+        keeping = make_kotak(sandbox, account, server, AuthFlow.TOTP, store=store, clock=clock)
+        keeping.login()
+        kept = keeping.sessions.current()
+        clock.advance(timedelta(minutes=20))  # past its midnight
+        other = make_kotak(sandbox, account, server, AuthFlow.TOTP, store=store, clock=clock)
+        other.login()
+
+        assert keeping.sessions.current() == store.load("default") != kept
+        assert keeping.client.order_book() == []
