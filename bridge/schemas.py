@@ -366,7 +366,11 @@ class LegSchema(Schema):
     trigger_price = Price(load_default=None)
 
 
-LEG_FIELDS = sorted(LegSchema().fields)
+# One instance loads every payload: marshmallow 4 keeps nothing of a load on the schema,
+# while making an instance per signal deep-copies every declared field (about 1 ms of CPU a
+# signal, before it is even journaled).
+_LEGS = LegSchema()
+LEG_FIELDS = sorted(_LEGS.fields)
 
 
 def _multi_leg_errors(data: dict[str, Any], errors: dict[str, list[str]]) -> None:
@@ -386,7 +390,7 @@ def _multi_leg_errors(data: dict[str, Any], errors: dict[str, list[str]]) -> Non
     for number, leg in enumerate(raw):
         where = f"legs.{number}."
         try:
-            item = LegSchema().load(leg)
+            item = _LEGS.load(leg)
         except ValidationError as exc:
             for name, problems in _explain_unknown(field_messages(exc), LEG_FIELDS).items():
                 errors[f"{where}{name}"] = problems
@@ -417,7 +421,8 @@ def product_problem(product: Product, exchange: Exchange) -> str:
     return ""
 
 
-ACCEPTED_FIELDS = sorted([*SignalSchema().fields, *SECRET_FIELDS])
+_SIGNALS = SignalSchema()
+ACCEPTED_FIELDS = sorted([*_SIGNALS.fields, *SECRET_FIELDS])
 _EXPIRY_NAMES = ("current_week", "next_week", "current_month", "next_month")
 
 
@@ -428,7 +433,7 @@ def load_signal(payload: dict[str, Any], source: SignalSource) -> Signal:
         carry the list of accepted ones.
     """
     try:
-        data = SignalSchema().load(payload)
+        data = _SIGNALS.load(payload)
     except ValidationError as exc:
         raise ValidationError(_explain_unknown(field_messages(exc))) from exc
     exchange = data["exchange"]
