@@ -105,12 +105,13 @@ class QueueStore:
                 ahead = in_flight_before(conn, order.account, token, self.engine.dialect.name)
             if not ahead:
                 break
-            # Answers in this process wake the waiters at once; another process's answer is
-            # seen by polling, often by the request next in line and less often by those
-            # further back, so a burst's waiters do not spend the bridge's time asking the
-            # journal whose turn it is.
+            # Answers in this process wake the waiters at once. A request with one of this
+            # process's requests ahead of it waits for that one's answer (it cannot go
+            # before it anyway); only the first in line here looks for another process's
+            # answer, by polling, so a burst's waiters do not spend the bridge's time asking
+            # the journal whose turn it is.
             with self._turns.condition:
-                if self._turns.mine.issuperset(ahead):
+                if self._turns.mine.intersection(ahead):
                     self._turns.condition.wait(LOCAL_TURN_WAIT_S)
                 else:
                     self._turns.condition.wait(min(TURN_POLL_S * len(ahead), TURN_POLL_MAX_S))

@@ -27,7 +27,7 @@ UNSENT_TOKEN_S = 5.0
 #: back look less often (this much per request ahead, up to TURN_POLL_MAX_S)
 TURN_POLL_S = 0.005
 TURN_POLL_MAX_S = 0.05
-#: a request behind only this process's requests is woken by their answers; this is a backstop
+#: a request behind one of this process's requests is woken by its answer; this is a backstop
 LOCAL_TURN_WAIT_S = 0.25
 
 
