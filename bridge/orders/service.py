@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from bridge.accounts import AccountBook, single
-from bridge.clock import IST, Clock
+from bridge.clock import IST, Clock, today_ist
 from bridge.config import Mode, Settings
 from bridge.domain import (
     BrokerOrder,
@@ -822,19 +822,39 @@ class OrderService:
         """For a queued signal the dispatcher is claiming: what its entry rules count and
         how its orders are made, so they are recorded with the claim (as at admission).
         ``(None, None)`` leaves everything to :meth:`execute`: a signal a rule refuses now,
-        whose contract is gone, or that needs the live position."""
+        whose contract is gone, that needs the live position, or whose planning fails.
+
+        This runs inside the claim's transaction, which holds the queue of every account
+        claimed with it: nothing here may load the scrip master (a new day's would hold
+        them all meanwhile) or raise (one signal's bug would stop every account's queue;
+        :meth:`execute` meets it again and fails that signal alone)."""
         signal = row.signal
-        if signal is None:
+        index = self.instruments.loaded()
+        if signal is None or index is None or index.trading_day != today_ist(self.clock):
             return None, None
         try:
             prepared = Prepared(signal, self._instrument(row), row.priority)
             self.precheck(prepared)
+            planner = self.planner(prepared)
+            query = self.entry_query(signal, prepared.instrument, row.account)
         except (RuleRefusal, InvalidSignal, SignalFailed):
             return None, None
-        planner = self.planner(prepared)
+        except Exception:
+            log.exception("signal %d: planning its orders at the claim failed; its sender "
+                          "plans them", row.id)
+            return None, None
         if planner is None:
             return None, None
-        return self.entry_query(signal, prepared.instrument, row.account), planner
+
+        def guarded(counts: EntryCounts) -> list[OrderPlan] | None:
+            try:
+                return planner(counts)
+            except Exception:
+                log.exception("signal %d: planning its orders at the claim failed; its "
+                              "sender plans them", row.id)
+                return None
+
+        return query, guarded
 
     def entry_query(self, signal: Signal, instrument: Instrument,
                     account: str = "") -> EntryQuery:

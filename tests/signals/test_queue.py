@@ -264,3 +264,32 @@ def test_orders_handed_to_the_tracker_are_asked_of_kotak_per_account_not_per_ord
     asked = {name: len(bridge.sandbox.requests.snapshot(name))
              for name in ("orders", "order", "history")}
     assert asked == {"orders": 1, "order": 0, "history": 0}
+
+
+def test_a_signal_whose_planning_fails_at_the_claim_holds_up_no_queue(
+        make_bridge: Any, monkeypatch: Any) -> None:
+    """Queued signals are claimed together, their orders planned in the claim's transaction.
+    Planning that fails for one of them (a bug) must not roll back the claim of all of them
+    pass after pass: that signal is planned by its sender instead, and the queue moves."""
+    bridge = make_bridge(background=False)
+    for n in range(3):
+        assert buy(bridge, f"q{n}")[0] == 202
+    service = bridge.services.dispatcher.service
+    planner = service.planner
+
+    def failing(prepared: Any) -> Any:
+        made = planner(prepared)
+
+        def plan(counts: Any) -> Any:
+            if prepared.signal.alert_id == "q0":
+                raise RuntimeError("a bug in planning")
+            return made(counts) if made is not None else None
+
+        return plan
+
+    monkeypatch.setattr(service, "planner", failing)
+    bridge.services.start_background()
+
+    for n in range(3):
+        bridge.wait_status(f"q{n}", SignalStatus.PLACED)
+    assert len(bridge.placed()) == 3
