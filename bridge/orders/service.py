@@ -816,7 +816,17 @@ class OrderService:
                 return None
             return [self._plan(signal, instrument, sized.side, part, False) for part in parts]
 
-        return plan
+        def guarded(counts: EntryCounts) -> list[OrderPlan] | None:
+            # Called inside the admission's transaction: an error here would undo the
+            # signal's journaling. Its sender plans it again, and fails it alone if it must.
+            try:
+                return plan(counts)
+            except Exception:
+                log.exception("planning the orders of a %s signal at admission failed; its "
+                              "sender plans them", signal.strategy or "plain")
+                return None
+
+        return guarded
 
     def claim_plan(self, row: SignalRow) -> tuple[EntryQuery | None, Planner | None]:
         """For a queued signal the dispatcher is claiming: what its entry rules count and

@@ -293,3 +293,26 @@ def test_a_signal_whose_planning_fails_at_the_claim_holds_up_no_queue(
     for n in range(3):
         bridge.wait_status(f"q{n}", SignalStatus.PLACED)
     assert len(bridge.placed()) == 3
+
+
+def test_a_signal_whose_planning_fails_at_admission_is_still_journaled_and_sent(
+        make_bridge: Any, monkeypatch: Any) -> None:
+    """Its orders are planned inside the admission's transaction; a failure there (a bug)
+    must not undo the signal's journaling: its sender plans it again."""
+    bridge = make_bridge()
+    service = bridge.services.dispatcher.service
+    slices = service._slices
+    calls: list[int] = []
+
+    def first_fails(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in planning")
+        return slices(*args)
+
+    monkeypatch.setattr(service, "_slices", first_fails)
+
+    code, answer = buy(bridge, "planned-late")
+
+    assert code == 200 and answer["status"] == "placed", answer
+    assert len(calls) == 2 and len(bridge.placed()) == 1
