@@ -5,10 +5,12 @@ near the top, plain words, and a colour per status that says waiting, done or re
 from __future__ import annotations
 
 import re
+from datetime import datetime, time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from bridge.clock import IST
 from bridge.dashboard.board import TONES
 from bridge.schedule.runner import ROLE
 from tests.dashboard.conftest import PASSWORD, sign_in
@@ -44,7 +46,12 @@ def test_the_status_line_comes_first_and_says_the_four_things(board: Bridge) -> 
     assert re.fullmatch(r"Last alert \d\d:\d\d TradingView: BUY 1 NSE:NOSUCH MARKET MIS "
                         r"\u2192 rejected: unknown symbol 'NSE:NOSUCH'.*", last), last
     # No scheduler runs in this test: the line says so rather than promise a square-off.
-    assert re.fullmatch(r"Square-off: next .*15:15.*, but it WILL NOT RUN: no scheduler is "
+    # The next one is the equity and F&O square-off at 15:15, or, between it and 23:25 on a
+    # weekday, the commodity one.
+    now = datetime.now(IST)
+    due = "23:25" if now.weekday() < 5 and time(15, 15) <= now.time() < time(23, 25) \
+        else "15:15"
+    assert re.fullmatch(rf"Square-off: next .*{due}.*, but it WILL NOT RUN: no scheduler is "
                         r"running", _part(page, "glance-squareoff"))
     assert _part(page, "kill-switch").startswith("Kill switch: off")
     # The status line, then the actions, then the signals (newest first), then the details.
