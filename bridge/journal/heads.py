@@ -48,7 +48,9 @@ _CLAIM = update(signals).where(signals.c.id == bindparam("where_id")).values(
 
 
 def heads(conn: Connection, accounts: list[str], now: datetime) -> list[Any]:
-    """Each account's next queued signal, one query: the first by priority, then id."""
+    """Each account's next queued signal, one query: the first by priority, then id. It
+    reads every queued signal of these accounts, a few per account: each queue drains at
+    the account's rate and nothing stays in it past ``SIGNAL_TTL_S``."""
     rank = func.row_number().over(partition_by=signals.c.account,
                                   order_by=(signals.c.priority, signals.c.id)).label("rank")
     ranked = select(signals, rank).where(
