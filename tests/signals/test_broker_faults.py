@@ -95,8 +95,10 @@ def test_accept_then_reject_shows_kotaks_reason(bridge: Bridge) -> None:
 
 
 def test_rejection_after_the_answer_reaches_the_journal(make_bridge: Any) -> None:
-    bridge = make_bridge(RESPONSE_BUDGET_MS="300")
-    bridge.sandbox.config.accept_delay = 1.0
+    # The answer's budget ends while Kotak still holds the order "open pending"; 0.8 s
+    # leaves a loaded machine room to send it first (0.3 s once answered "queued" in CI).
+    bridge = make_bridge(RESPONSE_BUDGET_MS="800")
+    bridge.sandbox.config.accept_delay = 2.5
     bridge.sandbox.add_rule(Rule(action="reject", reason="insufficient_funds"))
 
     code, answer = buy(bridge, alert_id="late-1")
