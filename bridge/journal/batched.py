@@ -59,12 +59,14 @@ def take_tokens(conn: Connection, dialect: str,
                    & (broker_calls.c.at > now - UNSENT_TOKEN_S)))):
         # A request not yet answered counts as happening now (see ``grant_token``).
         moments[account].append(float(at) if done else now)
-    free = [account for account, rate in rates.items() if len(moments[account]) < rate]
-    waits = {}
+    free: list[str] = []
+    waits: dict[str, float] = {}
     for account, rate in rates.items():
-        if len(moments[account]) >= rate:
-            ordered = sorted(moments[account])
-            waits[account] = max(ordered[len(ordered) - rate] + RATE_WINDOW_S - now, 0.01)
+        used = sorted(moments[account])
+        if len(used) < rate:
+            free.append(account)
+        else:
+            waits[account] = max(used[len(used) - rate] + RATE_WINDOW_S - now, 0.01)
     if not free:
         return {}, waits
     made = dict(insert_returning(conn, broker_calls, [

@@ -85,11 +85,14 @@ def claim_heads(conn: Connection, dialect: str, now: datetime, rates: dict[str, 
     rows = [replace(signal_row(row), status=SignalStatus.DISPATCHING) for row in claimed]
     # Orders a dead process recorded and never sent go as recorded (take_over); the rest
     # are planned here when their planner can.
-    fresh = [row for row in rows if row.id not in left and row.signal is not None]
-    plans = {row.id: plan_for(row) for row in fresh} if plan_for is not None else {}
-    intents = [Intent(row.account, row.signal.strategy, row.id, tokens[row.account],
-                      *plans[row.id]) for row in fresh
-               if row.signal is not None and row.id in plans and plans[row.id][1] is not None]
+    intents: list[Intent] = []
+    for row in rows:
+        if plan_for is None or row.id in left or row.signal is None:
+            continue
+        entry, plan = plan_for(row)
+        if plan is not None:
+            intents.append(Intent(row.account, row.signal.strategy, row.id,
+                                  tokens[row.account], entry, plan))
     made = dict(zip([i.signal_id for i in intents],
                     record_orders(conn, dialect, now, intents), strict=True))
     claims = []

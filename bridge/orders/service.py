@@ -816,17 +816,7 @@ class OrderService:
                 return None
             return [self._plan(signal, instrument, sized.side, part, False) for part in parts]
 
-        def guarded(counts: EntryCounts) -> list[OrderPlan] | None:
-            # Called inside the admission's transaction: an error here would undo the
-            # signal's journaling. Its sender plans it again, and fails it alone if it must.
-            try:
-                return plan(counts)
-            except Exception:
-                log.exception("planning the orders of a %s signal at admission failed; its "
-                              "sender plans them", signal.strategy or "plain")
-                return None
-
-        return guarded
+        return _never_raising(plan, f"a {signal.strategy or 'plain'} signal")
 
     def claim_plan(self, row: SignalRow) -> tuple[EntryQuery | None, Planner | None]:
         """For a queued signal the dispatcher is claiming: what its entry rules count and
@@ -855,16 +845,7 @@ class OrderService:
             return None, None
         if planner is None:
             return None, None
-
-        def guarded(counts: EntryCounts) -> list[OrderPlan] | None:
-            try:
-                return planner(counts)
-            except Exception:
-                log.exception("signal %d: planning its orders at the claim failed; its "
-                              "sender plans them", row.id)
-                return None
-
-        return query, guarded
+        return query, _never_raising(planner, f"signal {row.id}")
 
     def entry_query(self, signal: Signal, instrument: Instrument,
                     account: str = "") -> EntryQuery:
@@ -1138,3 +1119,19 @@ def _describe(broker: BrokerOrder, state: OrderState) -> str:
     if broker.rejection_reason:
         text += f" ({broker.rejection_reason})"
     return text
+
+
+def _never_raising(plan: Planner, whose: str) -> Planner:
+    """``plan``, answering ``None`` where it would raise. A planner runs inside the
+    transaction that admits or claims signals: an error there would undo the signal's
+    journaling, or stop every queue claimed with it pass after pass. Its sender plans it
+    again, and fails that signal alone if it must."""
+
+    def guarded(counts: EntryCounts) -> list[OrderPlan] | None:
+        try:
+            return plan(counts)
+        except Exception:
+            log.exception("planning the orders of %s failed; its sender plans them", whose)
+            return None
+
+    return guarded
