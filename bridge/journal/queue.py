@@ -33,7 +33,6 @@ from bridge.journal.rows import (
 )
 from bridge.journal.tables import UtcDateTime, broker_calls, events, orders, signals
 from bridge.journal.tokens import (
-    LOCAL_TURN_WAIT_S,
     TURN_POLL_MAX_S,
     TURN_POLL_S,
     UNSENT_TOKEN_S,
@@ -102,19 +101,23 @@ class QueueStore:
         deadline = time.monotonic() + patience
         while time.monotonic() < deadline:
             with self.engine.connect() as conn:
-                ahead = in_flight_before(conn, order.account, token, self.engine.dialect.name)
+                ahead = set(in_flight_before(conn, order.account, token,
+                                             self.engine.dialect.name))
             if not ahead:
                 break
-            # Answers in this process wake the waiters at once. A request with one of this
-            # process's requests ahead of it waits for that one's answer (it cannot go
-            # before it anyway); only the first in line here looks for another process's
-            # answer, by polling, so a burst's waiters do not spend the bridge's time asking
-            # the journal whose turn it is.
+            # A request with this process's requests ahead of it waits for their answers
+            # without asking the journal again (it cannot go before them anyway); when
+            # nothing else was ahead, its turn has come: no request granted later can be
+            # ahead of it. Only a request with another process's request ahead looks for
+            # that answer, by polling, so a burst's waiters do not spend the bridge's time
+            # asking the journal whose turn it is.
+            local = self._turns.held(ahead)
+            if local:
+                if self._turns.await_answers(local, deadline) and local == ahead:
+                    break
+                continue
             with self._turns.condition:
-                if self._turns.mine.intersection(ahead):
-                    self._turns.condition.wait(LOCAL_TURN_WAIT_S)
-                else:
-                    self._turns.condition.wait(min(TURN_POLL_S * len(ahead), TURN_POLL_MAX_S))
+                self._turns.condition.wait(min(TURN_POLL_S * len(ahead), TURN_POLL_MAX_S))
         now = self._clock.now()
         with writing(self.engine) as conn:
             conn.execute(st.UPDATE_CALL, {"where_id": token, "sent": True})

@@ -56,6 +56,26 @@ class Turns:
             self.condition.notify_all()
         self.on_answer()
 
+    def held(self, tokens: set[int]) -> set[int]:
+        """Those of ``tokens`` granted here and not yet answered."""
+        with self.condition:
+            return self.mine.intersection(tokens)
+
+    def await_answers(self, tokens: set[int], until: float) -> bool:
+        """Wait until every one of ``tokens`` granted here has been answered or given back,
+        or ``until`` (monotonic); return whether they all were.
+
+        No journal read while waiting: a token granted here leaves :attr:`mine` only once
+        its answer is stamped in the journal, so the wait ends exactly when a read would
+        show these tokens answered."""
+        with self.condition:
+            while self.mine.intersection(tokens):
+                left = until - time.monotonic()
+                if left <= 0:
+                    return False
+                self.condition.wait(min(left, LOCAL_TURN_WAIT_S))
+        return True
+
     def busy_accounts(self) -> set[str]:
         """The accounts with a request of this process still waiting for its answer (one
         granted more than :data:`UNSENT_TOKEN_S` ago no longer holds its account back, as
