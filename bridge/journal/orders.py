@@ -233,11 +233,22 @@ def _counts(row: Any, entry: EntryQuery) -> EntryCounts:
 
 def insert_orders(conn: Connection, now: datetime, signal_id: int | None, account: str,
                    strategy: str, plans: list[OrderPlan],
-                   send_first_with: int | None) -> tuple[list[OrderRow], bool]:
-    """Within a write transaction: the body of :meth:`OrderStore.add_orders`."""
+                   send_first_with: int | None, *, first_in_line: bool | None = None,
+                   timeline: list[dict[str, Any]] | None = None) -> tuple[list[OrderRow], bool]:
+    """Within a write transaction: the body of :meth:`OrderStore.add_orders`.
+
+    ``first_in_line``: whether ``send_first_with`` has no earlier request of the account
+    still waiting for its answer, when the caller granted it in this transaction and so
+    knows (else the journal is asked). ``timeline``: the signal's own events, written
+    before the orders' in the same statement."""
     rows: list[OrderRow] = []
-    sending = send_first_with is not None and not in_flight_before(
-        conn, account, send_first_with, conn.dialect.name)
+    if first_in_line is None:
+        first_in_line = send_first_with is not None and not in_flight_before(
+            conn, account, send_first_with, conn.dialect.name)
+    sending = send_first_with is not None and first_in_line
+    # One statement takes its columns from the first row: the signal's own events name
+    # no order.
+    entries = [{"order_id": None, **event} for event in timeline or []]
     for index, plan in enumerate(plans):
         state = OrderState.SENDING if sending and index == 0 else OrderState.CREATED
         sent_at = now if state is OrderState.SENDING else None
@@ -261,10 +272,11 @@ def insert_orders(conn: Connection, now: datetime, signal_id: int | None, accoun
                    "detail": f"{plan.side} {plan.quantity} {plan.exchange}:"
                              f"{plan.trading_symbol} {plan.order_type} {plan.product} "
                              f"tag {plan.tag}"}
-        entries = [created]
+        entries.append(created)
         if state is OrderState.SENDING:
             entries.append({**created, "status": OrderState.SENDING.value,
                             "detail": "sent to Kotak"})
+    if entries:
         conn.execute(st.INSERT_EVENT, entries)
     if sending:
         conn.execute(st.UPDATE_CALL, {"where_id": send_first_with, "sent": True})
@@ -286,12 +298,12 @@ def _set_orders(conn: Connection, changes: list[OrderChange], now: datetime) -> 
             rounds.append([])
         rounds[turn].append(index)
     changed_at: dict[int, bool] = {}
+    news: list[dict[str, Any]] = []
     for indexes in rounds:
         current = {int(row.id): row for row in (
             conn.execute(st.ORDERS_BY_IDS, {"ids": [changes[i].order_id for i in indexes]})
             if len(indexes) > 1 else  # the usual lone change: a plain, cheaper lookup
             conn.execute(st.ORDER_BY_ID, {"where_id": changes[indexes[0]].order_id}))}
-        news: list[dict[str, Any]] = []
         # In the global order of ids, so two batches over the same orders cannot deadlock.
         for index in sorted(indexes, key=lambda i: changes[i].order_id):
             change = changes[index]
@@ -309,12 +321,19 @@ def _set_orders(conn: Connection, changes: list[OrderChange], now: datetime) -> 
                 news.append({"signal_id": row.signal_id, "order_id": change.order_id,
                              "at": now, "status": change.state.value,
                              "detail": storable(change.detail)})
-            if row.signal_id is not None:
+            if row.signal_id is not None and not _keeps_accepted(row.status, change.state):
                 touched.add(int(row.signal_id))
-        if news:
-            conn.execute(st.INSERT_EVENT, news)
-    settle_signals(conn, sorted(touched), now)
+    # The orders' events and their signals' go in together, in that order.
+    settle_signals(conn, sorted(touched), now, events=news)
     return [changed_at[index] for index in range(len(changes))]
+
+
+def _keeps_accepted(recorded: str, state: OrderState) -> bool:
+    """Whether an order moves from one accepted state to another (pending to complete,
+    say): its signal's status cannot change with it (:func:`derive_status` only asks
+    whether an order was accepted, and reads no detail of an accepted one), so the signal
+    is not read again to find that out. This is the common move of a fill."""
+    return state.accepted and OrderState(recorded).accepted
 
 
 def _moves(current: Any, change: OrderChange) -> bool:

@@ -85,7 +85,7 @@ class QueueStore:
     def take_token(self, account: str, rate: int) -> tuple[int | None, float]:
         """Take a broker rate-limit token: its id, or ``None`` and the seconds to wait."""
         with exclusive(self.engine, f"queue:{account}") as conn:
-            token, wait = grant_token(conn, account, rate, self.engine.dialect.name)
+            token, wait, _ = grant_token(conn, account, rate, self.engine.dialect.name)
         self._turns.granted(token, account)
         return token, wait
 

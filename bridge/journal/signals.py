@@ -181,10 +181,10 @@ def _admit_in(conn: Connection, dialect: str, now: datetime, r: AdmitRequest,
     values = signal_columns(r, now)
     # Decided before the row exists: everything queued now arrived earlier, so the signal
     # is at the head unless something of the same or a higher priority waits.
-    token = None
+    token, first_in_line = None, False
     if r.claimant is not None and conn.execute(st.QUEUED_AT_OR_ABOVE, {
             "account": r.account, "priority": r.priority}).first() is None:
-        token, _ = grant_token(conn, r.account, r.rate, dialect)
+        token, _, first_in_line = grant_token(conn, r.account, r.rate, dialect)
     if token is not None:
         values.update(status=SignalStatus.DISPATCHING.value, claimed_by=r.claimant,
                       claimed_at=now)
@@ -211,15 +211,21 @@ def _admit_in(conn: Connection, dialect: str, now: datetime, r: AdmitRequest,
         timeline.append({"signal_id": signal_id, "at": now,
                          "status": SignalStatus.DISPATCHING.value,
                          "detail": "sending to Kotak"})
-    conn.execute(st.INSERT_EVENT, timeline)
     if token is None:
+        conn.execute(st.INSERT_EVENT, timeline)
         return Admission(signal_id)
     granted.append((token, r.account))
     counts = count_entries(conn, r.account, r.entry) if r.entry is not None else None
     plans = r.plan(counts) if r.plan is not None and counts is not None else None
-    made, first_sending = (
-        insert_orders(conn, now, signal_id, r.account, r.signal.strategy, plans, token)
-        if plans else ([], False))
+    made: list[OrderRow] = []
+    first_sending = False
+    if plans:
+        # The signal's timeline goes in with its orders' events, one statement for both.
+        made, first_sending = insert_orders(conn, now, signal_id, r.account,
+                                            r.signal.strategy, plans, token,
+                                            first_in_line=first_in_line, timeline=timeline)
+    else:
+        conn.execute(st.INSERT_EVENT, timeline)
     row = SignalRow(
         id=signal_id, alert_id=r.alert_id, source=r.source, account=r.account,
         received_at=r.received_at or now, status=SignalStatus.DISPATCHING,

@@ -13,6 +13,7 @@ from sqlalchemy import (
     TextClause,
     and_,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -72,6 +73,11 @@ RATE_WINDOW = select(broker_calls.c.at, broker_calls.c.done).where(
     broker_calls.c.account == bindparam("account"),
     or_(and_(broker_calls.c.done.is_(True), broker_calls.c.at > bindparam("window_start")),
         and_(broker_calls.c.done.is_(False), broker_calls.c.at > bindparam("stale_start"))))
+# RATE_WINDOW counted, with how many of them still wait for their answers: one row however
+# many calls the window holds (its rows are read only when the window is full).
+RATE_COUNT = select(func.count(), func.coalesce(func.sum(
+    case((broker_calls.c.done.is_(False), 1), else_=0)), 0)).where(
+    RATE_WINDOW.whereclause)
 EARLIER_IN_FLIGHT = select(broker_calls.c.id).where(
     broker_calls.c.account == bindparam("account"), broker_calls.c.id < bindparam("token"),
     broker_calls.c.done.is_(False), broker_calls.c.at > bindparam("stale_start")).limit(16)

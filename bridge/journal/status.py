@@ -69,13 +69,17 @@ def _summary(orders: list[OrderRow]) -> str:
                      for o in orders)
 
 
-def settle_signals(conn: Connection, signal_ids: list[int],
-                   now: datetime) -> dict[int, SignalStatus]:
+def settle_signals(conn: Connection, signal_ids: list[int], now: datetime,
+                   events: list[dict[str, Any]] | None = None) -> dict[int, SignalStatus]:
     """Within a write transaction: bring each signal's recorded status in line with its
     orders (three statements for any number of signals, plus one per changed signal).
 
-    Returns the status of each signal that has orders."""
+    ``events``: the caller's events not yet written; the signals' own follow them in one
+    statement. Returns the status of each signal that has orders."""
+    news: list[dict[str, Any]] = list(events or [])
     if not signal_ids:
+        if news:
+            conn.execute(st.INSERT_EVENT, news)
         return {}
     wanted = sorted(set(signal_ids))
     states: dict[int, Any]
@@ -90,7 +94,6 @@ def settle_signals(conn: Connection, signal_ids: list[int],
     for order in orders:
         found.setdefault(int(order.signal_id), []).append(order_row(order))
     settled: dict[int, SignalStatus] = {}
-    news: list[dict[str, Any]] = []
     for signal_id in wanted:
         row, its_orders = states.get(signal_id), found.get(signal_id)
         if row is None or not its_orders:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from sqlalchemy import Connection, text
 
@@ -101,8 +102,17 @@ def in_flight_before(conn: Connection, account: str, token: int, dialect: str) -
     }).scalars()]
 
 
-def grant_token(conn: Connection, account: str, rate: int,
-                dialect: str) -> tuple[int | None, float]:
+class Grant(NamedTuple):
+    """A broker call granted (``token``), or the seconds to ``wait`` before one may go."""
+
+    token: int | None
+    wait: float
+    #: no earlier request of the account is still waiting for its answer: this one may
+    #: go at once, without asking the journal whose turn it is (:func:`in_flight_before`)
+    first_in_line: bool
+
+
+def grant_token(conn: Connection, account: str, rate: int, dialect: str) -> Grant:
     """Within an exclusive transaction: grant one broker call, or say when one may go.
 
     A granted token counts as "happening now" until its request has been answered
@@ -110,15 +120,21 @@ def grant_token(conn: Connection, account: str, rate: int,
     requests reach the broker, not at the moment signals were claimed.
     """
     now = now_seconds(conn, dialect)
-    rows = conn.execute(st.RATE_WINDOW, {"account": account,
-                                         "window_start": now - RATE_WINDOW_S,
-                                         "stale_start": now - UNSENT_TOKEN_S}).all()
-    if len(rows) >= rate:
+    window = {"account": account, "window_start": now - RATE_WINDOW_S,
+              "stale_start": now - UNSENT_TOKEN_S}
+    used, unanswered = conn.execute(st.RATE_COUNT, window).one()
+    if used >= rate:
+        rows = conn.execute(st.RATE_WINDOW, window).all()
         moments = sorted(float(row.at) if row.done else now for row in rows)
-        return None, max(moments[len(moments) - rate] + RATE_WINDOW_S - now, 0.01)
+        if len(moments) >= rate:
+            return Grant(None, max(moments[len(moments) - rate] + RATE_WINDOW_S - now, 0.01),
+                         False)
+        unanswered = sum(1 for row in rows if not row.done)  # one stamped in between
     result = conn.execute(st.INSERT_CALL, {"account": account, "at": now, "sent": False,
                                            "done": False})
-    return new_id(result), 0.0
+    # The window counts every unanswered request that still counts (the same rule as
+    # in_flight_before's), all granted before this one.
+    return Grant(new_id(result), 0.0, not unanswered)
 
 
 def now_seconds(conn: Connection, dialect: str) -> float:
