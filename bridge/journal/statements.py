@@ -69,15 +69,16 @@ DELETE_CALL = delete(broker_calls).where(broker_calls.c.id == bindparam("where_i
 
 # Broker calls that count in the rate window: answered ones within the window, and ones
 # granted but not yet answered (counted as happening now) that are not stale.
-RATE_WINDOW = select(broker_calls.c.at, broker_calls.c.done).where(
+_IN_WINDOW = and_(
     broker_calls.c.account == bindparam("account"),
     or_(and_(broker_calls.c.done.is_(True), broker_calls.c.at > bindparam("window_start")),
         and_(broker_calls.c.done.is_(False), broker_calls.c.at > bindparam("stale_start"))))
+RATE_WINDOW = select(broker_calls.c.at, broker_calls.c.done).where(_IN_WINDOW)
 # RATE_WINDOW counted, with how many of them still wait for their answers: one row however
 # many calls the window holds (its rows are read only when the window is full).
 RATE_COUNT = select(func.count(), func.coalesce(func.sum(
     case((broker_calls.c.done.is_(False), 1), else_=0)), 0)).where(
-    RATE_WINDOW.whereclause)
+    _IN_WINDOW)
 EARLIER_IN_FLIGHT = select(broker_calls.c.id).where(
     broker_calls.c.account == bindparam("account"), broker_calls.c.id < bindparam("token"),
     broker_calls.c.done.is_(False), broker_calls.c.at > bindparam("stale_start")).limit(16)
