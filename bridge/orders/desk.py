@@ -44,6 +44,7 @@ from bridge.journal.rows import (
 )
 from bridge.notify import Notifier
 from bridge.orders import fanout
+from bridge.orders.barrier import SendBarrier
 from bridge.orders.dispatch import Dispatcher
 from bridge.orders.service import OrderService, Prepared, SignalFailed, instrument_key
 from bridge.schemas import field_messages, load_signal
@@ -176,8 +177,10 @@ class SignalDesk:
         admissions = self.journal.signals.admit_many(requests)
         # Read every account's session at once, just before the copies go.
         self.service.prime_sessions([name for name, _ in copies])
+        barrier = SendBarrier(sum(1 for a in admissions
+                                  if a.claim is not None and a.duplicate_of is None))
         for (name, _), request, admission in zip(copies, requests, admissions, strict=True):
-            done[name] = self._started(request, admission, intake, intake.deadline)
+            done[name] = self._started(request, admission, intake, intake.deadline, barrier)
         # The copies run side by side on the dispatcher's pool: wait for them together,
         # within the time budget, then read every account's state at once.
         started = [a for a in done.values() if isinstance(a, _Admitted)]
@@ -225,8 +228,8 @@ class SignalDesk:
             entry=self.service.entry_query(signal, prepared.instrument),
             plan=self.service.planner(prepared))
 
-    def _started(self, request: AdmitRequest, admission: Admission,
-                 intake: Intake, follow_until: float) -> _Admitted:
+    def _started(self, request: AdmitRequest, admission: Admission, intake: Intake,
+                 follow_until: float, barrier: SendBarrier | None = None) -> _Admitted:
         """Act on an admission: a repeat is reported, a claim starts sending, the rest
         waits for the dispatcher."""
         if admission.duplicate_of is not None:
@@ -235,8 +238,8 @@ class SignalDesk:
         if admission.claim is None:
             self.dispatcher.wake()
             return _Admitted(admission.signal_id, request.alert_id)
-        return _Admitted(admission.signal_id, request.alert_id,
-                         future=self.dispatcher.run(admission.claim, follow_until))
+        return _Admitted(admission.signal_id, request.alert_id, future=self.dispatcher.run(
+            admission.claim, follow_until, barrier.arrival() if barrier is not None else None))
 
     def _admit(self, intake: Intake, prepared: Prepared, account: str) -> _Admitted:
         """Journal the signal for ``account`` and, when it may go now, start sending it."""

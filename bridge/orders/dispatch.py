@@ -40,6 +40,7 @@ from bridge.clock import Clock
 from bridge.config import Settings
 from bridge.journal.journal import Journal
 from bridge.journal.rows import Claim, ErrorInfo, OrderState, SignalRow, SignalStatus, TakeOver
+from bridge.orders.barrier import Arrival
 from bridge.orders.service import OrderService
 from bridge.orders.tracking import FOLLOW_EVERY_S, Tracker
 from bridge.orders.workers import WorkerPool
@@ -128,15 +129,18 @@ class Dispatcher:
         with self._guard:
             return max(self._workers - self._inflight, 0)
 
-    def run(self, claim: Claim, follow_until: float) -> Future[None]:
-        """Send a signal claimed on the request's path."""
-        return self._submit(claim, follow_until)
+    def run(self, claim: Claim, follow_until: float,
+            sent: Arrival | None = None) -> Future[None]:
+        """Send a signal claimed on the request's path; ``sent``: a fan-out copy's part in
+        holding its follow-up until every copy has been sent."""
+        return self._submit(claim, follow_until, sent)
 
-    def _submit(self, claim: Claim, follow_until: float) -> Future[None]:
+    def _submit(self, claim: Claim, follow_until: float,
+                sent: Arrival | None = None) -> Future[None]:
         assert self._pool is not None
         with self._guard:
             self._inflight += 1
-        future: Future[None] = self._pool.submit(lambda: self._run(claim, follow_until))
+        future: Future[None] = self._pool.submit(lambda: self._run(claim, follow_until, sent))
         future.add_done_callback(self._done)
         return future
 
@@ -149,13 +153,16 @@ class Dispatcher:
         with self._guard:
             return self._inflight < self._workers
 
-    def _run(self, claim: Claim, follow_until: float) -> None:
+    def _run(self, claim: Claim, follow_until: float, sent: Arrival | None = None) -> None:
         try:
-            orders = self.service.execute(claim, follow_until)
+            orders = self.service.execute(claim, follow_until, sent)
         except Exception:
             log.exception("signal %s failed unexpectedly; settling what was sent", claim.row.id)
             self._salvage(claim.row, "an internal error stopped the signal")
             return
+        finally:
+            if sent is not None:
+                sent.arrive()  # however it ended, the other copies wait no longer for it
         self.tracker.hand_over(orders)
 
     def _salvage(self, row: SignalRow, why: str) -> None:

@@ -85,6 +85,7 @@ from bridge.kotak.sandbox.paper import unknown_symbol_hint
 from bridge.kotak.session import SessionManager
 from bridge.notify import Notifier
 from bridge.orders import rules, sizing
+from bridge.orders.barrier import Arrival
 from bridge.orders.legs import LegFailures
 from bridge.orders.options import Quote
 from bridge.orders.report import SignalReport
@@ -305,7 +306,8 @@ class OrderService:
 
     # --- at dispatch ----------------------------------------------------------------------
 
-    def execute(self, claim: Claim, follow_until: float) -> list[OrderRow]:
+    def execute(self, claim: Claim, follow_until: float,
+                sent: Arrival | None = None) -> list[OrderRow]:
         """Send a claimed signal's orders and follow them until ``follow_until`` (monotonic).
 
         The claim carries the rate-limit token for the first order and, when the signal was
@@ -361,6 +363,8 @@ class OrderService:
             return []
         if signal.legs:
             self.legs.check(row.id, self)
+        if sent is not None:
+            sent.arrive_and_wait(follow_until)
         # Each order's state, and the signal's with it, is recorded as Kotak answers.
         self.follow(orders, follow_until)
         return orders

@@ -61,6 +61,25 @@ def test_one_signal_becomes_one_order_per_account_sized_its_way(make_fleet: Any)
     assert sorted(row.account for row in rows) == sorted(fleet.accounts)
 
 
+def test_every_account_order_goes_before_any_is_followed(make_fleet: Any) -> None:
+    # Asking Kotak how one account's order went would take the bridge's time from an
+    # account whose order has not gone yet: the last account's order would leave later.
+    fleet: Fleet = make_fleet(19)
+    log = fleet.sandboxes["default"].requests
+    log.clear()
+
+    code, answer = _fan(fleet, "fan-first")
+
+    assert code in (200, 202)
+    assert all(part["status"] in ANSWERED for part in answer["accounts"])
+    assert set(_settled(fleet, "fan-first").values()) == {"placed"}
+    placed = [r.at for r in log.snapshot("place")]
+    # Followed within the answer's budget (one order's history) or after it (the book).
+    followed = [r.at for r in log.snapshot("history") + log.snapshot("orders")]
+    assert len(placed) == 20 and followed
+    assert max(placed) < min(followed)
+
+
 def test_a_repeat_is_a_duplicate_in_every_account(make_fleet: Any) -> None:
     fleet: Fleet = make_fleet(9)
     assert _fan(fleet, "fan-rep")[1]["status"] == "placed"
