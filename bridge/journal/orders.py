@@ -196,13 +196,17 @@ def orders_by_signal(conn: Connection, signal_ids: list[int]) -> dict[int, list[
 
 
 def count_entries(conn: Connection, account: str, entry: EntryQuery) -> EntryCounts:
-    row = conn.execute(st.ENTRY_COUNTS, {
-        "account": account, "since": entry.since, "strategy": entry.strategy,
-        "exchange": entry.exchange, "trading_symbol": entry.trading_symbol,
-        "closed_key": closed_key(account, entry.exchange), "account_cap": entry.account_cap,
-        "strategy_cap": entry.strategy_cap,
-        "quantity_rows": UNCAPPED if entry.sum_quantity else 0}).one()
-    return _counts(row, entry)
+    row = conn.execute(st.ENTRY_COUNTS, entry_params(account, entry)).one()
+    return entry_counts(row, entry)
+
+
+def entry_params(account: str, entry: EntryQuery) -> dict[str, Any]:
+    """The parameters of st.ENTRY_COUNTS (and of its columns in st.ADMIT_READS_COUNTED)."""
+    return {"account": account, "since": entry.since, "strategy": entry.strategy,
+            "exchange": entry.exchange, "trading_symbol": entry.trading_symbol,
+            "closed_key": closed_key(account, entry.exchange),
+            "account_cap": entry.account_cap, "strategy_cap": entry.strategy_cap,
+            "quantity_rows": UNCAPPED if entry.sum_quantity else 0}
 
 
 def entry_counts_many(conn: Connection, wanted: list[tuple[str, EntryQuery]]
@@ -223,10 +227,11 @@ def entry_counts_many(conn: Connection, wanted: list[tuple[str, EntryQuery]]
         "quantity_rows": [UNCAPPED if entry.sum_quantity else 0 for entry in entries],
         "closed_keys": [closed_key(account, entry.exchange) for account, entry in wanted],
     }).all()
-    return [_counts(row, entry) for row, entry in zip(rows, entries, strict=True)]
+    return [entry_counts(row, entry) for row, entry in zip(rows, entries, strict=True)]
 
 
-def _counts(row: Any, entry: EntryQuery) -> EntryCounts:
+def entry_counts(row: Any, entry: EntryQuery) -> EntryCounts:
+    """What st.ENTRY_COUNTS read (its five columns, in order)."""
     return EntryCounts(int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), row[3] == "on",
                        blocked_day(row[4]) == entry.since.date().isoformat())
 
@@ -234,13 +239,15 @@ def _counts(row: Any, entry: EntryQuery) -> EntryCounts:
 def insert_orders(conn: Connection, now: datetime, signal_id: int | None, account: str,
                    strategy: str, plans: list[OrderPlan],
                    send_first_with: int | None, *, first_in_line: bool | None = None,
-                   timeline: list[dict[str, Any]] | None = None) -> tuple[list[OrderRow], bool]:
+                   timeline: list[dict[str, Any]] | None = None,
+                   token_marked: bool = False) -> tuple[list[OrderRow], bool]:
     """Within a write transaction: the body of :meth:`OrderStore.add_orders`.
 
     ``first_in_line``: whether ``send_first_with`` has no earlier request of the account
     still waiting for its answer, when the caller granted it in this transaction and so
     knows (else the journal is asked). ``timeline``: the signal's own events, written
-    before the orders' in the same statement."""
+    before the orders' in the same statement. ``token_marked``: the token was recorded as
+    sent when granted, should its request go at once."""
     rows: list[OrderRow] = []
     if first_in_line is None:
         first_in_line = send_first_with is not None and not in_flight_before(
@@ -278,7 +285,7 @@ def insert_orders(conn: Connection, now: datetime, signal_id: int | None, accoun
                             "detail": "sent to Kotak"})
     if entries:
         conn.execute(st.INSERT_EVENT, entries)
-    if sending:
+    if sending and not token_marked:
         conn.execute(st.UPDATE_CALL, {"where_id": send_first_with, "sent": True})
     return rows, sending
 

@@ -21,12 +21,19 @@ from bridge.clock import Clock
 from bridge.domain import Signal
 from bridge.journal import statements as st
 from bridge.journal.copies import admit_copies, distinct_accounts
-from bridge.journal.orders import count_entries, insert_orders, orders_by_signal
+from bridge.journal.orders import (
+    entry_counts,
+    entry_params,
+    insert_orders,
+    orders_by_signal,
+)
 from bridge.journal.rows import (
     Admission,
     AdmitRequest,
     Claim,
+    EntryCounts,
     ErrorInfo,
+    OrderPlan,
     OrderRow,
     SignalRow,
     SignalStatus,
@@ -39,7 +46,7 @@ from bridge.journal.rows import (
 )
 from bridge.journal.status import settle_signal
 from bridge.journal.tables import events, signals
-from bridge.journal.tokens import Turns, grant_token
+from bridge.journal.tokens import Turns, grant_counted, rate_window
 from bridge.journal.txn import exclusive_many, writing
 
 
@@ -182,9 +189,23 @@ def _admit_in(conn: Connection, dialect: str, now: datetime, r: AdmitRequest,
     # Decided before the row exists: everything queued now arrived earlier, so the signal
     # is at the head unless something of the same or a higher priority waits.
     token, first_in_line = None, False
-    if r.claimant is not None and conn.execute(st.QUEUED_AT_OR_ABOVE, {
-            "account": r.account, "priority": r.priority}).first() is None:
-        token, _, first_in_line = grant_token(conn, r.account, r.rate, dialect)
+    counts: EntryCounts | None = None
+    plans: list[OrderPlan] | None = None
+    if r.claimant is not None:
+        # What is queued ahead, the rate window and the entry counts: one statement. The
+        # orders are planned before the token is granted, so a token whose request goes at
+        # once is recorded as sent with its grant.
+        moment, window = rate_window(conn, r.account, dialect)
+        params = {**window, "priority": r.priority}
+        if r.entry is not None:
+            params.update(entry_params(r.account, r.entry))
+        read = conn.execute(st.ADMIT_READS_COUNTED if r.entry is not None
+                            else st.ADMIT_READS, params).one()
+        if not read[0]:
+            counts = entry_counts(read[3:], r.entry) if r.entry is not None else None
+            plans = r.plan(counts) if r.plan is not None and counts is not None else None
+            token, _, first_in_line = grant_counted(conn, r.account, r.rate, moment, window,
+                                                    read[1], read[2], mark_sent=bool(plans))
     if token is not None:
         values.update(status=SignalStatus.DISPATCHING.value, claimed_by=r.claimant,
                       claimed_at=now)
@@ -215,15 +236,14 @@ def _admit_in(conn: Connection, dialect: str, now: datetime, r: AdmitRequest,
         conn.execute(st.INSERT_EVENT, timeline)
         return Admission(signal_id)
     granted.append((token, r.account))
-    counts = count_entries(conn, r.account, r.entry) if r.entry is not None else None
-    plans = r.plan(counts) if r.plan is not None and counts is not None else None
     made: list[OrderRow] = []
     first_sending = False
     if plans:
         # The signal's timeline goes in with its orders' events, one statement for both.
         made, first_sending = insert_orders(conn, now, signal_id, r.account,
                                             r.signal.strategy, plans, token,
-                                            first_in_line=first_in_line, timeline=timeline)
+                                            first_in_line=first_in_line, timeline=timeline,
+                                            token_marked=True)
     else:
         conn.execute(st.INSERT_EVENT, timeline)
     row = SignalRow(

@@ -106,7 +106,7 @@ _QUANTITIES = select(orders.c.quantity).where(_IN_INSTRUMENT).limit(
 
 # The day's entries, counted up to the caps the rules compare them with; the strategy's
 # quantity in the instrument is summed only when its cap is on (``quantity_rows`` 0 when off).
-ENTRY_COUNTS = select(
+_ENTRY_COLUMNS = (
     _count_up_to(_COUNTED, "account_cap"),
     _count_up_to(_MINE, "strategy_cap"),
     select(func.coalesce(func.sum(_QUANTITIES.c.quantity), 0)).scalar_subquery(),
@@ -114,6 +114,19 @@ ENTRY_COUNTS = select(
     select(bridge_meta.c.value).where(bridge_meta.c.key == bindparam("closed_key"))
     .scalar_subquery(),
 )
+ENTRY_COUNTS = select(*_ENTRY_COLUMNS)
+
+# What admission reads before it may claim a signal, in one statement: whether a signal of
+# the account waits ahead of it, the rate window (RATE_COUNT), and the entry counts
+# (ENTRY_COUNTS, in the variant for signals the rules count).
+_ADMIT_COLUMNS = (
+    select(func.count()).select_from(QUEUED_AT_OR_ABOVE.subquery()).scalar_subquery(),
+    select(func.count()).select_from(broker_calls).where(_IN_WINDOW).scalar_subquery(),
+    select(func.count()).select_from(broker_calls).where(
+        _IN_WINDOW, broker_calls.c.done.is_(False)).scalar_subquery(),
+)
+ADMIT_READS = select(*_ADMIT_COLUMNS)
+ADMIT_READS_COUNTED = select(*_ADMIT_COLUMNS, *_ENTRY_COLUMNS)
 
 # ENTRY_COUNTS for many accounts in one statement (a fan-out's copies, on PostgreSQL): one
 # row per element of the arrays, in their order, each counted up to its own caps.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, text
 
@@ -119,10 +119,26 @@ def grant_token(conn: Connection, account: str, rate: int, dialect: str) -> Gran
     (:meth:`QueueStore.finish_sending` stamps it then), so the window holds at the moment
     requests reach the broker, not at the moment signals were claimed.
     """
-    now = now_seconds(conn, dialect)
-    window = {"account": account, "window_start": now - RATE_WINDOW_S,
-              "stale_start": now - UNSENT_TOKEN_S}
+    now, window = rate_window(conn, account, dialect)
     used, unanswered = conn.execute(st.RATE_COUNT, window).one()
+    return grant_counted(conn, account, rate, now, window, used, unanswered)
+
+
+def rate_window(conn: Connection, account: str, dialect: str) -> tuple[float, dict[str, Any]]:
+    """Now (epoch seconds) and the parameters of ``account``'s rate window (st.RATE_COUNT,
+    and the same columns in st.ADMIT_READS)."""
+    now = now_seconds(conn, dialect)
+    return now, {"account": account, "window_start": now - RATE_WINDOW_S,
+                 "stale_start": now - UNSENT_TOKEN_S}
+
+
+def grant_counted(conn: Connection, account: str, rate: int, now: float,
+                  window: dict[str, Any], used: int, unanswered: int, *,
+                  mark_sent: bool = False) -> Grant:
+    """:func:`grant_token` once the window is counted (``used`` calls, ``unanswered`` of
+    them still waiting for their answers). ``mark_sent``: the token's request goes at once
+    when it is first in line, so it is recorded as sent with the grant (one statement less
+    than marking it after)."""
     if used >= rate:
         rows = conn.execute(st.RATE_WINDOW, window).all()
         moments = sorted(float(row.at) if row.done else now for row in rows)
@@ -130,11 +146,12 @@ def grant_token(conn: Connection, account: str, rate: int, dialect: str) -> Gran
             return Grant(None, max(moments[len(moments) - rate] + RATE_WINDOW_S - now, 0.01),
                          False)
         unanswered = sum(1 for row in rows if not row.done)  # one stamped in between
-    result = conn.execute(st.INSERT_CALL, {"account": account, "at": now, "sent": False,
-                                           "done": False})
     # The window counts every unanswered request that still counts (the same rule as
     # in_flight_before's), all granted before this one.
-    return Grant(new_id(result), 0.0, not unanswered)
+    first = not unanswered
+    result = conn.execute(st.INSERT_CALL, {"account": account, "at": now,
+                                           "sent": mark_sent and first, "done": False})
+    return Grant(new_id(result), 0.0, first)
 
 
 def now_seconds(conn: Connection, dialect: str) -> float:
