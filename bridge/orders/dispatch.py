@@ -83,6 +83,8 @@ class Dispatcher:
         self._running: set[str] = set()  # background jobs (following, sweeping) under way
         #: whether the last pass left queued signals of accounts waiting for an answer
         self._held_back = False
+        #: whether the last pass left queued signals for want of a free sending thread
+        self._short_of_room = False
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -147,7 +149,11 @@ class Dispatcher:
     def _done(self, _future: Future[None]) -> None:
         with self._guard:
             self._inflight -= 1
-        self._wake.set()
+        # A freed thread matters only to signals left queued for want of one; a signal's
+        # end means nothing else to the queue (its answer already woke what waited for it),
+        # and a pass per signal cost a journal read per signal.
+        if self._short_of_room:
+            self._wake.set()
 
     def _has_capacity(self) -> bool:
         with self._guard:
@@ -238,11 +244,11 @@ class Dispatcher:
         now = time.monotonic()
         queued = self.journal.queue.queued_accounts()
         if not queued:
-            self._held_back = False
+            self._held_back = self._short_of_room = False
             return
         mine = self.journal.turns.busy_accounts()
         elsewhere = self.journal.queue.accounts_in_flight() - mine
-        held_back = False
+        held_back = short_of_room = False
         wanted: dict[str, int] = {}
         room = self.free_slots()
         for account in queued:
@@ -252,7 +258,10 @@ class Dispatcher:
             if account in elsewhere:
                 self._not_before[account] = now + ELSEWHERE_LOOK_S
                 continue
-            if self._not_before.get(account, 0.0) > now or len(wanted) >= room:
+            if self._not_before.get(account, 0.0) > now:
+                continue
+            if len(wanted) >= room:
+                short_of_room = True
                 continue
             wanted[account] = self.service.accounts.rate(account)
         # Every account's head in one transaction, its orders recorded with the claim.
@@ -263,6 +272,7 @@ class Dispatcher:
         for account, wait in waits.items():
             self._not_before[account] = time.monotonic() + wait
         self._held_back = held_back
+        self._short_of_room = short_of_room
         self._not_before = {account: moment for account, moment in self._not_before.items()
                             if moment > now}
 
