@@ -96,10 +96,13 @@ def stamp_answers(conn: Connection, tokens: list[int], dialect: str) -> None:
 
 def in_flight_before(conn: Connection, account: str, token: int, dialect: str) -> list[int]:
     """The requests granted before ``token`` that still wait for their answers (a few)."""
-    now = now_seconds(conn, dialect)
-    return [int(token_id) for token_id in conn.execute(st.EARLIER_IN_FLIGHT, {
-        "account": account, "token": token, "stale_start": now - UNSENT_TOKEN_S,
-    }).scalars()]
+    if dialect == "postgresql":
+        found = conn.execute(st.EARLIER_IN_FLIGHT_PG, {
+            "account": account, "token": token, "unsent_s": UNSENT_TOKEN_S})
+    else:
+        found = conn.execute(st.EARLIER_IN_FLIGHT, {
+            "account": account, "token": token, "stale_start": time.time() - UNSENT_TOKEN_S})
+    return [int(token_id) for token_id in found.scalars()]
 
 
 class Grant(NamedTuple):

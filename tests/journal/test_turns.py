@@ -10,12 +10,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, update
 
 from bridge.clock import SystemClock
 from bridge.domain import SignalSource
 from bridge.journal.journal import Journal
 from bridge.journal.rows import AdmitRequest, OrderPlan, OrderRow
+from bridge.journal.tables import broker_calls
+from bridge.journal.tokens import UNSENT_TOKEN_S
 from bridge.schemas import load_signal
 
 
@@ -92,3 +94,21 @@ def test_a_request_waits_for_another_process_request_granted_before_it(
     went_at = time.monotonic()
     answering.join(10)
     assert answered_at and went_at >= answered_at[0]
+
+
+def test_a_request_granted_long_ago_and_never_answered_holds_nothing_back(
+        engine: Engine) -> None:
+    # Its sender died: after UNSENT_TOKEN_S it no longer counts, by the journal's clock.
+    ours, theirs = Journal(engine, SystemClock()), Journal(engine, SystemClock())
+    (order,) = _orders(ours, "a", 1)
+    their_token, _ = theirs.queue.take_token("a", 100)
+    our_token, _ = ours.queue.take_token("a", 100)
+    assert their_token is not None and our_token is not None
+    with engine.begin() as conn:
+        conn.execute(update(broker_calls).where(broker_calls.c.id == their_token)
+                     .values(at=broker_calls.c.at - UNSENT_TOKEN_S - 1))
+
+    began = time.monotonic()
+    ours.queue.start_sending(order, our_token)
+
+    assert time.monotonic() - began < 1.0
