@@ -126,14 +126,13 @@ ENTRY_COUNTS = select(*_ENTRY_COLUMNS)
 # What admission reads before it may claim a signal, in one statement: whether a signal of
 # the account waits ahead of it, the rate window (RATE_COUNT), and the entry counts
 # (ENTRY_COUNTS, in the variant for signals the rules count).
+_WINDOW = RATE_COUNT.subquery()  # one pass over the window for both of its counts
 _ADMIT_COLUMNS = (
     select(func.count()).select_from(QUEUED_AT_OR_ABOVE.subquery()).scalar_subquery(),
-    select(func.count()).select_from(broker_calls).where(_IN_WINDOW).scalar_subquery(),
-    select(func.count()).select_from(broker_calls).where(
-        _IN_WINDOW, broker_calls.c.done.is_(False)).scalar_subquery(),
+    *_WINDOW.c,
 )
-ADMIT_READS = select(*_ADMIT_COLUMNS)
-ADMIT_READS_COUNTED = select(*_ADMIT_COLUMNS, *_ENTRY_COLUMNS)
+ADMIT_READS = select(*_ADMIT_COLUMNS).select_from(_WINDOW)
+ADMIT_READS_COUNTED = select(*_ADMIT_COLUMNS, *_ENTRY_COLUMNS).select_from(_WINDOW)
 
 # ENTRY_COUNTS for many accounts in one statement (a fan-out's copies, on PostgreSQL): one
 # row per element of the arrays, in their order, each counted up to its own caps.
