@@ -23,7 +23,7 @@ from bridge.journal.bulk import insert_returning
 from bridge.journal.orders import entry_counts_many
 from bridge.journal.rows import EntryCounts, EntryQuery, OrderRow, OrderState, Planner
 from bridge.journal.tables import broker_calls, orders
-from bridge.journal.tokens import RATE_WINDOW_S, UNSENT_TOKEN_S, now_seconds
+from bridge.journal.tokens import RATE_WINDOW_S, UNSENT_TOKEN_S, now_seconds, window_wait
 
 _MARK_SENT = update(broker_calls).where(broker_calls.c.id == bindparam("where_id"))
 
@@ -62,11 +62,10 @@ def take_tokens(conn: Connection, dialect: str,
     free: list[str] = []
     waits: dict[str, float] = {}
     for account, rate in rates.items():
-        used = sorted(moments[account])
-        if len(used) < rate:
+        if len(moments[account]) < rate:
             free.append(account)
         else:
-            waits[account] = max(used[len(used) - rate] + RATE_WINDOW_S - now, 0.01)
+            waits[account] = window_wait(moments[account], rate, now)
     if not free:
         return {}, waits
     made = dict(insert_returning(conn, broker_calls, [

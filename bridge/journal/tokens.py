@@ -101,7 +101,8 @@ def in_flight_before(conn: Connection, account: str, token: int, dialect: str) -
             "account": account, "token": token, "unsent_s": UNSENT_TOKEN_S})
     else:
         found = conn.execute(st.EARLIER_IN_FLIGHT, {
-            "account": account, "token": token, "stale_start": time.time() - UNSENT_TOKEN_S})
+            "account": account, "token": token,
+            "stale_start": now_seconds(conn, dialect) - UNSENT_TOKEN_S})
     return [int(token_id) for token_id in found.scalars()]
 
 
@@ -144,10 +145,9 @@ def grant_counted(conn: Connection, account: str, rate: int, now: float,
     than marking it after)."""
     if used >= rate:
         rows = conn.execute(st.RATE_WINDOW, window).all()
-        moments = sorted(float(row.at) if row.done else now for row in rows)
+        moments = [float(row.at) if row.done else now for row in rows]
         if len(moments) >= rate:
-            return Grant(None, max(moments[len(moments) - rate] + RATE_WINDOW_S - now, 0.01),
-                         False)
+            return Grant(None, window_wait(moments, rate, now), False)
         unanswered = sum(1 for row in rows if not row.done)  # one stamped in between
     # The window counts every unanswered request that still counts (the same rule as
     # in_flight_before's), all granted before this one.
@@ -155,6 +155,13 @@ def grant_counted(conn: Connection, account: str, rate: int, now: float,
     result = conn.execute(st.INSERT_CALL, {"account": account, "at": now,
                                            "sent": mark_sent and first, "done": False})
     return Grant(new_id(result), 0.0, first)
+
+
+def window_wait(moments: list[float], rate: int, now: float) -> float:
+    """Seconds until a full window has room for one more call: ``moments`` are the calls
+    it counts (an unanswered one as ``now``), at least ``rate`` of them."""
+    ordered = sorted(moments)
+    return max(ordered[len(ordered) - rate] + RATE_WINDOW_S - now, 0.01)
 
 
 def now_seconds(conn: Connection, dialect: str) -> float:

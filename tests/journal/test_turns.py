@@ -74,13 +74,20 @@ def test_requests_go_in_token_order_and_wait_for_their_own_without_asking_again(
     assert reads[0] <= len(tokens)
 
 
-def test_a_request_waits_for_another_process_request_granted_before_it(
-        engine: Engine) -> None:
+def _behind_another_process(engine: Engine) -> tuple[Journal, Journal, OrderRow, int, int]:
+    """Two processes' journals on one account: ``theirs`` granted a request, then ``ours``
+    (with an order to send)."""
     ours, theirs = Journal(engine, SystemClock()), Journal(engine, SystemClock())
     (order,) = _orders(ours, "a", 1)
     their_token, _ = theirs.queue.take_token("a", 100)
     our_token, _ = ours.queue.take_token("a", 100)
     assert their_token is not None and our_token is not None
+    return ours, theirs, order, their_token, our_token
+
+
+def test_a_request_waits_for_another_process_request_granted_before_it(
+        engine: Engine) -> None:
+    ours, theirs, order, their_token, our_token = _behind_another_process(engine)
     answered_at: list[float] = []
 
     def their_answer() -> None:
@@ -99,11 +106,7 @@ def test_a_request_waits_for_another_process_request_granted_before_it(
 def test_a_request_granted_long_ago_and_never_answered_holds_nothing_back(
         engine: Engine) -> None:
     # Its sender died: after UNSENT_TOKEN_S it no longer counts, by the journal's clock.
-    ours, theirs = Journal(engine, SystemClock()), Journal(engine, SystemClock())
-    (order,) = _orders(ours, "a", 1)
-    their_token, _ = theirs.queue.take_token("a", 100)
-    our_token, _ = ours.queue.take_token("a", 100)
-    assert their_token is not None and our_token is not None
+    ours, _, order, their_token, our_token = _behind_another_process(engine)
     with engine.begin() as conn:
         conn.execute(update(broker_calls).where(broker_calls.c.id == their_token)
                      .values(at=broker_calls.c.at - UNSENT_TOKEN_S - 1))
