@@ -11,6 +11,7 @@ with the order and signal stores, which stamp and take tokens too.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -197,17 +198,23 @@ class QueueStore:
                 signals.c.claimed_at < cutoff)).all()
         return [signal_row(row) for row in rows if row.claimed_by not in live]
 
-    def retry_never_arrived(self, signal_id: int) -> SignalStatus | None:
+    def retry_never_arrived(self, signal_id: int,
+                            new_tag: Callable[[], str]) -> SignalStatus | None:
         """Queue a signal again when the order book proved none of its orders arrived.
 
-        Only if every order is ``not_placed`` (or was never sent) and the signal is still
-        within its validity window; past it, the signal is expired. Returns the new status.
+        Only if every order is ``not_placed`` (or was never sent: ``failed``) and the signal
+        is still within its validity window; past it, the signal is expired. Its orders are
+        then sent again as recorded, each under a new tag (``new_tag``), as the same order
+        rows: one order per planned order, whose timeline keeps the attempt that never
+        arrived. As recorded, because while the first attempt's outcome was unknown other
+        signals' sizing counted it as working. Returns the new status.
         """
         now = self._clock.now()
         with exclusive(self.engine, f"retry:{signal_id}") as conn:
             row = conn.execute(select(signals).where(signals.c.id == signal_id)).first()
-            states = {r.status for r in conn.execute(
-                select(orders.c.status).where(orders.c.signal_id == signal_id)).all()}
+            recorded = conn.execute(select(orders.c.id, orders.c.tag, orders.c.status).where(
+                orders.c.signal_id == signal_id).order_by(orders.c.id)).all()
+            states = {r.status for r in recorded}
             if (row is None or not states
                     or not states <= {OrderState.NOT_PLACED.value, OrderState.FAILED.value}
                     or OrderState.NOT_PLACED.value not in states
@@ -221,7 +228,7 @@ class QueueStore:
             else:
                 status, detail = SignalStatus.QUEUED, (
                     "its order never reached Kotak (checked in the order book): queued "
-                    "again to be sent with a new tag")
+                    "again, its orders to be sent as recorded with new tags")
             values: dict[str, Any] = {"status": status.value, "claimed_by": None,
                                       "claimed_at": None, "updated_at": now}
             if status is SignalStatus.EXPIRED:
@@ -229,8 +236,21 @@ class QueueStore:
             else:
                 values.update(error_code=None, error_message=None, error_details=None)
             conn.execute(update(signals).where(signals.c.id == signal_id).values(**values))
-            conn.execute(insert(events).values(signal_id=signal_id, at=now,
-                                               status=status.value, detail=detail))
+            timeline = [{"signal_id": signal_id, "order_id": None, "at": now,
+                         "status": status.value, "detail": detail}]
+            if status is SignalStatus.QUEUED:
+                for order in recorded:
+                    tag = new_tag()
+                    conn.execute(st.UPDATE_ORDER, {
+                        "where_id": order.id, "status": OrderState.CREATED.value, "tag": tag,
+                        "broker_order_id": None, "broker_status": None, "filled_quantity": 0,
+                        "average_price": None, "error_code": None, "reason": None,
+                        "sent_at": None, "final_at": None, "updated_at": now})
+                    timeline.append({"signal_id": signal_id, "order_id": order.id, "at": now,
+                                     "status": OrderState.CREATED.value,
+                                     "detail": f"to be sent again with tag {tag} (nothing "
+                                               f"under {order.tag} reached Kotak)"})
+            conn.execute(st.INSERT_EVENT, timeline)
         return status
 
     def take_over(self, signal_id: int, live: set[str]) -> TakeOver:

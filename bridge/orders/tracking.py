@@ -4,8 +4,8 @@ Every open order of ours (accepted, or sent without an answer) is compared with 
 book, found by order number or by our tag, until it is final. An order whose request got no
 answer and that is still absent from the book a minute after sending never arrived: it is
 marked ``not_placed``, and since the book proves nothing reached Kotak its signal is queued
-again (a new order, a new tag) while still within its validity window, else expired. Nothing
-is ever re-sent on a guess. One process at a time sweeps an account.
+again while still within its validity window (the same orders, sent again under new tags),
+else expired. Nothing is ever re-sent on a guess. One process at a time sweeps an account.
 
 Orders a sender stopped following before they were final (a queued signal's, sent by the
 dispatcher with nobody waiting on the answer; a signal's whose answer budget ran out) are
@@ -32,7 +32,7 @@ from bridge.journal.locks import LockTimeout, try_lock
 from bridge.journal.rows import OrderRow, OrderState, SignalStatus
 from bridge.kotak.client import KotakClient
 from bridge.kotak.errors import BrokerUnavailable, KotakError
-from bridge.orders.service import BOOK_WAIT_S, OrderService, order_state
+from bridge.orders.service import BOOK_WAIT_S, OrderService, new_tag, order_state
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +142,10 @@ class Tracker:
                 if (found := broker.order(order.broker_order_id or "")) is not None]
 
     def _retry(self, signal_id: int) -> None:
-        status = self.journal.queue.retry_never_arrived(signal_id)
+        status = self.journal.queue.retry_never_arrived(signal_id, new_tag)
         if status is SignalStatus.QUEUED:
-            log.warning("signal %d: its order never reached Kotak; queued again", signal_id)
+            log.warning("signal %d: its order never reached Kotak; queued again to be sent "
+                        "under a new tag", signal_id)
         elif status is SignalStatus.EXPIRED:
             log.warning("signal %d: its order never reached Kotak and it is past its validity; "
                         "expired, nothing placed", signal_id)

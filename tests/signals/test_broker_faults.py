@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -40,10 +41,18 @@ def test_a_request_lost_before_kotak_is_proved_absent_then_sent_again(bridge: Br
 
     assert (code, answer["status"]) == (504, "unknown")
     row = bridge.wait_status(answer["alert_id"], SignalStatus.PLACED)
-    orders = bridge.services.journal.orders.orders_of(row.id)
-    assert orders[0].status is OrderState.NOT_PLACED and orders[1].status.accepted
-    assert orders[0].tag != orders[1].tag
-    assert len(bridge.book()) == 1  # one order at Kotak: the lost one never arrived
+    # The same order went again under a new tag: one order row, its timeline telling of the
+    # attempt that never arrived, and one order at Kotak.
+    (order,) = bridge.services.journal.orders.orders_of(row.id)
+    assert order.status.accepted
+    assert [o["GuiOrdId"] for o in bridge.book()] == [order.tag]
+    timeline = [e for e in bridge.services.journal.history.events_of(row.id)
+                if e.order_id == order.id]
+    assert [e.status for e in timeline][:5] == [
+        "created", "sending", "unknown", "not_placed", "created"]
+    again = re.fullmatch(r"to be sent again with tag (\w+) \(nothing under (\w+) reached "
+                         r"Kotak\)", timeline[4].detail)
+    assert again is not None and again[1] == order.tag != again[2]
 
 
 def test_a_lost_request_past_its_validity_is_expired(make_bridge: Any) -> None:

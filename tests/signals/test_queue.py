@@ -123,6 +123,33 @@ def test_an_order_sent_by_a_dead_process_is_settled_not_resent(make_bridge: Any)
     assert len(bridge.placed()) == 1
 
 
+def test_an_order_a_dead_process_marked_sending_and_never_sent_goes_again_once(
+        make_bridge: Any) -> None:
+    """A process killed after journaling ``sending`` and before its request left: the book
+    proves it never arrived, and the same order goes again under a new tag."""
+    bridge = make_bridge(background=False)
+    assert buy(bridge, "killed-mid-send")[0] == 202
+    journal = bridge.services.journal
+    claim, _ = journal.queue.take_head("default", "dead-host:5:mno", 10)
+    assert claim is not None
+    (order,), _ = journal.orders.add_orders(claim.row.id, "default", "", [OrderPlan(
+        "NSE", "SBIN-EQ", "BUY", 1, "MIS", "MARKET", None, None, False, "bdeadbeef0003")])
+    journal.orders.set_order(order.id, OrderState.SENDING, sent_at=bridge.services.clock.now())
+
+    tracker = bridge.services.dispatcher.tracker
+    tracker.unknown_deadline = timedelta(seconds=1.5)
+    tracker.settle_after = timedelta(seconds=0.5)
+    bridge.services.dispatcher.alive_within = timedelta(seconds=1)
+    time.sleep(1.2)
+    bridge.services.start_background()
+
+    row = bridge.wait_status("killed-mid-send", SignalStatus.PLACED, timeout=20)
+    (resent,) = journal.orders.orders_of(row.id)
+    assert resent.id == order.id and resent.status.accepted
+    assert resent.tag != "bdeadbeef0003"
+    assert [d["ig"] for d in bridge.placed()] == [resent.tag]
+
+
 #: the tag of an order a dead process recorded and never sent
 DEAD_TAG = "bdeadbeef0002"
 
