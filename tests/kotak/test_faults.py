@@ -19,6 +19,7 @@ from bridge.kotak.errors import (
 )
 from bridge.kotak.instruments import InstrumentStore
 from bridge.kotak.sandbox import Fault, Sandbox, SandboxAccount, SandboxServer
+from bridge.kotak.sandbox.hosts import Role
 from tests.conftest import Kotak, make_kotak
 
 SBIN = Instrument(Exchange.NSE, "SBIN-EQ", "SBIN", "3045", InstrumentKind.EQUITY, 1,
@@ -141,6 +142,28 @@ def test_nothing_listening_is_unavailable_and_nothing_sent(sandbox: Sandbox,
 
     assert "could not connect" in down.value.message
     assert kotak.store.load_failure("default") is None  # never reached Kotak: not a failure
+
+
+def test_a_request_its_sender_cut_short_is_never_handled(kotak: Kotak,
+                                                         server: SandboxServer) -> None:
+    """A process killed while writing an order: the part that arrived places nothing and is
+    not answered or logged as a request (it was, as a refusal with HTTP 200 and no order
+    data, which read as an accepted order), and the next order goes through as usual."""
+    kotak.client.place_order(buy("before-cut"))
+    (sent,) = server.sandbox.requests.snapshot("place")
+    head = "".join(f"{name}: {value}\r\n" for name, value in sent.headers
+                   if name.lower() not in ("content-length", "connection"))
+    host, port = server.url_of(Role.TRADING).removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as cut:
+        cut.sendall(f"POST {sent.target} HTTP/1.1\r\n{head}Content-Length: 400\r\n\r\n"
+                    .encode() + b"jData=%7B%22es%22")
+        cut.shutdown(socket.SHUT_WR)
+        assert cut.recv(1024) == b""  # closed without an answer
+
+    assert len(server.sandbox.requests.snapshot("place")) == 1
+    kotak.client.place_order(buy("after-cut"))
+    assert sorted(tags(kotak)) == ["after-cut", "before-cut"]
+    assert [r.status for r in server.sandbox.requests.snapshot("place")] == [200, 200]
 
 
 def test_order_to_a_dead_host_is_unavailable_not_unknown(kotak: Kotak,

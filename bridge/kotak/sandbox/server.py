@@ -105,6 +105,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             return
         body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            # The sender went away mid-request (a process killed while sending): the web
+            # server in front of Kotak's application never passes on a request cut short,
+            # so nothing of it is handled, answered or logged here either.
+            self.close_connection = True
+            return
         answer: list[Any] = []
 
         def start_response(status: str, headers: list[tuple[str, str]],
