@@ -239,17 +239,18 @@ class QueueStore:
             timeline = [{"signal_id": signal_id, "order_id": None, "at": now,
                          "status": status.value, "detail": detail}]
             if status is SignalStatus.QUEUED:
-                for order in recorded:
-                    tag = new_tag()
-                    conn.execute(st.UPDATE_ORDER, {
-                        "where_id": order.id, "status": OrderState.CREATED.value, "tag": tag,
-                        "broker_order_id": None, "broker_status": None, "filled_quantity": 0,
-                        "average_price": None, "error_code": None, "reason": None,
-                        "sent_at": None, "final_at": None, "updated_at": now})
-                    timeline.append({"signal_id": signal_id, "order_id": order.id, "at": now,
-                                     "status": OrderState.CREATED.value,
-                                     "detail": f"to be sent again with tag {tag} (nothing "
-                                               f"under {order.tag} reached Kotak)"})
+                tags = {order.id: new_tag() for order in recorded}
+                conn.execute(st.UPDATE_ORDER, [{
+                    "where_id": order_id, "status": OrderState.CREATED.value, "tag": tag,
+                    "broker_order_id": None, "broker_status": None, "filled_quantity": 0,
+                    "average_price": None, "error_code": None, "reason": None,
+                    "sent_at": None, "final_at": None, "updated_at": now}
+                    for order_id, tag in tags.items()])
+                timeline += [{"signal_id": signal_id, "order_id": order.id, "at": now,
+                              "status": OrderState.CREATED.value,
+                              "detail": f"to be sent again with tag {tags[order.id]} (nothing "
+                                        f"under {order.tag} reached Kotak)"}
+                             for order in recorded]
             conn.execute(st.INSERT_EVENT, timeline)
         return status
 

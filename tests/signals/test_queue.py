@@ -9,7 +9,7 @@ from typing import Any
 
 from bridge.clock import ManualClock
 from bridge.domain import OrderRequest, Product, Side
-from bridge.journal.rows import OrderPlan, OrderState, SignalStatus
+from bridge.journal.rows import OrderPlan, OrderRow, OrderState, SignalStatus
 from bridge.kotak.sandbox.conditions import Rule
 from tests.signals.conftest import Bridge, weekday_at
 
@@ -99,16 +99,24 @@ def test_a_signal_claimed_by_a_dead_process_is_taken_over(make_bridge: Any) -> N
     assert len(bridge.placed()) == 1
 
 
+def claim_sending(bridge: Bridge, alert_id: str, dead: str, tag: str) -> OrderRow:
+    """Queue a signal, then leave it as a process killed while sending does: claimed, its
+    order recorded and marked ``sending``, with no answer."""
+    assert buy(bridge, alert_id)[0] == 202
+    journal = bridge.services.journal
+    claim, _ = journal.queue.take_head("default", dead, 10)
+    assert claim is not None and claim.row.alert_id == alert_id
+    (order,), _ = journal.orders.add_orders(claim.row.id, "default", "", [OrderPlan(
+        "NSE", "SBIN-EQ", "BUY", 1, "MIS", "MARKET", None, None, False, tag)])
+    journal.orders.set_order(order.id, OrderState.SENDING, sent_at=bridge.services.clock.now())
+    return order
+
+
 def test_an_order_sent_by_a_dead_process_is_settled_not_resent(make_bridge: Any) -> None:
     bridge = make_bridge(background=False)
-    assert buy(bridge, "half-sent")[0] == 202
+    claim_sending(bridge, "half-sent", "dead-host:2:def", "bdeadbeef0001")
     journal = bridge.services.journal
-    claim, _ = journal.queue.take_head("default", "dead-host:2:def", 10)
-    assert claim is not None
     sbin = bridge.services.instruments.current().resolve("NSE:SBIN")
-    (order,), _ = journal.orders.add_orders(claim.row.id, "default", "", [OrderPlan(
-        "NSE", "SBIN-EQ", "BUY", 1, "MIS", "MARKET", None, None, False, "bdeadbeef0001")])
-    journal.orders.set_order(order.id, OrderState.SENDING, sent_at=bridge.services.clock.now())
     # The dead process's request did reach Kotak before it died.
     bridge.services.broker().place_order(OrderRequest(sbin, Side.BUY, 1, Product.MIS,
                                                       tag="bdeadbeef0001"))
@@ -128,13 +136,8 @@ def test_an_order_a_dead_process_marked_sending_and_never_sent_goes_again_once(
     """A process killed after journaling ``sending`` and before its request left: the book
     proves it never arrived, and the same order goes again under a new tag."""
     bridge = make_bridge(background=False)
-    assert buy(bridge, "killed-mid-send")[0] == 202
+    order = claim_sending(bridge, "killed-mid-send", "dead-host:5:mno", "bdeadbeef0003")
     journal = bridge.services.journal
-    claim, _ = journal.queue.take_head("default", "dead-host:5:mno", 10)
-    assert claim is not None
-    (order,), _ = journal.orders.add_orders(claim.row.id, "default", "", [OrderPlan(
-        "NSE", "SBIN-EQ", "BUY", 1, "MIS", "MARKET", None, None, False, "bdeadbeef0003")])
-    journal.orders.set_order(order.id, OrderState.SENDING, sent_at=bridge.services.clock.now())
 
     tracker = bridge.services.dispatcher.tracker
     tracker.unknown_deadline = timedelta(seconds=1.5)
